@@ -1,0 +1,40 @@
+"""Helpers shared by the benchmark scripts: timing, machine description, result files."""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> str:
+    """A one-line description of where the benchmark ran."""
+    return (f"{platform.machine()}, {torch.get_num_threads()} torch "
+            f"threads, torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def timed(fn, repeats: int):
+    """Run fn() ``repeats`` times; return (last result, median seconds)."""
+    seconds, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        seconds.append(time.perf_counter() - start)
+    return result, statistics.median(seconds)
+
+
+def write(name: str, rows: list[dict], columns: list[str], command: str) -> str:
+    """Save rows as results/NAME.json and return them as a markdown table."""
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"command": command, "machine": machine(), "rows": rows}
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""Samplers: each carries prior draws x_T (n, *shape) to x_eps (n, *shape).
+
+Every sampler is a plain function ``sampler(sde, score, x, *, eps, generator, progress, ...)``
+and SAMPLERS maps method names to them; adding a sampler is adding one entry.
+- "ode": the probability-flow ODE from T down to eps with torchdiffeq.
+- "sde": the reverse SDE with torchsde (Euler-Maruyama by default).
+- "pc": predictor-corrector: a reverse-SDE step, then Langevin corrector steps whose size
+  follows a signal-to-noise ratio (Song et al. 2021, Alg. 1-2).
+- "langevin": annealed Langevin dynamics over the SDE's noise levels, corrector steps only
+  (NCSN, Song and Ermon 2019).
+"""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from .modules import ProbabilityFlowODE, ReverseSDE, solve_ode
+from .utils import append_dims
+
+
+def sample_ode(sde, score, x, *, eps, generator=None, progress=False, solver="dopri5",
+               rtol=1e-5, atol=1e-5, steps=100):
+    """Probability-flow ODE from T to eps; solver/rtol/atol/steps as for log_prob."""
+    flow = ProbabilityFlowODE(sde, score, x.shape[1:])
+    y = solve_ode(flow, x.reshape(x.shape[0], -1), sde.T, eps, solver=solver, rtol=rtol,
+                  atol=atol, steps=steps)
+    return y.reshape(x.shape)
+
+
+def sample_sde(sde, score, x, *, eps, generator=None, progress=False, solver="euler",
+               steps=1000):
+    """Reverse SDE by ``torchsde.sdeint`` in s = T - t, ``steps`` steps of size (T - eps)/steps.
+
+    solver: any torchsde method for Ito SDEs with diagonal noise ("euler", "milstein", "srk").
+    The Brownian path is seeded from ``generator`` so a seed gives the same samples.
+    """
+    import torchsde
+
+    n = x.shape[0]
+    y0 = x.reshape(n, -1)
+    span = sde.T - eps
+    entropy = None
+    if generator is not None:
+        entropy = int(torch.randint(0, 2**62, (1,), generator=generator,
+                                    device=generator.device).item())
+    ts = torch.tensor([0.0, span], dtype=y0.dtype, device=y0.device)
+    brownian = torchsde.BrownianInterval(t0=ts[0], t1=ts[-1], size=y0.shape, dtype=y0.dtype,
+                                         device=y0.device, entropy=entropy)
+    reverse = ReverseSDE(sde, score, x.shape[1:])
+    ys = torchsde.sdeint(reverse, y0, ts, bm=brownian, method=solver, dt=span / steps)
+    return ys[-1].reshape(x.shape)
+
+
+def langevin_correct(sde, score, x, t, *, snr, generator=None):
+    """One Langevin step targeting p_t: x + a score + sqrt(2 a) z, x (n, *shape), t (n,).
+
+    The step follows the signal-to-noise rule a = 2 (snr ||z|| / ||score||)^2 at the norms
+    that hold where the noise dominates, ||z|| ~ sqrt(D) and ||score|| ~ sqrt(D) / s(t), so
+    a = 2 (snr s(t))^2. It depends on t alone: a step that varied with each sample's own
+    norms would change the chain's stationary law (in low dimensions it pushes samples off
+    the modes, where the score vanishes), and one from batch averages would couple samples.
+    """
+    step = append_dims(2 * (snr * sde.marginal_std(t)) ** 2, x.ndim)
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return x + step * score(x, t) + torch.sqrt(2 * step) * noise
+
+
+def _time_grid(sde, eps, count, x):
+    """``count`` + 1 times from T down to eps."""
+    return torch.linspace(sde.T, eps, count + 1, dtype=x.dtype, device=x.device)
+
+
+def sample_pc(sde, score, x, *, eps, generator=None, progress=False, steps=1000, snr=0.16,
+              corrector_steps=1):
+    """Predictor-corrector: at each of ``steps`` times from T to eps, ``corrector_steps``
+    Langevin steps at signal-to-noise ratio ``snr``, then one Euler-Maruyama step of the
+    reverse SDE to the next time."""
+    reverse = ReverseSDE(sde, score, x.shape[1:])
+    times = _time_grid(sde, eps, steps, x)
+    n = x.shape[0]
+    for i in tqdm(range(steps), disable=not progress, desc="pc sampling"):
+        t = times[i].expand(n)
+        for _ in range(corrector_steps):
+            x = langevin_correct(sde, score, x, t, snr=snr, generator=generator)
+        y = x.reshape(n, -1)
+        s = sde.T - times[i]
+        ds = times[i] - times[i + 1]
+        noise = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+        y = y + reverse.f(s, y) * ds + reverse.g(s, y) * torch.sqrt(ds) * noise
+        x = y.reshape(x.shape)
+    return x
+
+
+def sample_langevin(sde, score, x, *, eps, generator=None, progress=False, levels=100,
+                    steps_per_level=20, snr=0.4):
+    """Annealed Langevin dynamics: ``steps_per_level`` Langevin steps at each of ``levels``
+    noise levels, times evenly spaced from T down to eps (geometric sigmas for VE)."""
+    times = _time_grid(sde, eps, levels - 1, x)
+    n = x.shape[0]
+    for level in tqdm(times, disable=not progress, desc="annealed Langevin"):
+        t = level.expand(n)
+        for _ in range(steps_per_level):
+            x = langevin_correct(sde, score, x, t, snr=snr, generator=generator)
+    return x
+
+
+SAMPLERS = {
+    "ode": sample_ode,
+    "sde": sample_sde,
+    "pc": sample_pc,
+    "langevin": sample_langevin,
+}
+
+
+def tweedie_denoise(sde, score, x, t):
+    """E[x_0 | x_t] = (x + s(t)^2 score(x, t)) / m(t): the usual last denoising step."""
+    m = append_dims(sde.mean_scale(t), x.ndim)
+    s2 = append_dims(sde.marginal_std(t) ** 2, x.ndim)
+    return (x + s2 * score(x, t)) / m

@@ -1,0 +1,180 @@
+"""The forward SDEs dx = f(x, t) dt + g(t) dw on t in [0, T], T = 1 (Song et al. 2021, Table 1).
+
+Each SDE knows its drift f, diffusion g, the Gaussian perturbation kernel
+x_t | x_0 ~ N(m(t) x_0, s(t)^2 I) and its prior. Times are (n,) tensors, one per sample;
+states are (n, *shape) tensors of any shape.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .utils import append_dims, sum_except_batch
+
+
+class SDE:
+    """Shared behaviour of the linear SDEs with Gaussian kernels.
+
+    Subclasses define ``drift_coef(t)`` (f = drift_coef(t) x), ``diffusion(t)`` = g(t),
+    ``mean_scale(t)`` = m(t), ``marginal_std(t)`` = s(t), ``prior_std`` and the default
+    smallest times ``likelihood_eps`` and ``sampling_eps``.
+    """
+
+    T = 1.0
+    name = "sde"
+    likelihood_eps = 1e-5
+    sampling_eps = 1e-3
+    prior_std = 1.0
+
+    def drift_coef(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def diffusion(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def mean_scale(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def marginal_std(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """f(x, t): x (n, *shape), t (n,) -> (n, *shape)."""
+        return append_dims(self.drift_coef(t), x.ndim) * x
+
+    def marginal_mean(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean m(t) x0 of the perturbation kernel: x0 (n, *shape), t (n,) -> (n, *shape)."""
+        return append_dims(self.mean_scale(t), x0.ndim) * x0
+
+    def perturb(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """A draw from the kernel: m(t) x0 + s(t) noise, all (n, *shape)."""
+        return self.marginal_mean(x0, t) + append_dims(self.marginal_std(t), x0.ndim) * noise
+
+    def prior_sample(self, shape, *, generator=None, device=None, dtype=None) -> torch.Tensor:
+        """Draw (n, *shape) from the prior N(0, prior_std^2 I); ``shape`` includes n."""
+        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return self.prior_std * z
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """Log-density of the prior in nats: z (n, *shape) -> (n,)."""
+        d = z[0].numel()
+        quad = sum_except_batch(z**2) / self.prior_std**2
+        return -0.5 * quad - 0.5 * d * math.log(2 * math.pi * self.prior_std**2)
+
+    def params(self) -> dict:
+        """The constructor's keyword arguments (for saving and printing)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class VESDE(SDE):
+    """Variance exploding: f = 0, sigma(t) = sigma_min (sigma_max / sigma_min)^t.
+
+    g(t)^2 = 2 sigma(t)^2 ln(sigma_max / sigma_min); the kernel std is
+    s(t) = sqrt(sigma(t)^2 - sigma_min^2) (exact, so s(0) = 0); prior N(0, sigma_max^2 I).
+    """
+
+    name = "ve"
+    sampling_eps = 1e-5
+
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
+        sigma_min, sigma_max = float(sigma_min), float(sigma_max)
+        if not (0 < sigma_min < sigma_max) or not math.isfinite(sigma_max):
+            raise ValueError(
+                f"VESDE needs 0 < sigma_min < sigma_max < inf; got sigma_min={sigma_min}, "
+                f"sigma_max={sigma_max}"
+            )
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max
+        self.log_ratio = math.log(sigma_max / sigma_min)
+        self.prior_std = sigma_max
+
+    def sigma(self, t):
+        return self.sigma_min * torch.exp(t * self.log_ratio)
+
+    def drift_coef(self, t):
+        return torch.zeros_like(t)
+
+    def diffusion(self, t):
+        return self.sigma(t) * math.sqrt(2 * self.log_ratio)
+
+    def mean_scale(self, t):
+        return torch.ones_like(t)
+
+    def marginal_std(self, t):
+        # sigma_min^2 (exp(2 t ln r) - 1), written with expm1 so small t keeps its digits.
+        return self.sigma_min * torch.sqrt(torch.expm1(2 * t * self.log_ratio))
+
+    def params(self):
+        return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
+
+
+class VPSDE(SDE):
+    """Variance preserving: f = -beta(t) x / 2, g^2 = beta(t), beta linear in t.
+
+    m(t) = exp(-B(t)/2), s(t) = sqrt(1 - exp(-B(t))) with B the integral of beta; prior N(0, I).
+    """
+
+    name = "vp"
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
+        beta_min, beta_max = float(beta_min), float(beta_max)
+        if not (0 < beta_min <= beta_max) or not math.isfinite(beta_max):
+            raise ValueError(
+                f"{type(self).__name__} needs 0 < beta_min <= beta_max < inf; got "
+                f"beta_min={beta_min}, beta_max={beta_max}"
+            )
+        self.beta_min, self.beta_max = beta_min, beta_max
+
+    def beta(self, t):
+        return self.beta_min + t * (self.beta_max - self.beta_min)
+
+    def integrated_beta(self, t):
+        """B(t) = beta_min t + (beta_max - beta_min) t^2 / 2."""
+        return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2
+
+    def drift_coef(self, t):
+        return -0.5 * self.beta(t)
+
+    def diffusion(self, t):
+        return torch.sqrt(self.beta(t))
+
+    def mean_scale(self, t):
+        return torch.exp(-0.5 * self.integrated_beta(t))
+
+    def marginal_std(self, t):
+        return torch.sqrt(-torch.expm1(-self.integrated_beta(t)))
+
+    def params(self):
+        return {"beta_min": self.beta_min, "beta_max": self.beta_max}
+
+
+class SubVPSDE(VPSDE):
+    """Sub-VP: the VP drift with g^2 = beta(t) (1 - exp(-2 B(t))).
+
+    m(t) = exp(-B(t)/2) and s(t) = 1 - exp(-B(t)): the std itself, not its square root.
+    """
+
+    name = "subvp"
+
+    def diffusion(self, t):
+        return torch.sqrt(self.beta(t) * -torch.expm1(-2 * self.integrated_beta(t)))
+
+    def marginal_std(self, t):
+        return -torch.expm1(-self.integrated_beta(t))
+
+
+SDES = {cls.name: cls for cls in (VESDE, VPSDE, SubVPSDE)}
+
+
+def get_sde(name: str, **params) -> SDE:
+    """Build an SDE by name: ``get_sde("subvp", beta_max=20)``; names: ve, vp, subvp."""
+    if not isinstance(name, str):
+        raise TypeError(f"sde must be a name (str) or an SDE object; got {type(name).__name__}")
+    key = name.lower()
+    if key not in SDES:
+        raise ValueError(f"Unknown sde {name!r}; choose one of: {', '.join(SDES)}")
+    return SDES[key](**params)

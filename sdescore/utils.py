@@ -1,0 +1,27 @@
+"""Small tensor helpers shared across the package."""
+from __future__ import annotations
+
+import torch
+
+
+def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Append trailing singleton axes to a per-sample vector.
+
+    v: (n,) tensor; returns (n, 1, ..., 1) with ``ndim`` axes in all, so that it
+    broadcasts against a batch of shape (n, *shape).
+    """
+    return v.reshape(v.shape + (1,) * (ndim - v.ndim))
+
+
+def sum_except_batch(x: torch.Tensor) -> torch.Tensor:
+    """Sum over every axis but the first: (n, ...) -> (n,)."""
+    return x.reshape(x.shape[0], -1).sum(dim=1)
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """A torch.Generator seeded with ``seed``, or None (global RNG) when seed is None."""
+    if seed is None:
+        return None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+    return generator

@@ -1,0 +1,81 @@
+"""Checks at the door: every public function validates its inputs with these helpers,
+so the same mistake gets the same message everywhere."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+
+def as_batch(x, shape: tuple, *, name: str = "x", dtype=None, device=None) -> torch.Tensor:
+    """Convert ``x`` to a finite (n, *shape) tensor with n >= 1.
+
+    Accepts torch tensors, NumPy arrays and anything ``numpy.asarray`` takes. Raises
+    TypeError for non-numeric data and ValueError for a wrong shape, no rows, NaN or inf.
+    """
+    if isinstance(x, torch.Tensor):
+        tensor = x.detach()
+    else:
+        try:
+            array = np.asarray(x)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be numeric array-like; could not convert: {err}") from err
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{name} must hold real numbers; got dtype {tensor.dtype}")
+    expected = (None,) + tuple(shape)
+    if tensor.ndim != len(expected) or tuple(tensor.shape[1:]) != tuple(shape):
+        want = "(n, " + ", ".join(str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}; got {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has no rows")
+    tensor = tensor.to(dtype=dtype or torch.get_default_dtype(), device=device)
+    bad = (~torch.isfinite(tensor)).sum().item()
+    if bad:
+        raise ValueError(f"{name} contains NaN or inf ({bad} entries)")
+    return tensor
+
+
+def as_times(t, n: int, T: float, *, name: str = "t", dtype=None, device=None) -> torch.Tensor:
+    """Convert a scalar or (n,) ``t`` to an (n,) tensor of times in [0, T]."""
+    tensor = torch.as_tensor(t, dtype=dtype, device=device)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must be real; got dtype {tensor.dtype}")
+    if tensor.ndim == 0:
+        tensor = tensor.expand(n)
+    if tensor.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or have shape ({n},); got {tuple(tensor.shape)}")
+    if not torch.isfinite(tensor).all() or (tensor < 0).any() or (tensor > T).any():
+        raise ValueError(f"{name} must lie in [0, {T}]; got values from {tensor.min().item()} "
+                         f"to {tensor.max().item()}")
+    return tensor
+
+
+def check_count(n, *, name: str = "n") -> int:
+    """An integer >= 0."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"{name} must be >= 0; got {n}")
+    return int(n)
+
+
+def check_positive(value, *, name: str, integer: bool = False):
+    """A finite number > 0 (an int when ``integer``)."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an integer' if integer else 'a number'}; "
+                        f"got {type(value).__name__}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be > 0; got {value}")
+    return value
+
+
+def choose(value, registry: dict, *, name: str):
+    """Look ``value`` up in a registry dict; the error lists the valid keys."""
+    if not isinstance(value, str) or value not in registry:
+        raise ValueError(f"Unknown {name} {value!r}; choose one of: {', '.join(registry)}")
+    return registry[value]

@@ -1,0 +1,114 @@
+"""Exact log-likelihoods by the probability-flow ODE against the mixture's closed form."""
+import math
+
+import pytest
+import torch
+from torchdiffeq import odeint
+
+import sdescore
+from sdescore.likelihood import exact_divergence, hutchinson_divergence, draw_probes
+from sdescore.modules import ProbabilityFlowODE
+
+from sdescore.datasets import random_mixture
+
+from conftest import make_sde
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_log_prob_matches_analytic_mixture_density_with_exact_trace(sde, dim):
+    """Default settings, float32: mean |log p_eps - log p_0| <= 0.01 nats per point. The
+    mixture's mean is 0, so the prior mismatch at T (the floor) is far below that."""
+    mixture = random_mixture(dim, seed=dim)
+    model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (dim,))
+    x = mixture.sample(200, seed=5)
+    estimate = model.log_prob(x.float(), trace="exact")
+    assert estimate.dtype == torch.float32 and estimate.shape == (200,)
+    error = (estimate.double() - mixture.log_prob(x)).abs()
+    assert error.mean() <= 0.01, f"mean |error| {error.mean():.4f} nats"
+    assert model.last_score_evals > 0
+
+
+def test_tight_float64_solve_reaches_the_prior_mismatch_floor(mixture2d, double_model):
+    """rtol = atol = 1e-8 in float64: the remaining error is the density gap between p_eps,
+    p_0 and the prior (below 1e-3 nats here), so the solver itself adds nothing visible."""
+    sde = make_sde("vp")
+    model = double_model(mixture2d, sde)
+    x = mixture2d.sample(50, seed=2)
+    estimate = model.log_prob(x, trace="exact", rtol=1e-8, atol=1e-8)
+    assert (estimate - mixture2d.log_prob(x)).abs().max() < 1e-3
+
+
+def test_exact_divergence_is_the_trace_of_the_autograd_jacobian():
+    torch.manual_seed(0)
+    weight = torch.randn(4, 4, dtype=torch.float64)
+    fn = lambda y: torch.tanh(y @ weight) * y  # noqa: E731  (row-wise, nonlinear)
+    y = torch.randn(6, 4, dtype=torch.float64)
+    out, div = exact_divergence(fn, y)
+    torch.testing.assert_close(out, fn(y))
+    for i in range(6):
+        jac = torch.autograd.functional.jacobian(fn, y[i : i + 1]).reshape(4, 4)
+        torch.testing.assert_close(div[i], torch.trace(jac))
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
+def test_hutchinson_mean_converges_to_the_exact_trace(kind):
+    torch.manual_seed(1)
+    weight = torch.randn(5, 5, dtype=torch.float64)
+    fn = lambda y: torch.sin(y @ weight)  # noqa: E731
+    y = torch.randn(3, 5, dtype=torch.float64)
+    _, exact = exact_divergence(fn, y)
+    probes = draw_probes(kind, 20000, y, torch.Generator().manual_seed(2))
+    single = torch.stack([hutchinson_divergence(fn, y, p[None])[1] for p in probes[:200]])
+    _, mean = hutchinson_divergence(fn, y, probes)
+    sem = single.std(0) / math.sqrt(probes.shape[0])
+    assert ((mean - exact).abs() < 4 * sem).all()
+
+
+def test_hutchinson_log_prob_is_unbiased_in_16d():
+    """One Rademacher probe per solve: per-point noise of order a nat, but the mean error
+    over points is within 3 standard errors of zero."""
+    mixture = random_mixture(16, seed=7)
+    sde = make_sde("subvp")
+    model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (16,))
+    x = mixture.sample(300, seed=8)
+    error = model.log_prob(x, trace="hutchinson", seed=0).double() - mixture.log_prob(x)
+    sem = error.std() / math.sqrt(error.numel())
+    assert error.std() > 0.05  # it really is a noisy estimate...
+    assert error.mean().abs() < 3 * sem  # ...that is right on average
+    again = model.log_prob(x, trace="hutchinson", seed=0).double() - mixture.log_prob(x)
+    torch.testing.assert_close(error, again)  # a seed fixes the probes
+
+
+def _recording(score_fn, seen):
+    def score(x, t):
+        seen.append((t.min().item(), t.max().item()))
+        return score_fn(x, t)
+    return score
+
+
+def test_raw_adaptive_solve_asks_for_times_past_T(mixture2d):
+    """The trap: left alone, dopri5 evaluates the drift beyond T = 1 and interpolates back."""
+    sde = make_sde("vp")
+    seen = []
+    flow = ProbabilityFlowODE(sde, _recording(mixture2d.score_fn(sde), seen), (2,))
+    x = mixture2d.sample(64, seed=3)
+    odeint(flow, x, torch.tensor([1e-5, 1.0], dtype=torch.float64), rtol=1e-5, atol=1e-5)
+    assert max(hi for _, hi in seen) > 1.0
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, x: m.log_prob(x),
+    lambda m, x: m.log_prob(x, trace="hutchinson", solver="bosh3"),
+    lambda m, x: m.log_prob(x, solver="rk4", steps=20),
+    lambda m, x: m.sample(64, "ode"),
+    lambda m, x: m.sample(64, "sde", steps=50),
+    lambda m, x: m.sample(64, "pc", steps=50),
+    lambda m, x: m.sample(64, "langevin", levels=10, steps_per_level=2),
+], ids=["log_prob", "hutchinson-bosh3", "rk4", "ode", "sde", "pc", "langevin"])
+def test_score_is_never_asked_for_a_time_outside_0_T(mixture2d, sde, call):
+    seen = []
+    model = sdescore.ScoreModel(sde, _recording(mixture2d.score_fn(sde), seen), (2,))
+    call(model, mixture2d.sample(64, seed=4).float())
+    assert seen, "the score was never called"
+    low, high = min(lo for lo, _ in seen), max(hi for _, hi in seen)
+    assert 0.0 <= low and high <= sde.T, f"score asked at t in [{low}, {high}]"

@@ -1,0 +1,65 @@
+"""Every sampler reproduces an analytic mixture, judged against the two-sample noise floor."""
+import pytest
+import torch
+
+import sdescore
+from sdescore.datasets import GaussianMixture
+from sdescore.metrics import energy_distance, mmd
+
+from conftest import make_sde
+
+N = 4000
+BANDWIDTHS = (0.2, 0.5, 1.0)  # near the components' own spread, where a spread error shows
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    return GaussianMixture([[1.0, 0.5], [-1.0, -0.5]],
+                           [[[0.3, 0.1], [0.1, 0.2]], [[0.1, 0.0], [0.0, 0.25]]])
+
+
+@pytest.fixture(scope="module")
+def threshold(mixture):
+    """Mean + 3 sd of the statistic between two fresh draws of N points (its noise floor)."""
+    floor = torch.tensor([mmd(mixture.sample(N, seed=2 * i), mixture.sample(N, seed=2 * i + 1),
+                              BANDWIDTHS) for i in range(8)])
+    return (floor.mean() + 3 * floor.std()).item()
+
+
+def _respread(mixture, component, factor):
+    covs = mixture.covs.clone()
+    covs[component] *= factor**2
+    return GaussianMixture(mixture.means, covs, mixture.weights)
+
+
+@pytest.mark.parametrize("component", [0, 1])
+@pytest.mark.parametrize("factor", [0.8, 1.2])
+def test_statistic_catches_a_20_percent_error_in_one_components_spread(mixture, threshold,
+                                                                        component, factor):
+    wrong = _respread(mixture, component, factor).sample(N, seed=100)
+    assert mmd(wrong, mixture.sample(N, seed=101), BANDWIDTHS) > threshold
+
+
+@pytest.mark.parametrize("method", ["ode", "sde", "pc", "langevin"])
+def test_sampler_reproduces_the_mixture_with_its_exact_score(mixture, threshold, sde, method):
+    model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
+    samples = model.sample(N, method, seed=3)
+    assert samples.shape == (N, 2) and samples.dtype == torch.float32
+    statistic = mmd(samples, mixture.sample(N, seed=11), BANDWIDTHS)
+    assert statistic < threshold, f"MMD {statistic:.5f} above the noise floor {threshold:.5f}"
+    assert model.last_score_evals > 0
+
+
+def test_seed_makes_every_sampler_repeatable(mixture):
+    sde = make_sde("vp")
+    model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
+    for method in ["sde", "pc", "langevin"]:
+        options = {"steps": 20} if method != "langevin" else {"levels": 5}
+        first = model.sample(50, method, seed=7, **options)
+        torch.testing.assert_close(first, model.sample(50, method, seed=7, **options))
+
+
+def test_energy_distance_is_zero_for_one_sample_and_positive_for_a_shift(mixture):
+    x = mixture.sample(500, seed=1)
+    assert abs(energy_distance(x, mixture.sample(500, seed=2))) < 0.02
+    assert energy_distance(x, x + 1.0) > 0.5
