@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -9,8 +11,9 @@ from torch import nn
 
 from .likelihood import probability_flow_log_prob
 from .modules import ForwardSDE, ReverseSDE
+from .nets import NETS, PARAMETERIZATIONS, net_name
 from .sampling import SAMPLERS, tweedie_denoise
-from .sde import SDE
+from .sde import SDE, get_sde
 from .validation import as_batch, as_times, check_count, check_positive, choose
 from .utils import make_generator
 
@@ -20,12 +23,16 @@ class ScoreModel(nn.Module):
 
     sde: an SDE object (``sdescore.get_sde``); score_fn: a callable or nn.Module taking
     x (n, *shape) and t (n,) and returning a tensor like x; shape: the shape of one sample,
-    e.g. (d,) or (c, h, w). Computation runs in the model's dtype and device (``.double()``,
-    ``.to(device)``). After each call of ``score``, ``log_prob`` or ``sample``,
-    ``last_score_evals`` holds the number of batched score evaluations that call used.
+    e.g. (d,) or (c, h, w). loc, scale: an affine map (tensors broadcasting to ``shape``)
+    from the data's coordinates to the ones the score lives in, y = (x - loc) / scale; the
+    public methods take and return data coordinates, and ``log_prob`` includes the map's
+    log-determinant. ``forward_sde`` and ``reverse_sde`` act in y.
+    Computation runs in the model's dtype and device (``.double()``, ``.to(device)``). After
+    each call of ``score``, ``log_prob`` or ``sample``, ``last_score_evals`` holds the number
+    of batched score evaluations that call used.
     """
 
-    def __init__(self, sde: SDE, score_fn: Callable, shape):
+    def __init__(self, sde: SDE, score_fn: Callable, shape, *, loc=None, scale=None):
         super().__init__()
         if not isinstance(sde, SDE):
             raise TypeError(f"sde must be an SDE object (see sdescore.get_sde); "
@@ -40,8 +47,15 @@ class ScoreModel(nn.Module):
         self.shape = shape
         self.last_score_evals = 0
         self._score_evals = 0
+        self.history: list[dict] = []
         # An empty buffer that follows .to()/.double(), telling the model's dtype and device.
         self.register_buffer("_anchor", torch.empty(0), persistent=False)
+        loc = torch.zeros(shape) if loc is None else torch.as_tensor(loc, dtype=torch.float32)
+        scale = torch.ones(shape) if scale is None else torch.as_tensor(scale, dtype=torch.float32)
+        if not torch.isfinite(scale).all() or (scale <= 0).any() or not torch.isfinite(loc).all():
+            raise ValueError("scale must be finite and > 0, and loc finite")
+        self.register_buffer("loc", torch.broadcast_to(loc, shape).clone())
+        self.register_buffer("scale", torch.broadcast_to(scale, shape).clone())
 
     @property
     def dtype(self) -> torch.dtype:
@@ -78,13 +92,22 @@ class ScoreModel(nn.Module):
     def _batch(self, x, name="x"):
         return as_batch(x, self.shape, name=name, dtype=self.dtype, device=self.device)
 
+    def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """y = (x - loc) / scale, for x (n, *shape) in data coordinates."""
+        return (x - self.loc) / self.scale
+
+    def to_data_space(self, y: torch.Tensor) -> torch.Tensor:
+        """x = loc + scale y, the inverse of ``to_model_space``."""
+        return self.loc + self.scale * y
+
     @torch.no_grad()
     def score(self, x, t) -> torch.Tensor:
-        """grad_x log p_t(x): x (n, *shape), t scalar or (n,) in [0, T] -> (n, *shape)."""
+        """grad_x log p_t(x) in data coordinates: x (n, *shape), t scalar or (n,) in [0, T]
+        -> (n, *shape). With a data map y = (x - loc) / scale this is score_y(y, t) / scale."""
         x = self._batch(x)
         t = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=self.device)
         self._score_evals = 0
-        return self._finish(self._score(x, t))
+        return self._finish(self._score(self.to_model_space(x), t) / self.scale)
 
     @torch.no_grad()
     def log_prob(self, x, trace: str = "auto", *, eps: float | None = None,
@@ -106,10 +129,10 @@ class ScoreModel(nn.Module):
         check_positive(probes, name="probes", integer=True)
         self._score_evals = 0
         result = probability_flow_log_prob(
-            self.sde, self._score, self.shape, x, trace=trace, eps=eps, solver=solver,
-            rtol=rtol, atol=atol, steps=steps, probes=probes, probe=probe,
+            self.sde, self._score, self.shape, self.to_model_space(x), trace=trace, eps=eps,
+            solver=solver, rtol=rtol, atol=atol, steps=steps, probes=probes, probe=probe,
             generator=make_generator(seed, self.device))
-        return self._finish(result)
+        return self._finish(result - self.scale.log().sum())
 
     @torch.no_grad()
     def sample(self, n: int, method: str = "ode", *, eps: float | None = None,
@@ -131,13 +154,13 @@ class ScoreModel(nn.Module):
         x = self.sde.prior_sample((n,) + self.shape, generator=generator, device=self.device,
                                   dtype=self.dtype)
         if n == 0:
-            return self._finish(x)
+            return self._finish(self.to_data_space(x))
         x = sampler(self.sde, self._score, x, eps=eps, generator=generator, progress=progress,
                     **options)
         if denoise:
             t = torch.full((n,), eps, dtype=self.dtype, device=self.device)
             x = tweedie_denoise(self.sde, self._score, x, t)
-        return self._finish(x)
+        return self._finish(self.to_data_space(x))
 
     def _check_eps(self, eps, default):
         if eps is None:
@@ -146,3 +169,64 @@ class ScoreModel(nn.Module):
         if eps >= self.sde.T:
             raise ValueError(f"eps must be below T = {self.sde.T}; got {eps}")
         return float(eps)
+
+    def config(self) -> dict:
+        """What ``load`` needs to rebuild this model: SDE, shape, network and parameterisation.
+
+        Only models whose score_fn is a NoisePrediction or DirectScore over a network from
+        ``sdescore.nets`` can be described; others raise TypeError.
+        """
+        kind = next((k for k, cls in PARAMETERIZATIONS.items() if type(self.score_fn) is cls), None)
+        if kind is None:
+            raise TypeError(
+                f"Cannot save a ScoreModel whose score_fn is a {type(self.score_fn).__name__}: "
+                "only NoisePrediction or DirectScore over a network from sdescore.nets can be "
+                "rebuilt on load")
+        net = self.score_fn.net
+        return {"sde": {"name": self.sde.name, "params": self.sde.params()},
+                "shape": list(self.shape), "parameterization": kind,
+                "net": {"name": net_name(net), "config": dict(net.config)}}
+
+    def save(self, path) -> None:
+        """Write config, weights (and training history) to ``path`` atomically: to a temporary
+        file beside it, then renamed, so a crash never leaves a half-written model."""
+        path = Path(path)
+        payload = {"format": MODEL_FORMAT, "config": self.config(), "history": self.history,
+                   "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+MODEL_FORMAT = "sdescore-model-1"
+
+
+def load(path, map_location="cpu") -> ScoreModel:
+    """Rebuild a ScoreModel saved by ``ScoreModel.save``.
+
+    The file is read with ``torch.load(weights_only=True)``, so it cannot run code; a file
+    that is not a sdescore model raises ValueError.
+    """
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # unpickling errors come in many types
+        raise ValueError(f"{path} is not a readable sdescore model file: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a sdescore model file (expected format {MODEL_FORMAT!r})")
+    try:
+        config, state = payload["config"], payload["state_dict"]
+        sde = get_sde(config["sde"]["name"], **config["sde"]["params"])
+        net = NETS[config["net"]["name"]](**config["net"]["config"])
+        score_fn = PARAMETERIZATIONS[config["parameterization"]](net, sde)
+        model = ScoreModel(sde, score_fn, tuple(config["shape"]))
+        model.to(state["loc"].dtype)
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{path} holds a damaged or incompatible sdescore model: {err}") from err
+    model.history = list(payload.get("history", []))
+    return model.to(map_location)

@@ -39,6 +39,10 @@ class SDE:
     def marginal_std(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def time_at_std(self, std: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """The inverse of marginal_std: the t with s(t) = std."""
+        raise NotImplementedError
+
     def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """f(x, t): x (n, *shape), t (n,) -> (n, *shape)."""
         return append_dims(self.drift_coef(t), x.ndim) * x
@@ -108,6 +112,9 @@ class VESDE(SDE):
         # sigma_min^2 (exp(2 t ln r) - 1), written with expm1 so small t keeps its digits.
         return self.sigma_min * torch.sqrt(torch.expm1(2 * t * self.log_ratio))
 
+    def time_at_std(self, std):
+        return torch.log1p((std / self.sigma_min) ** 2) / (2 * self.log_ratio)
+
     def params(self):
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
@@ -148,6 +155,16 @@ class VPSDE(SDE):
     def marginal_std(self, t):
         return torch.sqrt(-torch.expm1(-self.integrated_beta(t)))
 
+    def time_at_integrated_beta(self, b):
+        """The inverse of B(t): solves beta_min t + (beta_max - beta_min) t^2 / 2 = b."""
+        slope = self.beta_max - self.beta_min
+        if slope == 0:
+            return b / self.beta_min
+        return 2 * b / (self.beta_min + torch.sqrt(self.beta_min**2 + 2 * slope * b))
+
+    def time_at_std(self, std):
+        return self.time_at_integrated_beta(-torch.log1p(-std**2))
+
     def params(self):
         return {"beta_min": self.beta_min, "beta_max": self.beta_max}
 
@@ -165,6 +182,9 @@ class SubVPSDE(VPSDE):
 
     def marginal_std(self, t):
         return -torch.expm1(-self.integrated_beta(t))
+
+    def time_at_std(self, std):
+        return self.time_at_integrated_beta(-torch.log1p(-std))
 
 
 SDES = {cls.name: cls for cls in (VESDE, VPSDE, SubVPSDE)}

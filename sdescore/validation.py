@@ -79,3 +79,20 @@ def choose(value, registry: dict, *, name: str):
     if not isinstance(value, str) or value not in registry:
         raise ValueError(f"Unknown {name} {value!r}; choose one of: {', '.join(registry)}")
     return registry[value]
+
+
+def as_dataset(data, *, name: str = "data", dtype=None) -> torch.Tensor:
+    """Training data as a finite (n, d) or (n, c, h, w) tensor with at least two rows."""
+    if isinstance(data, torch.Tensor):
+        shape = tuple(data.shape)
+    else:
+        try:
+            shape = np.shape(data)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be numeric array-like; could not convert: {err}") from err
+    if len(shape) not in (2, 4):
+        raise ValueError(f"{name} must have shape (n, d) or (n, c, h, w); got {shape}")
+    tensor = as_batch(data, shape[1:], name=name, dtype=dtype)
+    if tensor.shape[0] < 2:
+        raise ValueError(f"{name} needs at least 2 rows; got {tensor.shape[0]}")
+    return tensor

@@ -1,0 +1,163 @@
+"""Score networks and the parameterisations that turn their output into a score.
+
+- ``MLPScoreNet`` for vectors (n, d) and ``UNet`` for images (n, c, h, w); both take
+  (x, t) with t (n,) in [0, T] and return a tensor like x.
+- ``NoisePrediction`` (default) reads the network's output as the noise z in
+  x_t = m(t) x_0 + s(t) z, so score(x, t) = -output / s(t) (DDPM's parameterisation);
+  ``DirectScore`` reads it as the score itself. Either is the ``score_fn`` of a ScoreModel.
+Networks know their constructor arguments (``config``) so that a model can be saved and rebuilt.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .utils import append_dims
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """t (n,) in [0, 1] -> (n, dim) sines and cosines at frequencies geometric in [1, 1000]."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        half = dim // 2
+        freqs = torch.exp(torch.linspace(0.0, math.log(1000.0), half))
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, t):
+        angles = t[:, None] * self.freqs[None, :]
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+def default_width(dim: int) -> int:
+    """Hidden width for d-dimensional vectors: 128 up to d = 8, then 16 d, capped at 512."""
+    return int(min(512, max(128, 16 * dim)))
+
+
+class MLPScoreNet(nn.Module):
+    """Residual MLP with a sinusoidal time embedding added to every block.
+
+    dim: d; hidden: width (default ``default_width(d)``); depth: residual blocks;
+    embed_dim: size of the time embedding. forward(x (n, d), t (n,)) -> (n, d).
+    """
+
+    def __init__(self, dim: int, hidden: int | None = None, depth: int = 3, embed_dim: int = 64):
+        super().__init__()
+        hidden = hidden or default_width(dim)
+        self.config = {"dim": dim, "hidden": hidden, "depth": depth, "embed_dim": embed_dim}
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim), nn.Linear(embed_dim, hidden),
+                                   nn.SiLU(), nn.Linear(hidden, hidden))
+        self.inp = nn.Linear(dim, hidden)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+            for _ in range(depth))
+        self.time_proj = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
+
+    def forward(self, x, t):
+        emb = self.embed(t)
+        h = self.inp(x)
+        for block, proj in zip(self.blocks, self.time_proj):
+            h = h + block(h + proj(emb))
+        return self.out(h)
+
+
+class _ResBlock(nn.Module):
+    """Two 3x3 convolutions with group norm, the time embedding added in between."""
+
+    def __init__(self, cin: int, cout: int, emb: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(8, cin), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.time = nn.Linear(emb, cout)
+        self.norm2 = nn.GroupNorm(min(8, cout), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.conv1(torch.nn.functional.silu(self.norm1(x)))
+        h = h + self.time(emb)[:, :, None, None]
+        h = self.conv2(torch.nn.functional.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """A small U-Net for (n, c, h, w) images with h and w divisible by 4.
+
+    channels: c; width: base feature count (doubled at each of two downsamplings);
+    embed_dim: size of the time embedding. forward(x, t (n,)) -> (n, c, h, w).
+    """
+
+    def __init__(self, channels: int, width: int = 32, embed_dim: int = 128):
+        super().__init__()
+        self.config = {"channels": channels, "width": width, "embed_dim": embed_dim}
+        w1, w2, w3 = width, 2 * width, 2 * width
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim), nn.Linear(embed_dim, embed_dim),
+                                   nn.SiLU())
+        self.inp = nn.Conv2d(channels, w1, 3, padding=1)
+        self.down1 = _ResBlock(w1, w1, embed_dim)
+        self.down2 = _ResBlock(w1, w2, embed_dim)
+        self.mid = _ResBlock(w2, w3, embed_dim)
+        self.up2 = _ResBlock(w3 + w2, w2, embed_dim)
+        self.up1 = _ResBlock(w2 + w1, w1, embed_dim)
+        self.out = nn.Sequential(nn.GroupNorm(min(8, w1), w1), nn.SiLU(), nn.Conv2d(w1, channels, 3, padding=1))
+        self.pool = nn.AvgPool2d(2)
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x, t):
+        emb = self.embed(t)
+        h1 = self.down1(self.inp(x), emb)  # (h, w)
+        h2 = self.down2(self.pool(h1), emb)  # (h/2, w/2)
+        h = self.mid(self.pool(h2), emb)  # (h/4, w/4)
+        h = self.up2(torch.cat([self.upsample(h), h2], 1), emb)
+        h = self.up1(torch.cat([self.upsample(h), h1], 1), emb)
+        return self.out(h)
+
+
+NETS = {"mlp": MLPScoreNet, "unet": UNet}
+
+
+def default_net(shape: tuple) -> nn.Module:
+    """An MLP for (d,) samples, a U-Net for (c, h, w) images."""
+    if len(shape) == 1:
+        return MLPScoreNet(shape[0])
+    if len(shape) == 3 and shape[1] % 4 == 0 and shape[2] % 4 == 0:
+        return UNet(shape[0])
+    raise ValueError(f"No default network for samples of shape {shape}: vectors (d,) or images "
+                     "(c, h, w) with h and w divisible by 4 are supported; pass net=...")
+
+
+def net_name(net: nn.Module) -> str:
+    """The NETS key of a network built here (for saving)."""
+    for name, cls in NETS.items():
+        if type(net) is cls:
+            return name
+    raise TypeError(f"Cannot save a {type(net).__name__}: only networks from sdescore.nets "
+                    f"({', '.join(NETS)}) can be rebuilt on load")
+
+
+class NoisePrediction(nn.Module):
+    """score(x, t) = -net(x, t) / s(t): the network predicts the noise z of x_t."""
+
+    def __init__(self, net: nn.Module, sde):
+        super().__init__()
+        self.net, self.sde = net, sde
+
+    def forward(self, x, t):
+        return -self.net(x, t) / append_dims(self.sde.marginal_std(t), x.ndim)
+
+
+class DirectScore(nn.Module):
+    """score(x, t) = net(x, t): the network outputs the score itself."""
+
+    def __init__(self, net: nn.Module, sde):
+        super().__init__()
+        self.net, self.sde = net, sde
+
+    def forward(self, x, t):
+        return self.net(x, t)
+
+
+PARAMETERIZATIONS = {"noise": NoisePrediction, "score": DirectScore}

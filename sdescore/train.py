@@ -1,0 +1,193 @@
+"""fit(): from data to a trained ScoreModel.
+
+Standardises the data (kept inside the model), builds a network and its parameterisation,
+minimises a score-matching loss with Adam, keeps an exponential moving average of the
+weights for evaluation, and stops at a step count or a wall-clock budget.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch.optim.swa_utils import AveragedModel
+from tqdm.auto import tqdm
+
+from .losses import get_loss
+from .model import ScoreModel
+from .nets import PARAMETERIZATIONS, default_net
+from .sde import SDE, VESDE, get_sde
+from .validation import as_dataset, check_positive, choose
+
+DEFAULT_STEPS = 5000
+
+
+def standardisation(x: torch.Tensor):
+    """(loc, scale) mapping x (n, *shape) to zero mean and unit variance: per feature for
+    vectors, one scalar for images. A constant feature raises ValueError."""
+    if x.ndim == 2:
+        loc, scale = x.mean(0), x.std(0)
+        constant = torch.nonzero(scale == 0).flatten().tolist()
+        if constant:
+            raise ValueError(f"data column(s) {constant} are constant: a density on them is "
+                             "degenerate; drop them or pass standardize=False")
+        return loc, scale
+    return x.mean().expand(x.shape[1:]), x.std().expand(x.shape[1:])
+
+
+def largest_distance(x: torch.Tensor, max_points: int = 2000, generator=None) -> float:
+    """The largest distance between two rows of x (on a random subset of ``max_points``)."""
+    if x.shape[0] > max_points:
+        x = x[torch.randperm(x.shape[0], generator=generator)[:max_points]]
+    flat = x.reshape(x.shape[0], -1)
+    return torch.cdist(flat, flat).max().item()
+
+
+def build_sde(sde, train: torch.Tensor) -> SDE:
+    """An SDE object; for "ve", sigma_max defaults to the data's largest pairwise distance."""
+    if isinstance(sde, SDE):
+        return sde
+    if isinstance(sde, str) and sde.lower() == "ve":
+        return VESDE(sigma_max=max(largest_distance(train), 2 * VESDE().sigma_min))
+    return get_sde(sde)
+
+
+def ema_with_warmup(decay: float):
+    """EMA update for AveragedModel with decay min(decay, (1 + k) / (10 + k)) at update k, so
+    that early weights fade quickly in short runs."""
+    def update(averaged, current, num_averaged):
+        k = int(num_averaged)
+        rate = 1 - min(decay, (1 + k) / (10 + k))
+        torch._foreach_lerp_(averaged, current, rate)
+    return update
+
+
+def split(x: torch.Tensor, validation, generator):
+    """(train, validation or None) from a fraction in (0, 1) or held-out data."""
+    if validation is None:
+        return x, None
+    if isinstance(validation, float) and not isinstance(validation, bool):
+        if not 0 < validation < 1:
+            raise ValueError(f"validation must be a fraction in (0, 1) or data; got {validation}")
+        order = torch.randperm(x.shape[0], generator=generator)
+        held = max(1, int(round(validation * x.shape[0])))
+        if held >= x.shape[0] - 1:
+            raise ValueError(f"validation={validation} leaves fewer than 2 training rows")
+        return x[order[held:]], x[order[:held]]
+    held = as_dataset(validation, name="validation", dtype=x.dtype)
+    if held.shape[1:] != x.shape[1:]:
+        raise ValueError(f"validation rows have shape {tuple(held.shape[1:])}; data rows have "
+                         f"{tuple(x.shape[1:])}")
+    return x, held
+
+
+def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
+        max_time: float | None = None, steps: int | None = None, batch_size: int = 256,
+        lr: float = 2e-3, ema: float = 0.999, validation=None, standardize: bool = True,
+        eps: float | None = None, seed: int | None = None, device=None, progress: bool = True,
+        callback=None, log_every: int = 100) -> ScoreModel:
+    """Train a score model on ``data`` and return it as a ScoreModel in the data's coordinates.
+
+    data: (n, d) vectors or (n, c, h, w) images (array-like). sde: "subvp", "vp", "ve" or an
+    SDE object; VE's sigma_max defaults to the largest distance between standardised points.
+    loss: "dsm" (lambda = s^2), "dsm-likelihood" (lambda = g^2, importance-sampled t), "ssm",
+    "ssm-vr", "ncsn", or a loss object from sdescore.losses. net: a network taking (x, t)
+    (default: MLP for vectors, U-Net for images); parameterization: "noise" (the network
+    predicts the noise, score = -output / s(t)) or "score".
+    max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
+    is given; with both, whichever ends first). batch_size, lr: Adam's; ema: decay of the
+    weight average used for evaluation (0 disables). validation: a fraction of the data or
+    held-out data, scored every ``log_every`` steps. standardize: map the data to zero mean,
+    unit variance inside the model. eps: smallest training time (default sde.likelihood_eps).
+    seed: same seed, same machine, ``steps`` budget -> the same model. callback(record) is
+    called with each history record (dict); returning True stops training.
+    The model's ``history`` lists {step, seconds, loss[, val_loss]} every ``log_every`` steps.
+    """
+    if max_time is not None:
+        check_positive(max_time, name="max_time")
+    if steps is not None:
+        check_positive(steps, name="steps", integer=True)
+    if max_time is None and steps is None:
+        steps = DEFAULT_STEPS
+    check_positive(batch_size, name="batch_size", integer=True)
+    check_positive(lr, name="lr")
+    check_positive(log_every, name="log_every", integer=True)
+    if not 0 <= ema < 1:
+        raise ValueError(f"ema must be in [0, 1); got {ema}")
+    wrap = choose(parameterization, PARAMETERIZATIONS, name="parameterization")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    x = as_dataset(data, dtype=torch.float32)
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if seed is not None:
+            torch.manual_seed(seed)
+        train, held = split(x, validation, generator=None)
+        loc, scale = standardisation(train) if standardize else (torch.zeros(1), torch.ones(1))
+        train = ((train - loc) / scale).to(device)
+        held = None if held is None else ((held - loc) / scale).to(device)
+        sde_obj = build_sde(sde, train)
+        if eps is not None:
+            check_positive(eps, name="eps")
+        loss_fn = get_loss(loss, sde_obj, eps if eps is not None else sde_obj.likelihood_eps)
+        score_net = wrap(net if net is not None else default_net(tuple(train.shape[1:])), sde_obj)
+        score_net.to(device)
+        averaged = (AveragedModel(score_net, multi_avg_fn=ema_with_warmup(ema)) if ema
+                    else None)
+        optimizer = torch.optim.Adam(score_net.parameters(), lr=lr)
+        history = train_loop(score_net, averaged, optimizer, loss_fn, train, held, steps=steps,
+                         max_time=max_time, batch_size=batch_size, progress=progress,
+                         callback=callback, log_every=log_every)
+
+    final = averaged.module if averaged is not None else score_net
+    model = ScoreModel(sde_obj, final, tuple(x.shape[1:]), loc=loc, scale=scale).to(device)
+    model.history = history
+    return model.eval()
+
+
+@torch.no_grad()
+def _validation_loss(loss_fn, score_fn, held, batch_size):
+    """Mean loss on held-out data with fixed times and noise (seed 0), comparable over steps."""
+    generator = torch.Generator(device=held.device).manual_seed(0)
+    total = sum(loss_fn(score_fn, chunk, generator=generator).sum().item()
+                for chunk in held.split(batch_size))
+    return total / held.shape[0]
+
+
+def train_loop(score_net, averaged, optimizer, loss_fn, train, held, *, steps, max_time,
+               batch_size, progress, callback, log_every):
+    """Minimise mean(loss_fn(score_net, batch)) over random batches of ``train`` until
+    ``steps`` or ``max_time`` seconds; returns the history records. ``averaged`` (an
+    AveragedModel or None) is updated after every step and is what validation scores."""
+    history, window, start, step = [], [], time.perf_counter(), 0
+    bar = tqdm(total=steps, disable=not progress, desc="fit", unit="step", mininterval=0.5)
+    score_net.train()
+    while steps is None or step < steps:
+        if max_time is not None and time.perf_counter() - start >= max_time:
+            break
+        batch = train[torch.randint(0, train.shape[0], (batch_size,), device=train.device)]
+        loss = loss_fn(score_net, batch).mean()
+        if not math.isfinite(loss.item()):
+            raise RuntimeError(f"training loss became {loss.item()} at step {step}; try a "
+                               "smaller lr or a larger eps")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if averaged is not None:
+            averaged.update_parameters(score_net)
+        step += 1
+        window.append(loss.item())
+        bar.update(1)
+        if step % log_every == 0:
+            record = {"step": step, "seconds": time.perf_counter() - start,
+                      "loss": sum(window) / len(window)}
+            window = []
+            if held is not None:
+                evaluated = averaged.module if averaged is not None else score_net
+                record["val_loss"] = _validation_loss(loss_fn, evaluated, held, 4 * batch_size)
+            history.append(record)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "loss" in k},
+                            refresh=False)
+            if callback is not None and callback(record):
+                break
+    bar.close()
+    return history

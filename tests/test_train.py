@@ -1,0 +1,198 @@
+"""fit(): it learns, keeps the data map inside the model, is seeded, and guards its door."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import sdescore
+from sdescore.datasets import GaussianMixture
+
+COV = [[1.0, 0.6], [0.6, 0.8]]
+
+
+@pytest.fixture(scope="module")
+def gaussian():
+    return GaussianMixture([[2.0, -1.0]], [COV])
+
+
+@pytest.fixture(scope="module")
+def trained(gaussian):
+    data = gaussian.sample(5000, seed=0).float()
+    return sdescore.fit(data, "subvp", steps=1500, seed=0, progress=False, validation=0.1)
+
+
+def test_fit_learns_a_gaussian_up_to_a_small_kl(trained, gaussian):
+    """KL(p || model) estimated on fresh draws by the exact ODE likelihood."""
+    test = gaussian.sample(1000, seed=1)
+    gap = gaussian.log_prob(test) - trained.log_prob(test.float()).double()
+    assert gap.mean() < 0.05, f"KL estimate {gap.mean():.4f} nats"
+    samples = trained.sample(4000, seed=2).double()
+    torch.testing.assert_close(samples.mean(0), gaussian.means[0], atol=0.1, rtol=0)
+    torch.testing.assert_close(samples.T.cov(), gaussian.covs[0], atol=0.1, rtol=0)
+
+
+def test_history_records_training_and_validation_loss(trained):
+    steps = [r["step"] for r in trained.history]
+    assert steps == list(range(100, 1501, 100))
+    assert all(np.isfinite(r["loss"]) and np.isfinite(r["val_loss"]) for r in trained.history)
+    assert trained.history[-1]["val_loss"] < trained.history[0]["val_loss"]
+
+
+def test_standardisation_lives_inside_the_model(trained, gaussian):
+    """fit keeps y = (x - mean) / std in the model. The same network behind the map for
+    a x + b gives log_prob shifted by exactly -d log a, the score divided by a, and samples
+    mapped over: the public methods speak the data's coordinates."""
+    train_rows = gaussian.sample(5000, seed=0).float()
+    assert trained.loc.shape == (2,) and trained.scale.shape == (2,)
+    torch.testing.assert_close(trained.loc, train_rows.mean(0), atol=0.05, rtol=0)
+    torch.testing.assert_close(trained.scale, train_rows.std(0), atol=0.05, rtol=0)
+    moved = sdescore.ScoreModel(trained.sde, trained.score_fn, (2,),
+                                loc=100 * trained.loc + 7, scale=100 * trained.scale)
+    probe = gaussian.sample(20, seed=3).float()
+    # A fixed grid makes both solves take the same steps, so only rounding separates them.
+    fixed = {"solver": "rk4", "steps": 50}
+    torch.testing.assert_close(moved.log_prob(100 * probe + 7, **fixed),
+                               trained.log_prob(probe, **fixed) - 2 * np.log(100),
+                               rtol=0, atol=1e-4)
+    torch.testing.assert_close(moved.score(100 * probe + 7, 0.5), trained.score(probe, 0.5) / 100)
+    torch.testing.assert_close(moved.sample(10, seed=5), 100 * trained.sample(10, seed=5) + 7)
+
+
+def test_same_seed_same_model(gaussian):
+    x = gaussian.sample(300, seed=6).float()
+    a = sdescore.fit(x, steps=20, seed=7, progress=False)
+    b = sdescore.fit(x, steps=20, seed=7, progress=False)
+    c = sdescore.fit(x, steps=20, seed=8, progress=False)
+    for (key, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), key
+    assert not torch.equal(a.score_fn.net.inp.weight, c.score_fn.net.inp.weight)
+
+
+def test_callback_can_stop_training_and_max_time_bounds_it(gaussian):
+    x = gaussian.sample(300, seed=9).float()
+    stopped = sdescore.fit(x, steps=1000, log_every=10, progress=False,
+                           callback=lambda record: record["step"] >= 30)
+    assert stopped.history[-1]["step"] == 30
+    timed = sdescore.fit(x, max_time=0.5, log_every=1, progress=False)
+    assert timed.history[-1]["seconds"] < 1.5
+
+
+def test_ve_sigma_max_defaults_to_the_largest_distance_in_standardised_data(gaussian):
+    x = gaussian.sample(300, seed=10).float()
+    model = sdescore.fit(x, "ve", steps=1, progress=False)
+    y = (x - x.mean(0)) / x.std(0)
+    assert model.sde.sigma_max == pytest.approx(torch.cdist(y, y).max().item(), rel=1e-5)
+
+
+def standardised_gaussian(model, gaussian):
+    """The data's Gaussian seen in the model's standardised space (another Gaussian)."""
+    loc, scale = model.loc.double().flatten(), model.scale.double().flatten()
+    return GaussianMixture((gaussian.means - loc) / scale, gaussian.covs / torch.outer(scale, scale))
+
+
+def excess_loss(model, loss_name, gaussian, n=20000):
+    """Population loss of the model's score minus that of the true score, with common random
+    numbers: lambda-weighted E||s_theta - grad log p_t||^2 (half that for SSM), >= 0."""
+    target = standardised_gaussian(model, gaussian)
+    loss = sdescore.losses.get_loss(loss_name, model.sde, model.sde.likelihood_eps)
+    y0 = target.sample(n, seed=0)
+
+    def learned(y, t):
+        shaped = y.float().reshape((y.shape[0],) + model.shape)
+        return model.score_fn(shaped, t.float()).double().reshape(y.shape)
+
+    values = [loss(score, y0, generator=torch.Generator().manual_seed(1)).mean().item()
+              for score in (learned, target.score_fn(model.sde))]
+    return values[0] - values[1]
+
+
+@pytest.mark.parametrize("loss", ["dsm", "dsm-likelihood", "ssm", "ssm-vr", "ncsn"])
+def test_every_loss_drives_its_excess_over_the_true_score_down(gaussian, loss):
+    """Training with each loss removes most of its excess over the true score: the closed
+    form minimiser is what the optimiser approaches."""
+    data = gaussian.sample(3000, seed=11).float()
+    fit = lambda steps: sdescore.fit(data, "vp", loss=loss, steps=steps, seed=0,  # noqa: E731
+                                     progress=False)
+    before, after = excess_loss(fit(1), loss, gaussian), excess_loss(fit(400), loss, gaussian)
+    assert 0 < after < 0.05 * before, f"{loss}: excess {before:.4f} -> {after:.4f}"
+
+
+def test_unet_learns_the_score_of_tiny_gaussian_images():
+    """(1, 4, 4) images from a correlated 16-D Gaussian: the U-Net path learns its score."""
+    gen = torch.Generator().manual_seed(0)
+    factor = torch.randn(16, 16, generator=gen, dtype=torch.float64) / 4
+    cov = factor @ factor.T + 0.2 * torch.eye(16, dtype=torch.float64)
+    gaussian = GaussianMixture(torch.zeros(1, 16), cov[None])
+    data = gaussian.sample(4000, seed=1).float().reshape(-1, 1, 4, 4)
+    fit = lambda steps: sdescore.fit(  # noqa: E731
+        data, "vp", net=sdescore.nets.UNet(1, width=16, embed_dim=32), steps=steps, seed=0,
+        progress=False)
+    before, after = excess_loss(fit(1), "dsm", gaussian, 4000), excess_loss(fit(300), "dsm", gaussian, 4000)
+    assert 0 < after < 0.1 * before, f"excess {before:.4f} -> {after:.4f}"
+
+
+def test_save_load_round_trip_gives_identical_log_prob(trained, tmp_path):
+    path = tmp_path / "model.pt"
+    trained.save(path)
+    loaded = sdescore.load(path)
+    x = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
+    torch.testing.assert_close(loaded.log_prob(x), trained.log_prob(x), rtol=0, atol=0)
+    assert loaded.history == trained.history
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
+
+
+def test_save_refuses_unsavable_models_without_touching_the_target(tmp_path):
+    sde = sdescore.get_sde("vp")
+    model = sdescore.ScoreModel(sde, lambda x, t: -x, (2,))
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"previous")
+    with pytest.raises(TypeError, match="Cannot save a ScoreModel whose score_fn"):
+        model.save(target)
+    assert target.read_bytes() == b"previous" and len(list(tmp_path.iterdir())) == 1
+
+
+class _Hostile:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch hostile-file-ran",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_load_rejects_corrupt_foreign_and_hostile_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a model at all")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    hostile = tmp_path / "hostile.pt"
+    hostile.write_bytes(pickle.dumps(_Hostile()))
+    for path in (corrupt, foreign, hostile):
+        with pytest.raises(ValueError, match="sdescore model file"):
+            sdescore.load(path)
+    assert not (tmp_path / "hostile-file-ran").exists()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"data": [[0.0, np.nan], [1.0, 1.0]]}, ValueError, "data contains NaN or inf"),
+    ({"data": np.zeros((0, 2))}, ValueError, "data is empty"),
+    ({"data": [[1.0, 2.0]]}, ValueError, "data needs at least 2 rows"),
+    ({"data": np.array([["a", "b"], ["c", "d"]])}, TypeError, "data must hold real numbers"),
+    ({"data": np.zeros(5)}, ValueError, r"data must have shape \(n, d\) or \(n, c, h, w\)"),
+    ({"data": np.c_[np.arange(5.0), np.ones(5)]}, ValueError, r"data column\(s\) \[1\] are constant"),
+    ({"sde": "vpp"}, ValueError, "Unknown sde 'vpp'; choose one of: ve, vp, subvp"),
+    ({"loss": "mse"}, ValueError, "Unknown loss 'mse'"),
+    ({"parameterization": "eps"}, ValueError, "Unknown parameterization 'eps'"),
+    ({"max_time": 0}, ValueError, "max_time must be > 0"),
+    ({"max_time": -1.0}, ValueError, "max_time must be > 0"),
+    ({"batch_size": 0}, ValueError, "batch_size must be > 0"),
+    ({"batch_size": 2.5}, TypeError, "batch_size must be an integer"),
+    ({"steps": 0}, ValueError, "steps must be > 0"),
+    ({"ema": 1.0}, ValueError, r"ema must be in \[0, 1\)"),
+    ({"validation": 1.5}, ValueError, r"validation must be a fraction in \(0, 1\)"),
+])
+def test_fit_rejects_bad_input_by_name(kwargs, error, message):
+    arguments = {"data": np.random.default_rng(0).normal(size=(50, 2)), "steps": 1,
+                 "progress": False, **kwargs}
+    with pytest.raises(error, match=message):
+        sdescore.fit(**arguments)
