@@ -101,6 +101,13 @@ class GaussianMixture:
         scaled = torch.einsum("nkj,nj->nk", self.eigvecs[comp], self.eigvals[comp].sqrt() * z)
         return (self.means[comp] + scaled).to(dtype)
 
+    def affine(self, loc, scale) -> "GaussianMixture":
+        """The law of y = (x - loc) / scale for x from this mixture; loc, scale: (d,)."""
+        loc = torch.as_tensor(loc, dtype=torch.float64).flatten()
+        scale = torch.as_tensor(scale, dtype=torch.float64).flatten()
+        return GaussianMixture((self.means - loc) / scale, self.covs / torch.outer(scale, scale),
+                               self.weights)
+
     def marginal(self, sde, t: float) -> "GaussianMixture":
         """The perturbed marginal p_t under ``sde`` as a mixture."""
         tt = torch.tensor([float(t)], dtype=torch.float64)
@@ -203,6 +210,19 @@ TOYS = {
     "swissroll": _swissroll,
     "circles": _circles,
 }
+
+
+def dequantize(data, levels: int = 256, seed: int | None = None) -> np.ndarray:
+    """Uniform dequantisation of integers k in {0, ..., levels - 1}: x = (k + u) / levels with
+    u ~ U[0, 1), so x lies in [0, 1). Report likelihoods of x with
+    ``sdescore.likelihood.bits_per_dim(nll, D, levels=levels)``."""
+    k = np.asarray(data)
+    if k.dtype.kind not in "iu" and not (k.dtype.kind == "f" and np.all(k == np.round(k))):
+        raise TypeError(f"data must hold integers to dequantise; got dtype {k.dtype}")
+    if k.size == 0 or k.min() < 0 or k.max() >= levels:
+        raise ValueError(f"data must be integers in [0, {levels - 1}]")
+    u = np.random.default_rng(seed).random(k.shape)
+    return ((k + u) / levels).astype(np.float32)
 
 
 def toy(name: str, n: int, seed: int | None = None) -> np.ndarray:

@@ -7,6 +7,8 @@ estimate E[v^T J v], with probes drawn once per solve and reused by every solver
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.func import vjp, vmap
 
@@ -83,3 +85,15 @@ def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str 
                              steps=steps)
     return sde.prior_log_prob(y_T.reshape(x.shape)) + delta_T
 
+
+
+def bits_per_dim(nll_nats, dim: int, *, levels: int = 256, log_scale: float = 0.0):
+    """Bits per dimension of discrete data k in {0, ..., levels - 1} dequantised to
+    x = (k + u) / levels (``sdescore.datasets.dequantize``).
+
+    nll_nats: -log p(x) in nats, any shape; dim: D, numbers per sample; log_scale: ln|a| when
+    the model saw y = a x + b instead of x (then NLL_x = NLL_y - D ln|a|). The density of x on
+    [0, 1)^D is levels^D times the probability of the bin, hence the log2(levels) term:
+    bits/dim = NLL_x / (D ln 2) + log2(levels).
+    """
+    return (nll_nats - dim * log_scale) / (dim * math.log(2)) + math.log2(levels)

@@ -1,15 +1,15 @@
 """Exact log-likelihoods by the probability-flow ODE against the mixture's closed form."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from torchdiffeq import odeint
 
 import sdescore
-from sdescore.likelihood import exact_divergence, hutchinson_divergence, draw_probes
-from sdescore.modules import ProbabilityFlowODE
-
 from sdescore.datasets import random_mixture
+from sdescore.likelihood import draw_probes, exact_divergence, hutchinson_divergence
+from sdescore.modules import ProbabilityFlowODE
 
 from conftest import make_sde
 
@@ -112,3 +112,41 @@ def test_score_is_never_asked_for_a_time_outside_0_T(mixture2d, sde, call):
     assert seen, "the score was never called"
     low, high = min(lo for lo, _ in seen), max(hi for _, hi in seen)
     assert 0.0 <= low and high <= sde.T, f"score asked at t in [{low}, {high}]"
+
+
+def test_log_prob_in_batches_equals_one_solve_per_batch(mixture2d):
+    sde = make_sde("vp")
+    model = sdescore.ScoreModel(sde, mixture2d.score_fn(sde), (2,)).double()
+    x = mixture2d.sample(30, seed=9)
+    whole = torch.cat([model.log_prob(x[:16]), model.log_prob(x[16:])])
+    torch.testing.assert_close(model.log_prob(x, batch_size=16, progress=False), whole)
+
+
+def test_bits_per_dim_of_uniform_and_rescaled_data():
+    """Dequantised uniform bytes have density 1 on [0, 1)^D: 8 bits/dim. A model of
+    y = 2x - 1 sees NLL_y = NLL_x + D ln 2, and the conversion undoes it (DESIGN: + 7)."""
+    from sdescore.datasets import dequantize
+
+    x = dequantize(np.random.default_rng(0).integers(0, 256, (1000, 5)), seed=1)
+    assert x.min() >= 0 and x.max() < 1
+    nll_x = torch.zeros(1000)  # uniform density on the unit cube
+    assert torch.allclose(sdescore.bits_per_dim(nll_x, 5), torch.full((1000,), 8.0))
+    nll_y = nll_x + 5 * math.log(2)
+    torch.testing.assert_close(sdescore.bits_per_dim(nll_y, 5, log_scale=math.log(2)),
+                               torch.full((1000,), 8.0))
+    torch.testing.assert_close(nll_y / (5 * math.log(2)) + 7, torch.full((1000,), 8.0))
+    with pytest.raises(ValueError, match=r"integers in \[0, 255\]"):
+        dequantize([[256]])
+    with pytest.raises(TypeError, match="must hold integers"):
+        dequantize([[0.5]])
+
+
+def test_bits_per_dim_of_a_gaussian_model_matches_the_binned_probability():
+    """For a smooth density, the density at a bin's centre times the bin width is the bin's
+    probability up to second order, so bits/dim there equals -log2 P(bin) / D."""
+    dist = torch.distributions.Normal(torch.tensor(0.5, dtype=torch.float64), 0.1)
+    bins = torch.tensor([[94.0], [133.0], [156.0]], dtype=torch.float64)
+    nll = -dist.log_prob((bins + 0.5) / 256).sum(1)
+    prob = dist.cdf((bins + 1) / 256) - dist.cdf(bins / 256)
+    torch.testing.assert_close(sdescore.bits_per_dim(nll, 1), -torch.log2(prob).sum(1),
+                               atol=1e-4, rtol=0)
