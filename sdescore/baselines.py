@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .train import split, standardisation, train_loop
+from .train import check_budget, split, standardisation, train_loop
 from .utils import make_generator
-from .validation import as_batch, as_dataset, check_count, check_positive, choose
+from .validation import as_batch, as_dataset, check_count, choose
 
 
 def _nsf(dim, hidden, layers):
@@ -93,13 +93,7 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     import normflows as nf
 
     build = choose(kind, FLOWS, name="kind")
-    if max_time is not None:
-        check_positive(max_time, name="max_time")
-    if steps is not None:
-        check_positive(steps, name="steps", integer=True)
-    if max_time is None and steps is None:
-        steps = 5000
-    check_positive(batch_size, name="batch_size", integer=True)
+    steps = check_budget(max_time, steps, batch_size, lr)
     x = as_dataset(data, dtype=torch.float32)
     if x.ndim != 2:
         raise ValueError(f"fit_flow takes (n, d) vectors; got data of shape {tuple(x.shape)}")
@@ -107,7 +101,7 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        train, held = split(x, validation, generator=None)
+        train, held = split(x, validation)
         loc, scale = standardisation(train)
         flow = nf.NormalizingFlow(nf.distributions.DiagGaussian(dim, trainable=False),
                                   build(dim, hidden, layers))

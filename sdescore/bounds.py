@@ -24,6 +24,7 @@ import torch
 
 from .losses import ImportanceTimes
 from .utils import append_dims, sum_except_batch
+from .validation import as_batch
 
 
 def _prior_cross_entropy(sde, y, eps_t):
@@ -97,8 +98,6 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
     a closed-form upper bound on KL(p_T || prior); ``note`` says which. ``draws``: (t, z)
     pairs per data row, t importance-sampled in proportion to g^2 / s^2.
     """
-    from .validation import as_batch
-
     x = as_batch(data, model.shape, name="data", dtype=model.dtype, device=model.device)
     y = model.to_model_space(x)
     sde, eps, n = model.sde, model.sde.likelihood_eps, x.shape[0]

@@ -35,10 +35,10 @@ def standardisation(x: torch.Tensor):
     return x.mean().expand(x.shape[1:]), x.std().expand(x.shape[1:])
 
 
-def largest_distance(x: torch.Tensor, max_points: int = 2000, generator=None) -> float:
+def largest_distance(x: torch.Tensor, max_points: int = 2000) -> float:
     """The largest distance between two rows of x (on a random subset of ``max_points``)."""
     if x.shape[0] > max_points:
-        x = x[torch.randperm(x.shape[0], generator=generator)[:max_points]]
+        x = x[torch.randperm(x.shape[0])[:max_points]]
     flat = x.reshape(x.shape[0], -1)
     return torch.cdist(flat, flat).max().item()
 
@@ -62,14 +62,26 @@ def ema_with_warmup(decay: float):
     return update
 
 
-def split(x: torch.Tensor, validation, generator):
+def check_budget(max_time, steps, batch_size, lr):
+    """Validate the training budget and optimiser settings; returns the step limit
+    (DEFAULT_STEPS when neither ``max_time`` nor ``steps`` is given)."""
+    if max_time is not None:
+        check_positive(max_time, name="max_time")
+    if steps is not None:
+        check_positive(steps, name="steps", integer=True)
+    check_positive(batch_size, name="batch_size", integer=True)
+    check_positive(lr, name="lr")
+    return DEFAULT_STEPS if max_time is None and steps is None else steps
+
+
+def split(x: torch.Tensor, validation):
     """(train, validation or None) from a fraction in (0, 1) or held-out data."""
     if validation is None:
         return x, None
     if isinstance(validation, float) and not isinstance(validation, bool):
         if not 0 < validation < 1:
             raise ValueError(f"validation must be a fraction in (0, 1) or data; got {validation}")
-        order = torch.randperm(x.shape[0], generator=generator)
+        order = torch.randperm(x.shape[0])
         held = max(1, int(round(validation * x.shape[0])))
         if held >= x.shape[0] - 1:
             raise ValueError(f"validation={validation} leaves fewer than 2 training rows")
@@ -103,14 +115,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
     called with each history record (dict); returning True stops training.
     The model's ``history`` lists {step, seconds, loss[, val_loss]} every ``log_every`` steps.
     """
-    if max_time is not None:
-        check_positive(max_time, name="max_time")
-    if steps is not None:
-        check_positive(steps, name="steps", integer=True)
-    if max_time is None and steps is None:
-        steps = DEFAULT_STEPS
-    check_positive(batch_size, name="batch_size", integer=True)
-    check_positive(lr, name="lr")
+    steps = check_budget(max_time, steps, batch_size, lr)
     check_positive(log_every, name="log_every", integer=True)
     if not 0 <= ema < 1:
         raise ValueError(f"ema must be in [0, 1); got {ema}")
@@ -121,7 +126,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if seed is not None:
             torch.manual_seed(seed)
-        train, held = split(x, validation, generator=None)
+        train, held = split(x, validation)
         loc, scale = standardisation(train) if standardize else (torch.zeros(1), torch.ones(1))
         train = ((train - loc) / scale).to(device)
         held = None if held is None else ((held - loc) / scale).to(device)

@@ -1,6 +1,5 @@
 """Shared fixtures: analytic Gaussian mixtures whose every p_t is known in closed form."""
 import pytest
-import torch
 
 import sdescore
 from sdescore.datasets import random_mixture

@@ -6,8 +6,6 @@ from scipy.stats import multivariate_normal
 
 from sdescore.datasets import TOYS, GaussianMixture, toy
 
-from conftest import make_sde
-
 
 def test_mixture_log_prob_matches_scipy(mixture2d):
     x = mixture2d.sample(20, seed=0)

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-import sdescore
 from sdescore.datasets import GaussianMixture
 from sdescore.losses import (DenoisingScoreMatching, ImportanceTimes, LadderTimes,
                              SlicedScoreMatching, get_loss)
