@@ -150,8 +150,13 @@ class ScoreModel(nn.Module):
 
         The likelihood-weighted denoising objective plus the prior term (Song, Durkan, Murray
         and Ermon 2021, Thm. 2), estimated with ``draws`` Monte Carlo pairs (t, z) per point,
-        t importance-sampled in proportion to g^2 / s^2 on [eps, T] (the part below eps is
-        left out). With ``return_stderr``, returns (bound, standard error), both (n,).
+        t importance-sampled in proportion to g^2 / s^2 on [eps, T]. With
+        ``return_stderr``, returns (bound, standard error), both (n,).
+
+        The part of the integral below eps is left out. For the exact score it is negligible
+        (the bound then equals -log p(x) in expectation), but a network whose noise
+        prediction stays off as t -> 0 leaves a positive term there, so for trained models
+        the truncated value can fall below the exact NLL (see BENCHMARKS.md).
         """
         x = self._batch(x)
         check_positive(draws, name="draws", integer=True)

@@ -113,7 +113,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
     unit variance inside the model. eps: smallest training time (default sde.likelihood_eps).
     seed: same seed, same machine, ``steps`` budget -> the same model. callback(record) is
     called with each history record (dict); returning True stops training.
-    The model's ``history`` lists {step, seconds, loss[, val_loss]} every ``log_every`` steps.
+    The model's ``history`` lists {step, seconds, loss[, val_loss]} every ``log_every`` steps
+    and at the last step.
     """
     steps = check_budget(max_time, steps, batch_size, lr)
     check_positive(log_every, name="log_every", integer=True)
@@ -195,4 +196,7 @@ def train_loop(score_net, averaged, optimizer, loss_fn, train, held, *, steps, m
             if callback is not None and callback(record):
                 break
     bar.close()
+    if window:  # the steps since the last record, so that history ends at the last step
+        history.append({"step": step, "seconds": time.perf_counter() - start,
+                        "loss": sum(window) / len(window)})
     return history

@@ -1,0 +1,45 @@
+"""Does sdescore's exact test NLL beat normalizing flows at equal budget, set by set?
+
+Trains each model for the same wall-clock budget on the same split of every benchmark set
+(sdescore.datasets.load_benchmark) and writes one table (results/compare_all.md and .json)
+and one figure (results/compare_all.png). Run from the project root:
+
+    python benchmarks/compare_all.py [--budget 60] [--sets redwine digits] [--models score nsf]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdescore.compare import MODELS, compare, write_report  # noqa: E402
+from sdescore.datasets import BENCHMARK_SETS, load_benchmark  # noqa: E402
+from common import RESULTS, machine  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--sets", nargs="+", default=list(BENCHMARK_SETS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--out", default="compare_all")
+    args = parser.parse_args()
+    rows = []
+    for name in args.sets:
+        try:
+            split = load_benchmark(name, args.data_dir)
+        except FileNotFoundError as err:
+            print(f"skipping {name}: {err}")
+            continue
+        for row in compare(split, args.models, max_time=args.budget):
+            print(row, flush=True)
+            rows.append(row)
+    command = "python benchmarks/compare_all.py " + " ".join(sys.argv[1:])
+    print(write_report(rows, RESULTS / args.out, command.strip(), machine()))
+
+
+if __name__ == "__main__":
+    main()

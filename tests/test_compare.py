@@ -1,0 +1,65 @@
+"""Benchmark data sets and the side-by-side comparison."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sdescore.compare import compare, write_report
+from sdescore.datasets import Split, load_benchmark, random_mixture
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"no data folder at {DATA}")
+
+
+@needs_data
+@pytest.mark.parametrize("name, sizes, dim", [
+    ("redwine", (1296, 144, 159), 11), ("whitewine", (3969, 440, 489), 11),
+    ("parkinsons", (4760, 528, 587), 15),
+])
+def test_ssm_paper_sets_have_the_papers_split_sizes_and_are_whitened(name, sizes, dim):
+    split = load_benchmark(name, DATA)
+    assert (len(split.train), len(split.validation), len(split.test)) == sizes
+    whole = np.concatenate([split.train, split.validation, split.test])
+    assert whole.shape[1] == dim
+    np.testing.assert_allclose(np.cov(whole, rowvar=False), np.eye(dim), atol=1e-3)
+    np.testing.assert_allclose(whole.mean(0), 0, atol=1e-4)
+
+
+@needs_data
+@pytest.mark.parametrize("name, dim", [("power", 5), ("protein", 9 + 1), ("magic", 10)])
+def test_uci_tables_load_with_their_widths(name, dim):
+    split = load_benchmark(name, DATA)
+    assert split.train.shape[1] == dim and np.isfinite(split.train).all()
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="redwine needs the data folder"):
+        load_benchmark("redwine", tmp_path / "absent")
+    with pytest.raises(ValueError, match="Unknown data set 'wine'; choose one of: mixture2"):
+        load_benchmark("wine")
+
+
+def test_digits_are_dequantised_to_the_unit_cube_with_17_levels():
+    split = load_benchmark("digits")
+    assert split.levels == 17 and split.train.shape[1] == 64
+    assert split.train.min() >= 0 and split.train.max() < 1
+    assert len(np.unique(np.floor(split.train * 17))) == 17
+
+
+def test_compare_reports_kl_gap_as_nll_minus_true_entropy(tmp_path):
+    mixture = random_mixture(2, seed=0)
+    data = mixture.sample(3000, seed=0).float().numpy()
+    split = Split("tiny", data[:2500], data[2500:2700], data[2700:], oracle=mixture)
+    rows = compare(split, ["score", "realnvp"], max_time=1.0, test_points=200)
+    assert [r["model"] for r in rows] == ["sdescore subvp", "realnvp"]
+    truth = mixture.log_prob(torch.as_tensor(split.test[:200]).double())
+    for row in rows:
+        assert row["entropy"] == pytest.approx(-truth.mean().item())
+        assert row["kl_gap"] == pytest.approx(row["test_nll"] - row["entropy"], abs=1e-4)
+        assert row["fit_s"] >= 1.0 and row["log_prob_per_s"] > 0
+    assert math.isfinite(rows[0]["nll_bound"]) and math.isnan(rows[1]["nll_bound"])
+    table = write_report(rows, tmp_path / "report", "test")
+    assert "sdescore subvp" in table and (tmp_path / "report.png").stat().st_size > 0
+    assert (tmp_path / "report.json").exists() and (tmp_path / "report.md").exists()
