@@ -86,7 +86,7 @@ def write_report(rows: list[dict], path, command: str, machine: str = "") -> str
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
-        lines.append("| " + " | ".join(cells).replace("nan", "-") + " |")
+        lines.append("| " + " | ".join("-" if c == "nan" else c for c in cells) + " |")
     table = "\n".join(lines)
     path.with_suffix(".md").write_text(f"`{command}`\n\n{table}\n")
     _plot(rows, path.with_suffix(".png"))
@@ -99,6 +99,7 @@ def _plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [{**r, "model": r["model"].split(" (failed")[0]} for r in rows]
     sets = list(dict.fromkeys(r["data"] for r in rows))
     names = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 3.4), squeeze=False)
