@@ -43,19 +43,25 @@ def _denoising_excess(scaled_score, z):
     return sum_except_batch(scaled_score * (scaled_score + 2 * z))
 
 
+def _importance_draws(sde, y, eps, draws, generator):
+    """``draws`` times: (t, z, x_t, s(t) broadcast, Z) with t ~ q (g^2 / s^2 on [eps, T]),
+    z standard normal and x_t = m(t) y + s(t) z, for y (n, *shape)."""
+    times = ImportanceTimes(sde, eps)
+    for _ in range(draws):
+        t, _ = times(y.shape[0], dtype=y.dtype, device=y.device, generator=generator)
+        z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+        std = append_dims(sde.marginal_std(t), y.ndim)
+        yield t, z, sde.perturb(y, t, z), std, times.total
+
+
 def nll_bound_terms(sde, score, y, *, draws: int, eps: float, generator=None):
     """Per-sample bound on -log p_theta^SDE(y) in model space, and its Monte Carlo standard
     error: y (n, *shape) -> ((n,), (n,)) nats. ``draws`` pairs (t, z) per sample."""
-    times = ImportanceTimes(sde, eps)
     n, d = y.shape[0], y[0].numel()
     eps_t = torch.full((n,), eps, dtype=y.dtype, device=y.device)
-    values = []
-    for _ in range(draws):
-        t, _ = times(n, dtype=y.dtype, device=y.device, generator=generator)
-        z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
-        scaled = append_dims(sde.marginal_std(t), y.ndim) * score(sde.perturb(y, t, z), t)
-        values.append(0.5 * times.total * _denoising_excess(scaled, z))
-    values = torch.stack(values)
+    values = torch.stack([0.5 * total * _denoising_excess(std * score(y_t, t), z)
+                          for t, z, y_t, std, total in _importance_draws(sde, y, eps, draws,
+                                                                          generator)])
     drift_term = -d * (torch.log(sde.mean_scale(torch.full_like(eps_t, sde.T)))
                        - torch.log(sde.mean_scale(eps_t)))
     bound = _prior_cross_entropy(sde, y, eps_t) + values.mean(0) + drift_term
@@ -69,9 +75,9 @@ class KLBound:
 
     score_term: (T/2) E_t E_{p_t} g^2 ||grad log p_t - score||^2 with standard error
     score_term_se; prior_term: KL(p_T || prior) (or an upper bound on it, see ``note``).
-    When the true score is unknown, ``score_term`` holds the denoising form of the objective,
-    which equals the true term plus the data's entropy H(p_0): then ``total`` bounds the
-    cross-entropy H(p_0, p_theta) rather than the KL, as ``note`` says.
+    When the true score is unknown, ``score_term`` holds the denoising form of the objective:
+    the true term minus the data constant (1/2) integral g^2 E||grad log p_t||^2 dt, so
+    ``total`` is then not a KL bound by itself, as ``note`` says.
     """
 
     score_term: float
@@ -102,7 +108,6 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
     y = model.to_model_space(x)
     sde, eps, n = model.sde, model.sde.likelihood_eps, x.shape[0]
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
-    times = ImportanceTimes(sde, eps)
     flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
     if oracle is not None:
         truth = oracle.affine(model.loc, model.scale)
@@ -111,18 +116,14 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
         true_score = truth.score_fn(sde)
     values = []
     with torch.no_grad():
-        for _ in range(draws):
-            t, _ = times(n, dtype=y.dtype, device=y.device, generator=generator)
-            z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
-            y_t = sde.perturb(y, t, z)
+        for t, z, y_t, std, total in _importance_draws(sde, y, eps, draws, generator):
             learned = model.score_fn(y_t, t)
-            std = append_dims(sde.marginal_std(t), y.ndim)
             if oracle is not None:
                 target = true_score(flat(y_t).double(), t.double()).to(y.dtype).reshape(y.shape)
                 residual2 = sum_except_batch((std * (learned - target)) ** 2)
             else:
                 residual2 = _denoising_excess(std * learned, z)
-            values.append(0.5 * times.total * residual2)
+            values.append(0.5 * total * residual2)
     values = torch.stack(values).double().flatten()
     score_term, score_se = values.mean().item(), (values.std() / math.sqrt(values.numel())).item()
     if oracle is not None:

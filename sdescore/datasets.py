@@ -308,10 +308,9 @@ def _parkinsons(folder):
     return _paper_split("parkinsons", _whiten(_paper_order(x)), shuffle=False)
 
 
-def _uci(file, name, drop_first=False):
+def _uci(file, name):
     def load(folder):
-        x = np.loadtxt(folder / "uci" / file)
-        return _paper_split(name, x[:, 1:] if drop_first else x)
+        return _paper_split(name, np.loadtxt(folder / "uci" / file))
     return load
 
 

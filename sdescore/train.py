@@ -118,6 +118,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
     """
     steps = check_budget(max_time, steps, batch_size, lr)
     check_positive(log_every, name="log_every", integer=True)
+    if eps is not None:
+        check_positive(eps, name="eps")
     if not 0 <= ema < 1:
         raise ValueError(f"ema must be in [0, 1); got {ema}")
     wrap = choose(parameterization, PARAMETERIZATIONS, name="parameterization")
@@ -132,8 +134,6 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
         train = ((train - loc) / scale).to(device)
         held = None if held is None else ((held - loc) / scale).to(device)
         sde_obj = build_sde(sde, train)
-        if eps is not None:
-            check_positive(eps, name="eps")
         loss_fn = get_loss(loss, sde_obj, eps if eps is not None else sde_obj.likelihood_eps)
         score_net = wrap(net if net is not None else default_net(tuple(train.shape[1:])), sde_obj)
         score_net.to(device)
@@ -141,8 +141,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
                     else None)
         optimizer = torch.optim.Adam(score_net.parameters(), lr=lr)
         history = train_loop(score_net, averaged, optimizer, loss_fn, train, held, steps=steps,
-                         max_time=max_time, batch_size=batch_size, progress=progress,
-                         callback=callback, log_every=log_every)
+                             max_time=max_time, batch_size=batch_size, progress=progress,
+                             callback=callback, log_every=log_every)
 
     final = averaged.module if averaged is not None else score_net
     model = ScoreModel(sde_obj, final, tuple(x.shape[1:]), loc=loc, scale=scale).to(device)
