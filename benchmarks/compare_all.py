@@ -5,6 +5,9 @@ Trains each model for the same wall-clock budget on the same split of every benc
 and one figure (results/compare_all.png). Run from the project root:
 
     python benchmarks/compare_all.py [--budget 60] [--sets redwine digits] [--models score nsf]
+                                     [--threads 1]
+
+Image-only models (glow) run only on the sets whose rows are images (digits).
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdescore.compare import MODELS, compare, write_report  # noqa: E402
+import torch  # noqa: E402
+
+from sdescore.compare import IMAGE_MODELS, MODELS, compare, write_report  # noqa: E402
 from sdescore.datasets import BENCHMARK_SETS, load_benchmark  # noqa: E402
 from common import RESULTS, machine  # noqa: E402
 
@@ -26,7 +31,10 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--out", default="compare_all")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = []
     for name in args.sets:
         try:
@@ -34,7 +42,8 @@ def main():
         except FileNotFoundError as err:
             print(f"skipping {name}: {err}")
             continue
-        for row in compare(split, args.models, max_time=args.budget):
+        models = [m for m in args.models if m not in IMAGE_MODELS or split.image_shape]
+        for row in compare(split, models, max_time=args.budget):
             print(row, flush=True)
             rows.append(row)
     command = "python benchmarks/compare_all.py " + " ".join(sys.argv[1:])

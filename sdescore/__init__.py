@@ -3,7 +3,8 @@ from . import datasets, losses, nets
 from .bounds import KLBound, kl_bound
 from .compare import compare
 from .likelihood import bits_per_dim
-from .model import ScoreModel, load
+from .io import load
+from .model import ScoreModel
 from .sde import SDE, SubVPSDE, VESDE, VPSDE, get_sde
 from .train import fit
 

@@ -20,7 +20,10 @@ from .metrics import energy_distance
 from .train import fit
 from .validation import choose
 
-MODELS = {"score": None, **{kind: kind for kind in FLOWS}}
+# name -> how to train it: ("score", fit's loss) or ("flow", fit_flow's kind)
+MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
+          **{kind: ("flow", kind) for kind in FLOWS}}
+IMAGE_MODELS = {"glow"}
 COLUMNS = ["data", "model", "fit_s", "steps", "test_nll", "test_nll_se", "bpd", "nll_bound",
            "entropy", "kl_gap", "log_prob_per_s", "energy_distance"]
 
@@ -34,38 +37,49 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
             sde: str = "subvp", test_points: int = 1000, progress: bool = False) -> list[dict]:
     """Train and score each model on ``split`` (a ``datasets.Split``); one dict per model.
 
-    models: names from MODELS ("score" for ``sdescore.fit``, or a flow kind). max_time:
-    each model's training budget in seconds. test_points: how many test rows to score.
+    models: names from MODELS: "score" (``sdescore.fit`` with DSM, lambda = s^2),
+    "score-lw" (the likelihood weighting, ``loss="dsm-likelihood"``) or a flow kind; "glow"
+    needs ``split.image_shape`` and sees the rows as images. max_time: each model's training
+    budget in seconds. test_points: how many test rows to score.
     """
     test = torch.as_tensor(split.test[:test_points])
     dim = test[0].numel()
     rows = []
     for name in models:
-        kind = choose(name, MODELS, name="model")
-        label = "sdescore " + sde if kind is None else kind
+        family, kind = choose(name, MODELS, name="model")
+        label = kind
+        if family == "score":
+            label = f"sdescore {sde}" + (" lw" if kind == "dsm-likelihood" else "")
+        train, test_rows = split.train, test
+        if name in IMAGE_MODELS:
+            if split.image_shape is None:
+                raise ValueError(f"model {name!r} needs image data; {split.name} has no "
+                                 "image_shape")
+            train = train.reshape(-1, *split.image_shape)
+            test_rows = test.reshape(-1, *split.image_shape)
         start = time.perf_counter()
         try:
-            if kind is None:
-                model = fit(split.train, sde, max_time=max_time, seed=seed, progress=progress)
+            if family == "score":
+                model = fit(train, sde, loss=kind, max_time=max_time, seed=seed,
+                            progress=progress)
             else:
-                model = fit_flow(split.train, kind, max_time=max_time, seed=seed,
-                                 progress=progress)
+                model = fit_flow(train, kind, max_time=max_time, seed=seed, progress=progress)
         except RuntimeError as err:  # a diverged run is a result too: report it, go on
             rows.append({**dict.fromkeys(COLUMNS, math.nan), "data": split.name,
                          "model": f"{label} (failed: {err})", "steps": 0})
             continue
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        log_prob = model.log_prob(test)
+        log_prob = model.log_prob(test_rows)
         throughput = len(test) / (time.perf_counter() - start)
         nll, nll_se = _mean_se(-log_prob)
-        samples = model.sample(len(test), seed=seed)
+        samples = model.sample(len(test), seed=seed).reshape(len(test), -1)
         row = {"data": split.name, "model": label,
                "fit_s": fit_seconds, "steps": model.history[-1]["step"] if model.history else 0,
                "test_nll": nll, "test_nll_se": nll_se,
                "bpd": bits_per_dim(nll, dim, levels=split.levels) if split.levels else math.nan,
                "nll_bound": (model.nll_bound(test, draws=16, seed=seed).double().mean().item()
-                             if kind is None else math.nan),
+                             if family == "score" else math.nan),
                "entropy": math.nan, "kl_gap": math.nan, "log_prob_per_s": throughput,
                "energy_distance": energy_distance(samples, test)}
         if split.oracle is not None:

@@ -245,7 +245,8 @@ class Split:
     """train / validation / test arrays (float32) of one data set.
 
     levels: for dequantised discrete data, the number of levels (report bits/dim);
-    oracle: the true law as a GaussianMixture when known (true entropy, KL gaps).
+    oracle: the true law as a GaussianMixture when known (true entropy, KL gaps);
+    image_shape: (c, h, w) when each row is a flattened image (for image models like Glow).
     """
 
     name: str
@@ -254,9 +255,10 @@ class Split:
     test: np.ndarray
     levels: int | None = None
     oracle: GaussianMixture | None = None
+    image_shape: tuple | None = None
 
 
-def _paper_split(name, x, levels=None, oracle=None, shuffle=True):
+def _paper_split(name, x, levels=None, oracle=None, shuffle=True, image_shape=None):
     """Shuffle with seed 2019 (unless already shuffled); test = last min(1000, n // 10) rows,
     validation = the min(1000, (n - test) // 10) before them, train = the rest (the split of
     the sliced-score-matching paper)."""
@@ -264,7 +266,7 @@ def _paper_split(name, x, levels=None, oracle=None, shuffle=True):
     n_test = min(1000, len(x) // 10)
     n_val = min(1000, (len(x) - n_test) // 10)
     train, val, test = np.split(x, [len(x) - n_test - n_val, len(x) - n_test])
-    return Split(name, train, val, test, levels, oracle)
+    return Split(name, train, val, test, levels, oracle, image_shape)
 
 
 def _paper_order(x):
@@ -323,7 +325,7 @@ def _digits(folder):
     from sklearn.datasets import load_digits
 
     return _paper_split("digits", dequantize(load_digits().data.astype(int), levels=17, seed=0),
-                        levels=17)
+                        levels=17, image_shape=(1, 8, 8))
 
 
 def _mixture(dim):

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -11,6 +9,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .bounds import nll_bound_terms
+from .io import SCORE_FORMAT, save_payload
 from .likelihood import probability_flow_log_prob
 from .modules import ForwardSDE, ReverseSDE
 from .nets import NETS, PARAMETERIZATIONS, net_name
@@ -220,46 +219,15 @@ class ScoreModel(nn.Module):
                 "shape": list(self.shape), "parameterization": kind,
                 "net": {"name": net_name(net), "config": dict(net.config)}}
 
-    def save(self, path) -> None:
-        """Write config, weights (and training history) to ``path`` atomically: to a temporary
-        file beside it, then renamed, so a crash never leaves a half-written model."""
-        path = Path(path)
-        payload = {"format": MODEL_FORMAT, "config": self.config(), "history": self.history,
-                   "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-MODEL_FORMAT = "sdescore-model-1"
-
-
-def load(path, map_location="cpu") -> ScoreModel:
-    """Rebuild a ScoreModel saved by ``ScoreModel.save``.
-
-    The file is read with ``torch.load(weights_only=True)``, so it cannot run code; a file
-    that is not a sdescore model raises ValueError.
-    """
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"{path} is not a readable sdescore model file: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a sdescore model file (expected format {MODEL_FORMAT!r})")
-    try:
-        config, state = payload["config"], payload["state_dict"]
+    @classmethod
+    def from_config(cls, config: dict) -> "ScoreModel":
+        """An untrained model with the SDE, shape and network that ``config()`` describes."""
         sde = get_sde(config["sde"]["name"], **config["sde"]["params"])
         net = NETS[config["net"]["name"]](**config["net"]["config"])
         score_fn = PARAMETERIZATIONS[config["parameterization"]](net, sde)
-        model = ScoreModel(sde, score_fn, tuple(config["shape"]))
-        model.to(state["loc"].dtype)
-        model.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{path} holds a damaged or incompatible sdescore model: {err}") from err
-    model.history = list(payload.get("history", []))
-    return model.to(map_location)
+        return cls(sde, score_fn, tuple(config["shape"]))
+
+    def save(self, path) -> None:
+        """Write config, weights and training history to ``path`` atomically (a temporary
+        file, then a rename); ``sdescore.load`` reads it back without running code."""
+        save_payload(self, path, SCORE_FORMAT)

@@ -63,3 +63,13 @@ def test_compare_reports_kl_gap_as_nll_minus_true_entropy(tmp_path):
     table = write_report(rows, tmp_path / "report", "test")
     assert "sdescore subvp" in table and (tmp_path / "report.png").stat().st_size > 0
     assert (tmp_path / "report.json").exists() and (tmp_path / "report.md").exists()
+
+
+def test_compare_runs_glow_on_image_rows_and_refuses_it_on_vectors():
+    data = np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32)
+    vectors = Split("vectors", data[:300], data[300:350], data[350:])
+    with pytest.raises(ValueError, match="model 'glow' needs image data; vectors has no image_shape"):
+        compare(vectors, ["glow"], max_time=0.1)
+    images = Split("images", data[:300], data[300:350], data[350:], image_shape=(1, 4, 4))
+    [row] = compare(images, ["glow"], max_time=0.5, test_points=50)
+    assert row["model"] == "glow" and math.isfinite(row["test_nll"])
