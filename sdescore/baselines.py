@@ -159,7 +159,7 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        train, held = split(x, validation)
+        train, held, _, _ = split(x, validation)
         loc, scale = standardisation(train)
         model = FlowModel(kind, tuple(x.shape[1:]), hidden, layers, loc, scale)
         flow = model.flow

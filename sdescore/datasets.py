@@ -130,6 +130,39 @@ class GaussianMixture:
         """The exact score of p_t as a ``score_fn(x, t)`` for ``ScoreModel``."""
         return lambda x, t: self.marginal_score(x, t, sde)
 
+    def component(self, k: int) -> "GaussianMixture":
+        """Component k alone: p(x | y = k) when each component is a class."""
+        return GaussianMixture(self.means[k:k + 1], self.covs[k:k + 1])
+
+    def conditional(self, x_observed, observed) -> "GaussianMixture":
+        """The law of the unobserved coordinates given the observed ones, a mixture again:
+        x_observed (d_o,) values at the coordinates where the bool mask ``observed`` (d,)
+        is True."""
+        mask = torch.as_tensor(np.asarray(observed, dtype=bool))
+        o, u = mask.nonzero().flatten(), (~mask).nonzero().flatten()
+        value = torch.as_tensor(np.asarray(x_observed, dtype=np.float64))
+        s_oo = self.covs[:, o][:, :, o]
+        s_uo = self.covs[:, u][:, :, o]
+        gain = s_uo @ torch.linalg.inv(s_oo)  # (K, d_u, d_o)
+        means = self.means[:, u] + torch.einsum("kuo,ko->ku", gain, value - self.means[:, o])
+        covs = self.covs[:, u][:, :, u] - gain @ s_uo.transpose(1, 2)
+        evidence = GaussianMixture(self.means[:, o], s_oo, self.weights)
+        one = torch.ones(1, dtype=torch.float64)
+        log_dens_o = evidence._components(value[None], one, torch.zeros_like(one))[0][0]
+        weights = torch.softmax(evidence._log_weights(value) + log_dens_o, 0)
+        return GaussianMixture(means, 0.5 * (covs + covs.transpose(1, 2)), weights)
+
+    def noisy_class_log_prob(self, sde):
+        """The exact noisy classifier log q(y | x_t, t) = log w_y N(x_t; m mu_y, m^2 Sigma_y +
+        s^2 I) - log p_t(x_t) when component y is class y, as a callable log_q(y, x, t)
+        with y (n,) labels, x (n, d), t (n,) -> (n,)."""
+        def log_q(y, x, t):
+            m, v = sde.mean_scale(t), sde.marginal_std(t) ** 2
+            log_dens, _ = self._components(x, m, v)
+            joint = self._log_weights(x) + log_dens
+            return (joint.gather(1, y[:, None]).squeeze(1) - torch.logsumexp(joint, 1))
+        return log_q
+
 
 def random_mixture(dim: int, components: int = 3, seed: int = 0) -> GaussianMixture:
     """A random mixture in ``dim`` dimensions with correlated components and overall mean

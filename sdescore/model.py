@@ -4,18 +4,21 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .bounds import nll_bound_terms
+from .guidance import (NoisyClassifier, classifier_free_guided, classifier_guided,
+                       impute_langevin)
 from .io import SCORE_FORMAT, save_payload
 from .likelihood import probability_flow_log_prob
 from .modules import ForwardSDE, ReverseSDE
 from .nets import NETS, PARAMETERIZATIONS, net_name
-from .sampling import SAMPLERS, tweedie_denoise
+from .sampling import DENOISED_BY_SAMPLER, SAMPLERS, tweedie_denoise
 from .sde import SDE, get_sde
-from .validation import as_batch, as_times, check_count, check_positive, choose
+from .validation import as_batch, as_labels, as_times, check_count, check_positive, choose
 from .utils import make_generator
 
 
@@ -27,13 +30,16 @@ class ScoreModel(nn.Module):
     e.g. (d,) or (c, h, w). loc, scale: an affine map (tensors broadcasting to ``shape``)
     from the data's coordinates to the ones the score lives in, y = (x - loc) / scale; the
     public methods take and return data coordinates, and ``log_prob`` includes the map's
-    log-determinant. ``forward_sde`` and ``reverse_sde`` act in y.
+    log-determinant. ``forward_sde`` and ``reverse_sde`` act in y. classes: for a
+    class-conditional score_fn(x, t, y) (``fit(..., labels=...)``), the number of classes;
+    label ``classes`` means "no label".
     Computation runs in the model's dtype and device (``.double()``, ``.to(device)``). After
     each call of ``score``, ``log_prob`` or ``sample``, ``last_score_evals`` holds the number
     of batched score evaluations that call used.
     """
 
-    def __init__(self, sde: SDE, score_fn: Callable, shape, *, loc=None, scale=None):
+    def __init__(self, sde: SDE, score_fn: Callable, shape, *, loc=None, scale=None,
+                 classes: int | None = None):
         super().__init__()
         if not isinstance(sde, SDE):
             raise TypeError(f"sde must be an SDE object (see sdescore.get_sde); "
@@ -46,6 +52,7 @@ class ScoreModel(nn.Module):
         self.sde = sde
         self.score_fn = score_fn
         self.shape = shape
+        self.classes = classes
         self.last_score_evals = 0
         self._score_evals = 0
         self.history: list[dict] = []
@@ -71,10 +78,24 @@ class ScoreModel(nn.Module):
         """D, the number of numbers in one sample."""
         return math.prod(self.shape)
 
-    def _score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The unchecked, counted score used by solvers: x (n, *shape), t (n,)."""
+    def _score(self, x: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
+        """The unchecked, counted score used by solvers: x (n, *shape), t (n,), labels y
+        (n,) or None (unconditional)."""
         self._score_evals += 1
-        return self.score_fn(x, t)
+        return self.score_fn(x, t) if y is None else self.score_fn(x, t, y)
+
+    def _labels(self, y, n: int):
+        """Validated labels (n,) for a conditional model."""
+        if self.classes is None:
+            raise ValueError("y needs a class-conditional model (fit(..., labels=...)); for "
+                             "an unconditional one pass classifier=... as well")
+        return as_labels(y, n, name="y", classes=self.classes, device=self.device)
+
+    def _conditioned(self, labels):
+        """The counted score with labels bound (or the plain one for labels None)."""
+        if labels is None:
+            return self._score
+        return lambda x, t: self._score(x, t, labels)
 
     def _finish(self, result):
         self.last_score_evals, self._score_evals = self._score_evals, 0
@@ -115,7 +136,7 @@ class ScoreModel(nn.Module):
                  solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
                  steps: int = 100, probes: int = 1, probe: str = "rademacher",
                  seed: int | None = None, batch_size: int = 2048,
-                 progress: bool | None = None) -> torch.Tensor:
+                 progress: bool | None = None, y=None) -> torch.Tensor:
         """Exact log-density log p_eps(x) in nats by the probability-flow ODE: x (n, *shape) -> (n,).
 
         This is the density at t = eps (default ``sde.likelihood_eps``), the prior pushed back
@@ -124,7 +145,8 @@ class ScoreModel(nn.Module):
         solver, rtol, atol: torchdiffeq options; steps: for fixed-grid solvers.
         batch_size: points per ODE solve, which bounds memory; progress: a bar over the
         batches (default: shown when there is more than one). ``last_score_evals`` sums the
-        evaluations of all batches.
+        evaluations of all batches. y: class labels (one integer or (n,)) for the conditional
+        log p(x | y) of a class-conditional model.
         """
         x = self._batch(x)
         eps = self._check_eps(eps, self.sde.likelihood_eps)
@@ -134,12 +156,16 @@ class ScoreModel(nn.Module):
             check_positive(value, name=name, integer=True)
         generator = make_generator(seed, self.device)
         batches = x.split(batch_size)
+        labels = ([None] * len(batches) if y is None
+                  else self._labels(y, x.shape[0]).split(batch_size))
         show = len(batches) > 1 if progress is None else progress
         self._score_evals = 0
         results = [probability_flow_log_prob(
-            self.sde, self._score, self.shape, self.to_model_space(batch), trace=trace, eps=eps,
-            solver=solver, rtol=rtol, atol=atol, steps=steps, probes=probes, probe=probe,
-            generator=generator) for batch in tqdm(batches, disable=not show, desc="log_prob")]
+            self.sde, self._conditioned(label), self.shape, self.to_model_space(batch),
+            trace=trace, eps=eps, solver=solver, rtol=rtol, atol=atol, steps=steps,
+            probes=probes, probe=probe, generator=generator)
+            for batch, label in tqdm(list(zip(batches, labels)), disable=not show,
+                                     desc="log_prob")]
         return self._finish(torch.cat(results) - self.scale.log().sum())
 
     @torch.no_grad()
@@ -169,30 +195,112 @@ class ScoreModel(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, method: str = "ode", *, eps: float | None = None,
                denoise: bool = True, seed: int | None = None, progress: bool = False,
+               y=None, classifier=None, guidance_scale: float = 1.0,
                **options) -> torch.Tensor:
         """Draw n samples (n, *shape).
 
         method: "ode" (probability-flow ODE; options solver, rtol, atol, steps), "sde"
         (reverse SDE with torchsde; solver, steps), "pc" (predictor-corrector; steps, snr,
-        corrector_steps) or "langevin" (annealed Langevin; levels, steps_per_level, snr).
+        corrector_steps), "langevin" (annealed Langevin; levels, steps_per_level, snr) or,
+        for VP models, "ddpm" (DDPM ancestral sampling; steps, whose last step denoises).
         eps: the last time (default ``sde.sampling_eps``); denoise: finish with Tweedie's
         E[x_0 | x_eps]; seed: makes the draw repeatable.
+        y: class labels (one integer or (n,)) to sample p(x | y). With ``classifier`` (a
+        ``NoisyClassifier`` or any callable log_q(y, x, t) -> (n,) on data coordinates) the
+        score becomes score + guidance_scale * grad_x log q(y | x_t, t) (classifier
+        guidance); without one the model must be class-conditional, and the score is
+        uncond + guidance_scale * (cond - uncond) (classifier-free guidance).
+        guidance_scale = 1 targets p(x | y); larger values sharpen it.
         """
         n = check_count(n)
         sampler = choose(method, SAMPLERS, name="method")
         eps = self._check_eps(eps, self.sde.sampling_eps)
+        score = self._guided(n, y, classifier, guidance_scale)
         generator = make_generator(seed, self.device)
         self._score_evals = 0
         x = self.sde.prior_sample((n,) + self.shape, generator=generator, device=self.device,
                                   dtype=self.dtype)
         if n == 0:
             return self._finish(self.to_data_space(x))
-        x = sampler(self.sde, self._score, x, eps=eps, generator=generator, progress=progress,
+        x = sampler(self.sde, score, x, eps=eps, generator=generator, progress=progress,
                     **options)
-        if denoise:
+        if denoise and method not in DENOISED_BY_SAMPLER:
             t = torch.full((n,), eps, dtype=self.dtype, device=self.device)
-            x = tweedie_denoise(self.sde, self._score, x, t)
+            x = tweedie_denoise(self.sde, score, x, t)
         return self._finish(self.to_data_space(x))
+
+    def _guided(self, n: int, y, classifier, guidance_scale):
+        """The score the samplers follow: plain, classifier-guided or classifier-free guided."""
+        if y is None:
+            if classifier is not None:
+                raise ValueError("classifier needs labels: pass y=...")
+            return self._score
+        if (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float))
+                or not math.isfinite(guidance_scale) or guidance_scale < 0):
+            raise ValueError(f"guidance_scale must be a finite number >= 0; got {guidance_scale!r}")
+        if classifier is None:
+            return classifier_free_guided(self._score, self._labels(y, n), self.classes,
+                                          float(guidance_scale))
+        if isinstance(classifier, NoisyClassifier):
+            self._check_classifier(classifier)
+            labels = as_labels(y, n, name="y", classes=classifier.classes, device=self.device)
+            log_q = classifier.log_prob
+        elif callable(classifier):
+            labels, log_q = as_labels(y, n, name="y", device=self.device), classifier
+        else:
+            raise TypeError(f"classifier must be a NoisyClassifier or a callable log_q(y, x, "
+                            f"t); got {type(classifier).__name__}")
+        base = self._conditioned(None)
+        return classifier_guided(base, log_q, labels, float(guidance_scale), self.to_data_space)
+
+    def _check_classifier(self, classifier: NoisyClassifier):
+        """A classifier trained under another SDE or data map would guide toward the wrong
+        noisy law: refuse it."""
+        if repr(classifier.sde) != repr(self.sde):
+            raise ValueError(f"classifier was trained with {classifier.sde!r}; this model "
+                             f"uses {self.sde!r}")
+        loc, scale = classifier.loc.to(self.loc), classifier.scale.to(self.scale)
+        if not (torch.allclose(loc, self.loc, rtol=1e-3, atol=1e-3 * self.scale.mean().item())
+                and torch.allclose(scale, self.scale, rtol=1e-3)):
+            raise ValueError("classifier was standardised differently from this model: train "
+                             "both on the same data")
+
+    @torch.no_grad()
+    def impute(self, x, draws: int | None = None, *, eps: float | None = None,
+               levels: int = 100, steps_per_level: int = 20, snr: float = 0.4,
+               seed: int | None = None, progress: bool = False) -> torch.Tensor:
+        """Fill the NaN entries of x (n, *shape) with draws from the model's conditional
+        p(missing | observed), row by row.
+
+        Annealed Langevin dynamics (``levels`` noise levels from T to eps, default
+        ``sde.sampling_eps``, ``steps_per_level`` steps at signal-to-noise ratio ``snr``)
+        moves only the missing entries; the observed ones are returned unchanged.
+        draws: None -> (n, *shape); an integer k -> (k, n, *shape), k independent fills.
+        """
+        if not isinstance(x, torch.Tensor):
+            array = np.asarray(x)
+            if array.dtype.kind not in "iuf":
+                raise TypeError(f"x must hold real numbers; got dtype {array.dtype}")
+            x = torch.from_numpy(np.ascontiguousarray(array))
+        missing = torch.isnan(x) if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool)
+        x = self._batch(torch.where(missing, torch.zeros_like(x), x))
+        missing = missing.to(self.device)
+        copies = 1 if draws is None else check_positive(draws, name="draws", integer=True)
+        for value, name in ((levels, "levels"), (steps_per_level, "steps_per_level")):
+            check_positive(value, name=name, integer=True)
+        check_positive(snr, name="snr")
+        eps = self._check_eps(eps, self.sde.sampling_eps)
+        generator = make_generator(seed, self.device)
+        self._score_evals = 0
+        y = self.to_model_space(x).repeat(copies, *[1] * len(self.shape))
+        filled = impute_langevin(self.sde, self._score, y, missing.repeat(
+            copies, *[1] * len(self.shape)), eps=eps, generator=generator, progress=progress,
+            levels=levels, steps_per_level=steps_per_level, snr=snr)
+        filled = torch.where(missing.repeat(copies, *[1] * len(self.shape)),
+                             self.to_data_space(filled), x.repeat(copies, *[1] * len(self.shape)))
+        if draws is None:
+            return self._finish(filled)
+        return self._finish(filled.reshape(copies, *x.shape))
 
     def _check_eps(self, eps, default):
         if eps is None:
@@ -225,7 +333,8 @@ class ScoreModel(nn.Module):
         sde = get_sde(config["sde"]["name"], **config["sde"]["params"])
         net = NETS[config["net"]["name"]](**config["net"]["config"])
         score_fn = PARAMETERIZATIONS[config["parameterization"]](net, sde)
-        return cls(sde, score_fn, tuple(config["shape"]))
+        return cls(sde, score_fn, tuple(config["shape"]),
+                   classes=config["net"]["config"].get("classes"))
 
     def save(self, path) -> None:
         """Write config, weights and training history to ``path`` atomically (a temporary

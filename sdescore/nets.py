@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from .utils import append_dims
+from .ddpm import noise_to_score
 
 
 class SinusoidalTimeEmbedding(nn.Module):
@@ -31,6 +31,34 @@ class SinusoidalTimeEmbedding(nn.Module):
         return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
+class LabelEmbedding(nn.Module):
+    """Class labels y (n,) in {0..classes-1}, or None for "no label", -> (n, dim). Index
+    ``classes`` is the learned null label that classifier-free guidance trains with."""
+
+    def __init__(self, classes: int, dim: int):
+        super().__init__()
+        self.classes = classes
+        self.table = nn.Embedding(classes + 1, dim)
+
+    def forward(self, y, n: int, device):
+        if y is None:
+            y = torch.full((n,), self.classes, dtype=torch.long, device=device)
+        return self.table(y)
+
+
+def _label_embedding(classes, dim):
+    return LabelEmbedding(classes, dim) if classes else None
+
+
+def _add_label(emb, label_embed, y):
+    """emb + the label's embedding for conditional networks; y must be None otherwise."""
+    if label_embed is None:
+        if y is not None:
+            raise ValueError("this network has no classes: it was not trained with labels")
+        return emb
+    return emb + label_embed(y, emb.shape[0], emb.device)
+
+
 def default_width(dim: int) -> int:
     """Hidden width for d-dimensional vectors: 128 up to d = 8, then 16 d, capped at 512."""
     return int(min(512, max(128, 16 * dim)))
@@ -40,13 +68,18 @@ class MLPScoreNet(nn.Module):
     """Residual MLP with a sinusoidal time embedding added to every block.
 
     dim: d; hidden: width (default ``default_width(d)``); depth: residual blocks;
-    embed_dim: size of the time embedding. forward(x (n, d), t (n,)) -> (n, d).
+    embed_dim: size of the time embedding; classes: number of class labels for a
+    conditional network (None: unconditional). forward(x (n, d), t (n,), y=None) -> (n, d),
+    y (n,) integer labels or None for the null label.
     """
 
-    def __init__(self, dim: int, hidden: int | None = None, depth: int = 3, embed_dim: int = 64):
+    def __init__(self, dim: int, hidden: int | None = None, depth: int = 3, embed_dim: int = 64,
+                 classes: int | None = None):
         super().__init__()
         hidden = hidden or default_width(dim)
-        self.config = {"dim": dim, "hidden": hidden, "depth": depth, "embed_dim": embed_dim}
+        self.config = {"dim": dim, "hidden": hidden, "depth": depth, "embed_dim": embed_dim,
+                       "classes": classes}
+        self.label_embed = _label_embedding(classes, hidden)
         self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim), nn.Linear(embed_dim, hidden),
                                    nn.SiLU(), nn.Linear(hidden, hidden))
         self.inp = nn.Linear(dim, hidden)
@@ -56,8 +89,8 @@ class MLPScoreNet(nn.Module):
         self.time_proj = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
 
-    def forward(self, x, t):
-        emb = self.embed(t)
+    def forward(self, x, t, y=None):
+        emb = _add_label(self.embed(t), self.label_embed, y)
         h = self.inp(x)
         for block, proj in zip(self.blocks, self.time_proj):
             h = h + block(h + proj(emb))
@@ -87,12 +120,16 @@ class UNet(nn.Module):
     """A small U-Net for (n, c, h, w) images with h and w divisible by 4.
 
     channels: c; width: base feature count (doubled at each of two downsamplings);
-    embed_dim: size of the time embedding. forward(x, t (n,)) -> (n, c, h, w).
+    embed_dim: size of the time embedding; classes: as for MLPScoreNet.
+    forward(x, t (n,), y=None) -> (n, c, h, w).
     """
 
-    def __init__(self, channels: int, width: int = 32, embed_dim: int = 128):
+    def __init__(self, channels: int, width: int = 32, embed_dim: int = 128,
+                 classes: int | None = None):
         super().__init__()
-        self.config = {"channels": channels, "width": width, "embed_dim": embed_dim}
+        self.config = {"channels": channels, "width": width, "embed_dim": embed_dim,
+                       "classes": classes}
+        self.label_embed = _label_embedding(classes, embed_dim)
         w1, w2, w3 = width, 2 * width, 2 * width
         self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim), nn.Linear(embed_dim, embed_dim),
                                    nn.SiLU())
@@ -106,8 +143,8 @@ class UNet(nn.Module):
         self.pool = nn.AvgPool2d(2)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
 
-    def forward(self, x, t):
-        emb = self.embed(t)
+    def forward(self, x, t, y=None):
+        emb = _add_label(self.embed(t), self.label_embed, y)
         h1 = self.down1(self.inp(x), emb)  # (h, w)
         h2 = self.down2(self.pool(h1), emb)  # (h/2, w/2)
         h = self.mid(self.pool(h2), emb)  # (h/4, w/4)
@@ -119,12 +156,13 @@ class UNet(nn.Module):
 NETS = {"mlp": MLPScoreNet, "unet": UNet}
 
 
-def default_net(shape: tuple) -> nn.Module:
-    """An MLP for (d,) samples, a U-Net for (c, h, w) images."""
+def default_net(shape: tuple, classes: int | None = None) -> nn.Module:
+    """An MLP for (d,) samples, a U-Net for (c, h, w) images; conditional on ``classes``
+    labels when given."""
     if len(shape) == 1:
-        return MLPScoreNet(shape[0])
+        return MLPScoreNet(shape[0], classes=classes)
     if len(shape) == 3 and shape[1] % 4 == 0 and shape[2] % 4 == 0:
-        return UNet(shape[0])
+        return UNet(shape[0], classes=classes)
     raise ValueError(f"No default network for samples of shape {shape}: vectors (d,) or images "
                      "(c, h, w) with h and w divisible by 4 are supported; pass net=...")
 
@@ -138,26 +176,30 @@ def net_name(net: nn.Module) -> str:
                     f"({', '.join(NETS)}) can be rebuilt on load")
 
 
+def _net_output(net, x, t, y):
+    return net(x, t) if y is None else net(x, t, y)
+
+
 class NoisePrediction(nn.Module):
-    """score(x, t) = -net(x, t) / s(t): the network predicts the noise z of x_t."""
+    """score(x, t[, y]) = -net(x, t[, y]) / s(t): the network predicts the noise z of x_t."""
 
     def __init__(self, net: nn.Module, sde):
         super().__init__()
         self.net, self.sde = net, sde
 
-    def forward(self, x, t):
-        return -self.net(x, t) / append_dims(self.sde.marginal_std(t), x.ndim)
+    def forward(self, x, t, y=None):
+        return noise_to_score(_net_output(self.net, x, t, y), self.sde.marginal_std(t))
 
 
 class DirectScore(nn.Module):
-    """score(x, t) = net(x, t): the network outputs the score itself."""
+    """score(x, t[, y]) = net(x, t[, y]): the network outputs the score itself."""
 
     def __init__(self, net: nn.Module, sde):
         super().__init__()
         self.net, self.sde = net, sde
 
-    def forward(self, x, t):
-        return self.net(x, t)
+    def forward(self, x, t, y=None):
+        return _net_output(self.net, x, t, y)
 
 
 PARAMETERIZATIONS = {"noise": NoisePrediction, "score": DirectScore}

@@ -8,12 +8,15 @@ and SAMPLERS maps method names to them; adding a sampler is adding one entry.
   follows a signal-to-noise ratio (Song et al. 2021, Alg. 1-2).
 - "langevin": annealed Langevin dynamics over the SDE's noise levels, corrector steps only
   (NCSN, Song and Ermon 2019).
+- "ddpm": DDPM's ancestral sampling (Ho et al. 2020) for VP models; its last step is
+  already the denoising step, so ``ScoreModel.sample`` adds none (see DENOISED_BY_SAMPLER).
 """
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
 
+from .ddpm import ddpm_betas
 from .modules import ProbabilityFlowODE, ReverseSDE, solve_ode
 from .utils import append_dims
 
@@ -104,12 +107,31 @@ def sample_langevin(sde, score, x, *, eps, generator=None, progress=False, level
     return x
 
 
+def sample_ddpm(sde, score, x, *, eps=None, generator=None, progress=False, steps=1000):
+    """DDPM ancestral sampling with the N = ``steps`` betas of ``ddpm_betas(sde, N)``:
+    for i = N..1, x <- (x + beta_i score(x, t_i)) / sqrt(1 - beta_i) + sqrt(beta_i) z at
+    t_i = i / N, with no noise at i = 1. That last step is Tweedie's E[x_0 | x_{t_1}]
+    (beta_1 = 1 - abar_1), so the grid, not ``eps``, sets the last time; ``eps`` is unused."""
+    betas = ddpm_betas(sde, steps).to(dtype=x.dtype, device=x.device)
+    n = x.shape[0]
+    for i in tqdm(range(steps, 0, -1), disable=not progress, desc="ddpm sampling"):
+        beta = betas[i - 1]
+        t = torch.full((n,), i / steps, dtype=x.dtype, device=x.device)
+        x = (x + beta * score(x, t)) / torch.sqrt(1 - beta)
+        if i > 1:
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x = x + torch.sqrt(beta) * noise
+    return x
+
+
 SAMPLERS = {
     "ode": sample_ode,
     "sde": sample_sde,
     "pc": sample_pc,
     "langevin": sample_langevin,
+    "ddpm": sample_ddpm,
 }
+DENOISED_BY_SAMPLER = {"ddpm"}
 
 
 def tweedie_denoise(sde, score, x, t):

@@ -6,6 +6,7 @@ weights for evaluation, and stops at a step count or a wall-clock budget.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -17,7 +18,7 @@ from .losses import get_loss
 from .model import ScoreModel
 from .nets import PARAMETERIZATIONS, default_net
 from .sde import SDE, VESDE, get_sde
-from .validation import as_dataset, check_positive, choose
+from .validation import as_dataset, as_labels, check_positive, choose
 
 DEFAULT_STEPS = 5000
 
@@ -74,10 +75,11 @@ def check_budget(max_time, steps, batch_size, lr):
     return DEFAULT_STEPS if max_time is None and steps is None else steps
 
 
-def split(x: torch.Tensor, validation):
-    """(train, validation or None) from a fraction in (0, 1) or held-out data."""
+def split(x: torch.Tensor, validation, labels: torch.Tensor | None = None):
+    """(train, validation or None, train labels, validation labels) from a fraction in (0, 1)
+    of the rows or from held-out data; labels (n,) or None follow their rows."""
     if validation is None:
-        return x, None
+        return x, None, labels, None
     if isinstance(validation, float) and not isinstance(validation, bool):
         if not 0 < validation < 1:
             raise ValueError(f"validation must be a fraction in (0, 1) or data; got {validation}")
@@ -85,19 +87,25 @@ def split(x: torch.Tensor, validation):
         held = max(1, int(round(validation * x.shape[0])))
         if held >= x.shape[0] - 1:
             raise ValueError(f"validation={validation} leaves fewer than 2 training rows")
-        return x[order[held:]], x[order[:held]]
+        if labels is None:
+            return x[order[held:]], x[order[:held]], None, None
+        return x[order[held:]], x[order[:held]], labels[order[held:]], labels[order[:held]]
+    if labels is not None:
+        raise ValueError("with labels, validation must be a fraction of the data (held-out "
+                         "rows would need their labels too)")
     held = as_dataset(validation, name="validation", dtype=x.dtype)
     if held.shape[1:] != x.shape[1:]:
         raise ValueError(f"validation rows have shape {tuple(held.shape[1:])}; data rows have "
                          f"{tuple(x.shape[1:])}")
-    return x, held
+    return x, held, None, None
 
 
 def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
         max_time: float | None = None, steps: int | None = None, batch_size: int = 256,
         lr: float = 2e-3, ema: float = 0.999, validation=None, standardize: bool = True,
-        eps: float | None = None, seed: int | None = None, device=None, progress: bool = True,
-        callback=None, log_every: int = 100) -> ScoreModel:
+        eps: float | None = None, labels=None, label_dropout: float = 0.1,
+        seed: int | None = None, device=None, progress: bool = True, callback=None,
+        log_every: int = 100) -> ScoreModel:
     """Train a score model on ``data`` and return it as a ScoreModel in the data's coordinates.
 
     data: (n, d) vectors or (n, c, h, w) images (array-like). sde: "subvp", "vp", "ve" or an
@@ -111,6 +119,9 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
     weight average used for evaluation (0 disables). validation: a fraction of the data or
     held-out data, scored every ``log_every`` steps. standardize: map the data to zero mean,
     unit variance inside the model. eps: smallest training time (default sde.likelihood_eps).
+    labels: (n,) integer classes 0..K-1 for a class-conditional model (classifier-free
+    guidance): the network learns score(x, t, y), and each training label is replaced by the
+    null label with probability ``label_dropout`` so that it also learns score(x, t).
     seed: same seed, same machine, ``steps`` budget -> the same model. callback(record) is
     called with each history record (dict); returning True stops training.
     The model's ``history`` lists {step, seconds, loss[, val_loss]} every ``log_every`` steps
@@ -125,53 +136,83 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
     wrap = choose(parameterization, PARAMETERIZATIONS, name="parameterization")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     x = as_dataset(data, dtype=torch.float32)
+    classes = None
+    if labels is not None:
+        labels = as_labels(labels, x.shape[0])
+        classes = int(labels.max()) + 1
+        if not 0 <= label_dropout < 1:
+            raise ValueError(f"label_dropout must be in [0, 1); got {label_dropout}")
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if seed is not None:
             torch.manual_seed(seed)
-        train, held = split(x, validation)
+        train, held, train_labels, held_labels = split(x, validation, labels)
         loc, scale = standardisation(train) if standardize else (torch.zeros(1), torch.ones(1))
         train = ((train - loc) / scale).to(device)
         held = None if held is None else ((held - loc) / scale).to(device)
         sde_obj = build_sde(sde, train)
         loss_fn = get_loss(loss, sde_obj, eps if eps is not None else sde_obj.likelihood_eps)
-        score_net = wrap(net if net is not None else default_net(tuple(train.shape[1:])), sde_obj)
+        score_net = wrap(net if net is not None else default_net(tuple(train.shape[1:]), classes),
+                         sde_obj)
         score_net.to(device)
         averaged = (AveragedModel(score_net, multi_avg_fn=ema_with_warmup(ema)) if ema
                     else None)
         optimizer = torch.optim.Adam(score_net.parameters(), lr=lr)
         history = train_loop(score_net, averaged, optimizer, loss_fn, train, held, steps=steps,
                              max_time=max_time, batch_size=batch_size, progress=progress,
-                             callback=callback, log_every=log_every)
+                             callback=callback, log_every=log_every,
+                             labels=_on(train_labels, device), held_labels=_on(held_labels, device),
+                             classes=classes, label_dropout=label_dropout)
 
     final = averaged.module if averaged is not None else score_net
-    model = ScoreModel(sde_obj, final, tuple(x.shape[1:]), loc=loc, scale=scale).to(device)
+    model = ScoreModel(sde_obj, final, tuple(x.shape[1:]), loc=loc, scale=scale,
+                       classes=classes).to(device)
     model.history = history
     return model.eval()
 
 
+def _on(labels, device):
+    return None if labels is None else labels.to(device)
+
+
+def _given(score_net, labels):
+    """score_net itself, or score_net with its labels bound when the model is conditional."""
+    return score_net if labels is None else functools.partial(score_net, y=labels)
+
+
 @torch.no_grad()
-def _validation_loss(loss_fn, score_fn, held, batch_size):
+def _validation_loss(loss_fn, score_fn, held, held_labels, batch_size):
     """Mean loss on held-out data with fixed times and noise (seed 0), comparable over steps."""
     generator = torch.Generator(device=held.device).manual_seed(0)
-    total = sum(loss_fn(score_fn, chunk, generator=generator).sum().item()
-                for chunk in held.split(batch_size))
+    label_chunks = (held_labels.split(batch_size) if held_labels is not None
+                    else [None] * len(held.split(batch_size)))
+    total = sum(loss_fn(_given(score_fn, y), chunk, generator=generator).sum().item()
+                for chunk, y in zip(held.split(batch_size), label_chunks))
     return total / held.shape[0]
 
 
 def train_loop(score_net, averaged, optimizer, loss_fn, train, held, *, steps, max_time,
-               batch_size, progress, callback, log_every):
+               batch_size, progress, callback, log_every, labels=None, held_labels=None,
+               classes=None, label_dropout=0.0):
     """Minimise mean(loss_fn(score_net, batch)) over random batches of ``train`` until
     ``steps`` or ``max_time`` seconds; returns the history records. ``averaged`` (an
-    AveragedModel or None) is updated after every step and is what validation scores."""
+    AveragedModel or None) is updated after every step and is what validation scores.
+    With ``labels`` (n,), the net is called with each batch's labels, each replaced by the
+    null label ``classes`` with probability ``label_dropout``."""
     history, window, start, step = [], [], time.perf_counter(), 0
     bar = tqdm(total=steps, disable=not progress, desc="fit", unit="step", mininterval=0.5)
     score_net.train()
     while steps is None or step < steps:
         if max_time is not None and time.perf_counter() - start >= max_time:
             break
-        batch = train[torch.randint(0, train.shape[0], (batch_size,), device=train.device)]
-        loss = loss_fn(score_net, batch).mean()
+        index = torch.randint(0, train.shape[0], (batch_size,), device=train.device)
+        batch_labels = None
+        if labels is not None:
+            batch_labels = labels[index]
+            if label_dropout:
+                dropped = torch.rand(batch_size, device=train.device) < label_dropout
+                batch_labels = batch_labels.masked_fill(dropped, classes)
+        loss = loss_fn(_given(score_net, batch_labels), train[index]).mean()
         if not math.isfinite(loss.item()):
             raise RuntimeError(f"training loss became {loss.item()} at step {step}; try a "
                                "smaller lr or a larger eps")
@@ -189,7 +230,8 @@ def train_loop(score_net, averaged, optimizer, loss_fn, train, held, *, steps, m
             window = []
             if held is not None:
                 evaluated = averaged.module if averaged is not None else score_net
-                record["val_loss"] = _validation_loss(loss_fn, evaluated, held, 4 * batch_size)
+                record["val_loss"] = _validation_loss(loss_fn, evaluated, held, held_labels,
+                                                      4 * batch_size)
             history.append(record)
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "loss" in k},
                             refresh=False)

@@ -96,3 +96,21 @@ def as_dataset(data, *, name: str = "data", dtype=None) -> torch.Tensor:
     if tensor.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 rows; got {tensor.shape[0]}")
     return tensor
+
+
+def as_labels(labels, n: int, *, name: str = "labels", classes: int | None = None,
+              device=None) -> torch.Tensor:
+    """Class labels as an (n,) long tensor of integers in [0, classes); a scalar label is
+    repeated n times."""
+    array = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers; got dtype {array.dtype}")
+    if array.ndim == 0:
+        array = np.full(n, array)
+    if array.shape != (n,):
+        raise ValueError(f"{name} must be one integer or have shape ({n},); got {array.shape}")
+    if n and (array < 0).any():
+        raise ValueError(f"{name} must be >= 0; got {array.min()}")
+    if n and classes is not None and (array >= classes).any():
+        raise ValueError(f"{name} must be below the model's {classes} classes; got {array.max()}")
+    return torch.as_tensor(array.astype(np.int64), device=device)

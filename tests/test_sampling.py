@@ -50,11 +50,20 @@ def test_sampler_reproduces_the_mixture_with_its_exact_score(mixture, threshold,
     assert model.last_score_evals > 0
 
 
+def test_ddpm_ancestral_sampling_reproduces_the_mixture(mixture, threshold):
+    sde = make_sde("vp")
+    model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
+    samples = model.sample(N, "ddpm", seed=3)
+    statistic = mmd(samples, mixture.sample(N, seed=11), BANDWIDTHS)
+    assert statistic < threshold, f"MMD {statistic:.5f} above the noise floor {threshold:.5f}"
+    assert model.last_score_evals == 1000, "no extra denoising step after DDPM's own last step"
+
+
 def test_seed_makes_every_sampler_repeatable(mixture):
     sde = make_sde("vp")
     model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
-    for method in ["sde", "pc", "langevin"]:
-        options = {"steps": 20} if method != "langevin" else {"levels": 5}
+    for method in ["sde", "pc", "langevin", "ddpm"]:
+        options = {"langevin": {"levels": 5}, "ddpm": {"steps": 50}}.get(method, {"steps": 20})
         first = model.sample(50, method, seed=7, **options)
         torch.testing.assert_close(first, model.sample(50, method, seed=7, **options))
 
