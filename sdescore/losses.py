@@ -54,8 +54,12 @@ class ImportanceTimes:
     def unnormalised(self, t):
         return self.sde.diffusion(t) ** 2 / self.sde.marginal_std(t) ** 2
 
-    def __call__(self, n, *, dtype, device, generator=None):
+    def __call__(self, n, *, dtype, device, generator=None, stratum=None):
+        """n times and weights; stratum (k, K) draws from the k-th of K equal-probability
+        slices of q instead (stratified sampling)."""
         u = torch.rand(n, generator=generator, dtype=torch.float64)
+        if stratum is not None:
+            u = (stratum[0] + u) / stratum[1]
         index = torch.searchsorted(self.grid_cdf, u).clamp(1, len(self.grid_cdf) - 1)
         lo, hi = self.grid_cdf[index - 1], self.grid_cdf[index]
         frac = (u - lo) / (hi - lo)
