@@ -34,15 +34,17 @@ rows = np.arange(len(test))
 hidden = test.copy()
 hidden[rows, column] = np.nan
 
-filled = model.impute(hidden, draws=args.draws, seed=0, progress=True).mean(0).numpy()
 truth = test[rows, column]
-model_rmse = np.sqrt(np.mean((filled[rows, column] - truth) ** 2))
-mean_rmse = np.sqrt(np.mean((split.train.mean(0)[column] - truth) ** 2))
-print(f"{args.data}: {len(test)} rows, one hidden entry each; RMSE of the score model's "
-      f"imputation {model_rmse:.4g} against {mean_rmse:.4g} for the column mean "
-      f"({model_rmse / mean_rmse:.0%} of it)")
-per_column = {c: (np.sqrt(np.mean((filled[rows, column][column == c] - truth[column == c]) ** 2)),
-                  np.sqrt(np.mean((split.train.mean(0)[c] - truth[column == c]) ** 2)))
-              for c in range(test.shape[1])}
-for c, (ours, baseline) in per_column.items():
-    print(f"  column {c}: score model {ours:.4g}, column mean {baseline:.4g}")
+guesses = {"score model": model.impute(hidden, draws=args.draws, seed=0, progress=True)
+           .mean(0).numpy()[rows, column],
+           "column mean": split.train.mean(0)[column]}
+gaussian = GaussianMixture([split.train.mean(0)], [np.cov(split.train, rowvar=False)])
+guesses["Gaussian conditional mean"] = np.array([
+    gaussian.conditional(row[~np.isnan(row)], ~np.isnan(row)).means[0, 0].item()
+    for row in hidden])
+print(f"{args.data}: {len(test)} test rows, one hidden entry each; RMSE against the hidden "
+      "values, overall and (by hidden column):")
+for name, guess in guesses.items():
+    by_column = [np.sqrt(np.mean((guess - truth)[column == c] ** 2)) for c in range(test.shape[1])]
+    print(f"  {name:>26}: {np.sqrt(np.mean((guess - truth) ** 2)):.4g}   (" +
+          ", ".join(f"{value:.3g}" for value in by_column) + ")")

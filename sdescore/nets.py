@@ -17,16 +17,29 @@ from torch import nn
 from .ddpm import noise_to_score
 
 
-class SinusoidalTimeEmbedding(nn.Module):
-    """t (n,) in [0, 1] -> (n, dim) sines and cosines at frequencies geometric in [1, 1000]."""
+TIME_INPUTS = ("linear", "log")
+LOG_TIME_FLOOR = 1e-5  # "log" time input: t in [1e-5, 1] maps to [0, 1]
 
-    def __init__(self, dim: int):
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """t (n,) in [0, 1] -> (n, dim) sines and cosines at frequencies geometric in
+    [1, max_frequency] of u = t ("linear") or u = log(t / 1e-5) / log(1e5) ("log", which
+    resolves small t finely and varies slowly elsewhere; t below 1e-5 is clamped to it)."""
+
+    def __init__(self, dim: int, max_frequency: float = 1000.0, time_input: str = "linear"):
         super().__init__()
+        if time_input not in TIME_INPUTS:
+            raise ValueError(f"Unknown time_input {time_input!r}; choose one of: "
+                             f"{', '.join(TIME_INPUTS)}")
         half = dim // 2
-        freqs = torch.exp(torch.linspace(0.0, math.log(1000.0), half))
+        freqs = torch.exp(torch.linspace(0.0, math.log(max_frequency), half))
         self.register_buffer("freqs", freqs, persistent=False)
+        self.log_time = time_input == "log"
 
     def forward(self, t):
+        if self.log_time:
+            floor = math.log(LOG_TIME_FLOOR)
+            t = (torch.log(t.clamp_min(LOG_TIME_FLOOR)) - floor) / -floor
         angles = t[:, None] * self.freqs[None, :]
         return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
@@ -68,19 +81,24 @@ class MLPScoreNet(nn.Module):
     """Residual MLP with a sinusoidal time embedding added to every block.
 
     dim: d; hidden: width (default ``default_width(d)``); depth: residual blocks;
-    embed_dim: size of the time embedding; classes: number of class labels for a
-    conditional network (None: unconditional). forward(x (n, d), t (n,), y=None) -> (n, d),
-    y (n,) integer labels or None for the null label.
+    embed_dim: size of the time embedding; max_frequency, time_input: its highest frequency
+    and time variable (see SinusoidalTimeEmbedding; BENCHMARKS.md measures how they trade
+    fit against log_prob's cost); classes: number of class labels for a conditional network
+    (None: unconditional). forward(x (n, d), t (n,), y=None) -> (n, d), y (n,) integer
+    labels or None for the null label.
     """
 
     def __init__(self, dim: int, hidden: int | None = None, depth: int = 3, embed_dim: int = 64,
-                 classes: int | None = None):
+                 classes: int | None = None, max_frequency: float = 1000.0,
+                 time_input: str = "linear"):
         super().__init__()
         hidden = hidden or default_width(dim)
         self.config = {"dim": dim, "hidden": hidden, "depth": depth, "embed_dim": embed_dim,
-                       "classes": classes}
+                       "classes": classes, "max_frequency": max_frequency,
+                       "time_input": time_input}
         self.label_embed = _label_embedding(classes, hidden)
-        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim), nn.Linear(embed_dim, hidden),
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim, max_frequency, time_input),
+                                   nn.Linear(embed_dim, hidden),
                                    nn.SiLU(), nn.Linear(hidden, hidden))
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(

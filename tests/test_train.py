@@ -142,6 +142,26 @@ def test_save_load_round_trip_gives_identical_log_prob(trained, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary file left
 
 
+def test_log_time_embedding_spans_its_range_and_survives_save_load(gaussian, tmp_path):
+    """time_input="log" feeds the sinusoids u = log(t / 1e-5) / log(1e5): 0 at t = 1e-5 (and
+    below), 1/2 at t = 10^-2.5, 1 at t = 1."""
+    from sdescore.nets import MLPScoreNet, SinusoidalTimeEmbedding
+
+    embed = SinusoidalTimeEmbedding(4, max_frequency=1.0, time_input="log")  # frequencies 1, 1
+    t = torch.tensor([1e-7, 1e-5, 10 ** -2.5, 1.0])
+    u = torch.tensor([0.0, 0.0, 0.5, 1.0])
+    torch.testing.assert_close(embed(t), torch.stack([u.sin(), u.sin(), u.cos(), u.cos()], 1))
+    net = MLPScoreNet(2, hidden=16, time_input="log", max_frequency=100.0)
+    model = sdescore.fit(gaussian.sample(500, seed=0).float(), net=net, steps=5, progress=False)
+    model.save(tmp_path / "log_time.pt")
+    loaded = sdescore.load(tmp_path / "log_time.pt")
+    assert loaded.score_fn.net.config["time_input"] == "log"
+    x = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
+    torch.testing.assert_close(loaded.score(x, 0.01), model.score(x, 0.01), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="Unknown time_input 'sqrt'; choose one of: linear, log"):
+        MLPScoreNet(2, time_input="sqrt")
+
+
 def test_save_refuses_unsavable_models_without_touching_the_target(tmp_path):
     sde = sdescore.get_sde("vp")
     model = sdescore.ScoreModel(sde, lambda x, t: -x, (2,))
