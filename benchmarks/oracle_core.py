@@ -66,7 +66,7 @@ def sampler_rows(n=4000):
     for name in ("vp", "subvp", "ve"):
         sde = make_sde(name)
         model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
-        for method in ("ode", "sde", "pc", "langevin"):
+        for method in ("ode", "sde", "pc", "langevin") + (("ddpm",) if name == "vp" else ()):
             samples, seconds = timed(lambda: model.sample(n, method, seed=3), 1)
             rows.append({"sde": name, "method": method, "seconds": seconds,
                          "score_evals": model.last_score_evals,

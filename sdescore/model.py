@@ -334,7 +334,10 @@ class ScoreModel(nn.Module):
     def from_config(cls, config: dict) -> "ScoreModel":
         """An untrained model with the SDE, shape and network that ``config()`` describes."""
         sde = get_sde(config["sde"]["name"], **config["sde"]["params"])
-        net = NETS[config["net"]["name"]](**config["net"]["config"])
+        net_config = dict(config["net"]["config"])
+        if config["net"]["name"] == "mlp":  # files from before these options: the old embedding
+            net_config = {"max_frequency": 1000.0, "time_input": "linear", **net_config}
+        net = NETS[config["net"]["name"]](**net_config)
         score_fn = PARAMETERIZATIONS[config["parameterization"]](net, sde)
         return cls(sde, score_fn, tuple(config["shape"]),
                    classes=config["net"]["config"].get("classes"))
