@@ -295,12 +295,12 @@ class ScoreModel(nn.Module):
         eps = self._check_eps(eps, self.sde.sampling_eps)
         generator = make_generator(seed, self.device)
         self._score_evals = 0
-        y = self.to_model_space(x).repeat(copies, *[1] * len(self.shape))
-        filled = impute_langevin(self.sde, self._score, y, missing.repeat(
-            copies, *[1] * len(self.shape)), eps=eps, generator=generator, progress=progress,
-            levels=levels, steps_per_level=steps_per_level, snr=snr)
-        filled = torch.where(missing.repeat(copies, *[1] * len(self.shape)),
-                             self.to_data_space(filled), x.repeat(copies, *[1] * len(self.shape)))
+        rows = x.repeat(copies, *[1] * len(self.shape))  # (copies * n, *shape)
+        holes = missing.repeat(copies, *[1] * len(self.shape))
+        filled = impute_langevin(self.sde, self._score, self.to_model_space(rows), holes,
+                                 eps=eps, generator=generator, progress=progress, levels=levels,
+                                 steps_per_level=steps_per_level, snr=snr)
+        filled = torch.where(holes, self.to_data_space(filled), rows)
         if draws is None:
             return self._finish(filled)
         return self._finish(filled.reshape(copies, *x.shape))
