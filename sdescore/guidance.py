@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .losses import UniformTimes
 from .nets import SinusoidalTimeEmbedding, default_width
 from .sampling import langevin_correct, tweedie_denoise
-from .validation import as_dataset, as_labels
+from .validation import as_batch, as_dataset, as_labels
 
 
 class NoisyClassifierNet(nn.Module):
@@ -77,7 +77,7 @@ class NoisyClassifier(nn.Module):
     @torch.no_grad()
     def predict_proba(self, x, t=0.0) -> torch.Tensor:
         """q(y | x_t = x, t) for every class: x (n, *shape), t scalar -> (n, classes)."""
-        x = torch.as_tensor(x, dtype=self.loc.dtype, device=self.loc.device)
+        x = as_batch(x, tuple(self.loc.shape), dtype=self.loc.dtype, device=self.loc.device)
         times = torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
         return self.net((x - self.loc) / self.scale, times).softmax(-1)
 
