@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .losses import UniformTimes
-from .nets import SinusoidalTimeEmbedding, default_width
+from .nets import DEFAULT_MAX_FREQUENCY, SinusoidalTimeEmbedding, default_width
 from .sampling import langevin_correct, tweedie_denoise
 from .validation import as_batch, as_dataset, as_labels
 
@@ -32,7 +32,8 @@ class NoisyClassifierNet(nn.Module):
         hidden = hidden or default_width(dim)
         self.config = {"dim": dim, "classes": classes, "hidden": hidden, "depth": depth,
                        "embed_dim": embed_dim}
-        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim), nn.Linear(embed_dim, hidden))
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim, DEFAULT_MAX_FREQUENCY),
+                                   nn.Linear(embed_dim, hidden))
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden))
                                     for _ in range(depth))

@@ -19,6 +19,9 @@ from .ddpm import noise_to_score
 
 TIME_INPUTS = ("linear", "log")
 LOG_TIME_FLOOR = 1e-5  # "log" time input: t in [1e-5, 1] maps to [0, 1]
+# Highest embedding frequency of the networks built here: higher makes a trained network vary
+# so fast in t that ODE solves need several times the steps (BENCHMARKS.md, time embedding).
+DEFAULT_MAX_FREQUENCY = 30.0
 
 
 class SinusoidalTimeEmbedding(nn.Module):
@@ -90,7 +93,7 @@ class MLPScoreNet(nn.Module):
     """
 
     def __init__(self, dim: int, hidden: int | None = None, depth: int = 3, embed_dim: int = 64,
-                 classes: int | None = None, max_frequency: float = 30.0,
+                 classes: int | None = None, max_frequency: float = DEFAULT_MAX_FREQUENCY,
                  time_input: str = "linear"):
         super().__init__()
         hidden = hidden or default_width(dim)
