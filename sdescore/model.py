@@ -316,15 +316,15 @@ class ScoreModel(nn.Module):
     def config(self) -> dict:
         """What ``load`` needs to rebuild this model: SDE, shape, network and parameterisation.
 
-        Only models whose score_fn is a NoisePrediction or DirectScore over a network from
+        Only models whose score_fn is one of ``nets.PARAMETERIZATIONS`` over a network from
         ``sdescore.nets`` can be described; others raise TypeError.
         """
         kind = next((k for k, cls in PARAMETERIZATIONS.items() if type(self.score_fn) is cls), None)
         if kind is None:
             raise TypeError(
                 f"Cannot save a ScoreModel whose score_fn is a {type(self.score_fn).__name__}: "
-                "only NoisePrediction or DirectScore over a network from sdescore.nets can be "
-                "rebuilt on load")
+                f"only {', '.join(c.__name__ for c in PARAMETERIZATIONS.values())} over a "
+                "network from sdescore.nets can be rebuilt on load")
         net = self.score_fn.net
         return {"sde": {"name": self.sde.name, "params": self.sde.params()},
                 "shape": list(self.shape), "parameterization": kind,

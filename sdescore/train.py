@@ -100,7 +100,7 @@ def split(x: torch.Tensor, validation, labels: torch.Tensor | None = None):
     return x, held, None, None
 
 
-def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
+def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         max_time: float | None = None, steps: int | None = None, batch_size: int = 256,
         lr: float = 2e-3, ema: float = 0.999, validation=None, standardize: bool = True,
         eps: float | None = None, labels=None, label_dropout: float = 0.1,
@@ -112,8 +112,11 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="noise",
     SDE object; VE's sigma_max defaults to the largest distance between standardised points.
     loss: "dsm" (lambda = s^2), "dsm-likelihood" (lambda = g^2, importance-sampled t), "ssm",
     "ssm-vr", "ncsn", or a loss object from sdescore.losses. net: a network taking (x, t)
-    (default: MLP for vectors, U-Net for images); parameterization: "noise" (the network
-    predicts the noise, score = -output / s(t)) or "score".
+    (default: MLP for vectors, U-Net for images); parameterization: "residual" (the network
+    predicts how the noise departs from its value for N(0, I) data, from a soft-clipped
+    input, so the score falls back to that Gaussian's far from the data; see
+    nets.GaussianResidual), "noise" (the network predicts the noise, score = -output / s(t))
+    or "score".
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
     is given; with both, whichever ends first). batch_size, lr: Adam's; ema: decay of the
     weight average used for evaluation (0 disables). validation: a fraction of the data or

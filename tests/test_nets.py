@@ -1,0 +1,75 @@
+"""The default parameterisation: a Gaussian fallback plus the network's bounded correction."""
+import math
+
+import pytest
+import torch
+
+import sdescore
+from sdescore.datasets import GaussianMixture
+from sdescore.nets import GaussianResidual, MLPScoreNet, NoisePrediction
+
+from conftest import make_sde
+
+
+def _standard_normal(dim):
+    return GaussianMixture(torch.zeros(1, dim), torch.ones(1, dim))
+
+
+def _silent_net(dim):
+    """An MLP whose output is exactly zero: its last layer is zeroed."""
+    net = MLPScoreNet(dim, hidden=16).double()
+    torch.nn.init.zeros_(net.out[1].weight)
+    torch.nn.init.zeros_(net.out[1].bias)
+    return net
+
+
+@pytest.mark.parametrize("name", ["ve", "vp", "subvp"])
+def test_without_a_correction_the_score_is_the_exact_score_of_standard_normal_data(name):
+    sde = make_sde(name)
+    score = GaussianResidual(_silent_net(3), sde)
+    x = 4 * torch.randn(50, 3, dtype=torch.float64)
+    t = torch.rand(50, dtype=torch.float64) * (sde.T - 1e-4) + 1e-4
+    truth = _standard_normal(3).marginal_score(x, t, sde)
+    torch.testing.assert_close(score(x, t), truth, rtol=1e-10, atol=1e-10)
+    # N(0, I) data: the flow scales x_eps by sqrt(v_T / v_eps), v = m^2 + s^2, so the model's
+    # log p_eps is the prior's at the scaled point plus (D / 2) log(v_T / v_eps)
+    model = sdescore.ScoreModel(sde, score, (3,)).double()
+    points = torch.randn(20, 3, dtype=torch.float64)
+    ends = torch.tensor([sde.likelihood_eps, sde.T], dtype=torch.float64)
+    v_eps, v_T = sde.mean_scale(ends) ** 2 + sde.marginal_std(ends) ** 2
+    exact = sde.prior_log_prob(points * (v_T / v_eps).sqrt()) + 1.5 * (v_T / v_eps).log()
+    assert (model.log_prob(points) - exact).abs().max() < 1e-4
+
+
+def test_far_from_the_data_the_log_density_is_the_gaussians():
+    """A random network's term is bounded (its input saturates): it moves x_T by O(1), so
+    the model's NLL is N(0, I)'s plus O(|x|), and the relative gap falls like 1 / |x|.
+    Read as the whole noise, the same network's output grows with x instead."""
+    torch.manual_seed(0)
+    sde = make_sde("subvp")
+    net = MLPScoreNet(2, hidden=32).double()
+    x = torch.tensor([[1e3, -1e3], [-2e3, 5e2]], dtype=torch.float64)
+    t = torch.full((2,), 0.5, dtype=torch.float64)
+    residual = GaussianResidual(net, sde)
+    # the network's part of the noise stops changing once its input saturates
+    departure = (lambda y: -sde.marginal_std(t)[:, None] * residual(y, t)
+                 - _standard_normal(2).marginal_score(y, t, sde) * -sde.marginal_std(t)[:, None])
+    torch.testing.assert_close(departure(x), departure(10 * x), rtol=1e-6, atol=1e-6)
+    model = sdescore.ScoreModel(sde, residual, (2,)).double()
+    gaps = [((model.log_prob(scale * x) - _standard_normal(2).log_prob(scale * x)).abs()
+             / _standard_normal(2).log_prob(scale * x).abs()).max() for scale in (1, 10)]
+    assert gaps[0] < 0.05 and gaps[1] < 0.2 * gaps[0], gaps
+    raw = NoisePrediction(net, sde)(x, t) * -sde.marginal_std(t)[:, None]
+    assert raw.abs().max() > 10 * departure(x).abs().max()
+
+
+def test_fit_uses_the_residual_parameterisation_and_saves_it(tmp_path):
+    data = torch.randn(300, 2) * torch.tensor([2.0, 0.5]) + 3
+    model = sdescore.fit(data, steps=20, seed=0, progress=False)
+    assert isinstance(model.score_fn, GaussianResidual)
+    model.save(tmp_path / "model.sdes")
+    loaded = sdescore.load(tmp_path / "model.sdes")
+    assert isinstance(loaded.score_fn, GaussianResidual)
+    x = data[:5]
+    torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x), rtol=0, atol=0)
+    assert math.isfinite(model.log_prob(torch.tensor([[1e4, -1e4]])).item())
