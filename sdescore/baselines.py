@@ -142,7 +142,8 @@ class FlowModel(nn.Module):
 
 
 def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: int | None = None,
-             batch_size: int = 256, lr: float = 1e-3, hidden: int = 128, layers: int = 6,
+             batch_size: int = 256, lr: float = 1e-3, grad_clip: float | None = 1.0,
+             hidden: int = 128, layers: int = 6,
              validation=None, seed: int | None = None, progress: bool = True, callback=None,
              log_every: int = 100) -> FlowModel:
     """Train a normflows flow on ``data`` by maximum likelihood.
@@ -150,11 +151,11 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     kind, for (n, d) vectors: "nsf" (autoregressive rational-quadratic splines with LU-linear
     permutations), "realnvp" (masked affine couplings with ActNorm) or "maf" (masked affine
     autoregressive); for (n, c, h, w) images: "glow" (a squeeze, then Glow steps).
-    hidden, layers: width and number of flow layers. Budget, validation, seed, progress and
-    callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
+    hidden, layers: width and number of flow layers. Budget, grad_clip, validation, seed,
+    progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
     """
     choose(kind, FLOWS, name="kind")
-    steps = check_budget(max_time, steps, batch_size, lr)
+    steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
     x = as_dataset(data, dtype=torch.float32)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
@@ -168,5 +169,5 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
         model.history = train_loop(
             flow, None, optimizer, lambda f, batch, generator=None: -f.log_prob(batch),
             train, held, steps=steps, max_time=max_time, batch_size=batch_size,
-            progress=progress, callback=callback, log_every=log_every)
+            progress=progress, callback=callback, log_every=log_every, grad_clip=grad_clip)
     return model.eval()

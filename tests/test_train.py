@@ -210,6 +210,7 @@ def test_load_rejects_corrupt_foreign_and_hostile_files(tmp_path, monkeypatch):
     ({"batch_size": 2.5}, TypeError, "batch_size must be an integer"),
     ({"steps": 0}, ValueError, "steps must be > 0"),
     ({"ema": 1.0}, ValueError, r"ema must be in \[0, 1\)"),
+    ({"grad_clip": 0.0}, ValueError, "grad_clip must be > 0"),
     ({"validation": 1.5}, ValueError, r"validation must be a fraction in \(0, 1\)"),
 ])
 def test_fit_rejects_bad_input_by_name(kwargs, error, message):
@@ -217,3 +218,25 @@ def test_fit_rejects_bad_input_by_name(kwargs, error, message):
                  "progress": False, **kwargs}
     with pytest.raises(error, match=message):
         sdescore.fit(**arguments)
+
+
+def test_gradient_clipping_bounds_each_step():
+    """With SGD at lr = 1, a step moves the weights by exactly the clipped gradient: norm
+    grad_clip when the raw gradient is larger, the raw gradient otherwise."""
+    from sdescore.train import train_loop
+
+    def one_step(grad_clip):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 1)
+        before = torch.cat([p.detach().flatten().clone() for p in net.parameters()])
+        loss = lambda f, batch, generator=None: 1e3 * f(batch).square().sum(-1)  # noqa: E731
+        train_loop(net, None, torch.optim.SGD(net.parameters(), lr=1.0), loss,
+                   torch.randn(64, 3), None, steps=1, max_time=None, batch_size=64,
+                   progress=False, callback=None, log_every=1, grad_clip=grad_clip)
+        after = torch.cat([p.detach().flatten() for p in net.parameters()])
+        return (after - before).norm().item()
+
+    raw = one_step(None)
+    assert raw > 10
+    assert one_step(0.5) == pytest.approx(0.5, rel=1e-5)
+    assert one_step(10 * raw) == pytest.approx(raw, rel=1e-5)
