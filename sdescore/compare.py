@@ -111,6 +111,9 @@ def write_report(rows: list[dict], path, command: str, machine: str = "") -> str
 
 
 def _plot(rows, path):
+    """One panel per set: each model's mean test NLL above the best model's there, in nats
+    (D ln 2 nats per bit/dim on discrete data), with standard errors; 0 marks the winner and
+    a model that failed or gave an infinite NLL is marked so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,15 +122,26 @@ def _plot(rows, path):
     rows = [{**r, "model": r["model"].split(" (failed")[0]} for r in rows]
     sets = list(dict.fromkeys(r["data"] for r in rows))
     names = list(dict.fromkeys(r["model"] for r in rows))
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 3.4), squeeze=False)
-    for ax, data in zip(axes[0], sets):
+    columns = min(3, len(sets))
+    lines = math.ceil(len(sets) / columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.2 * lines), squeeze=False)
+    for ax, data in zip(axes.flat, sets):
         here = {r["model"]: r for r in rows if r["data"] == data}
         values = [here[n]["test_nll"] if n in here else math.nan for n in names]
-        errors = [here[n]["test_nll_se"] if n in here else 0 for n in names]
-        ax.bar(range(len(names)), values, yerr=errors, color=[f"C{i}" for i in range(len(names))])
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        finite = [v for v in values if math.isfinite(v)]
+        best = min(finite) if finite else 0.0
+        ax.bar(range(len(names)), [v - best if math.isfinite(v) else 0.0 for v in values],
+               yerr=[here[n]["test_nll_se"] if n in here and math.isfinite(values[i]) else 0.0
+                     for i, n in enumerate(names)],
+               color=[f"C{i}" for i in range(len(names))])
+        for i, (name, value) in enumerate(zip(names, values)):
+            if name in here and not math.isfinite(value):
+                ax.text(i, 0, "failed / inf", rotation=90, ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(data, fontsize=10)
-        ax.set_ylabel("test NLL (nats)")
+        ax.set_ylabel("test NLL above the best (nats)", fontsize=8)
+    for ax in list(axes.flat)[len(sets):]:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
