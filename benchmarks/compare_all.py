@@ -5,7 +5,7 @@ Trains each model for the same wall-clock budget on the same split of every benc
 and one figure (results/compare_all.png). Run from the project root:
 
     python benchmarks/compare_all.py [--budget 60] [--sets redwine digits] [--models score nsf]
-                                     [--threads 1]
+                                     [--threads 1] [--seed 0]
 
 Image-only models (glow) run only on the sets whose rows are images (digits).
 """
@@ -32,6 +32,7 @@ def main():
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--out", default="compare_all")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of every model")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -43,7 +44,7 @@ def main():
             print(f"skipping {name}: {err}")
             continue
         models = [m for m in args.models if m not in IMAGE_MODELS or split.image_shape]
-        for row in compare(split, models, max_time=args.budget):
+        for row in compare(split, models, max_time=args.budget, seed=args.seed):
             print(row, flush=True)
             rows.append(row)
     command = "python benchmarks/compare_all.py " + " ".join(sys.argv[1:])

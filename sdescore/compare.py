@@ -2,9 +2,9 @@
 
 ``compare(split, models=...)`` trains each model for the same wall-clock budget on the same
 training rows and scores it on the same test rows: test NLL in nats (bits/dim for discrete
-data; the median beside the mean, which a few far-out rows can rule), the score
-model's NLL bound beside its exact NLL, the true entropy and KL gap where
-the data's law is known, fit time, log_prob throughput and sample quality.
+data; the median beside the mean, which a few far-out rows can rule), the score model's NLL
+bound beside its exact NLL, the true entropy and KL gap where the data's law is known, fit
+time, log_prob throughput and sample quality.
 """
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
           **{kind: ("flow", kind) for kind in FLOWS}}
 IMAGE_MODELS = {"glow"}
 COLUMNS = ["data", "model", "fit_s", "steps", "test_nll", "test_nll_se", "test_nll_median",
-           "bpd", "nll_bound",
-           "entropy", "kl_gap", "log_prob_per_s", "energy_distance"]
+           "bpd", "nll_bound", "entropy", "kl_gap", "log_prob_per_s", "energy_distance"]
 
 
 def _mean_se(values: torch.Tensor):

@@ -244,12 +244,12 @@ class GaussianResidual(nn.Module):
         self.net, self.sde = net, sde
 
     def forward(self, x, t, y=None):
-        m = append_dims(self.sde.mean_scale(t), x.ndim)
-        s = append_dims(self.sde.marginal_std(t), x.ndim)
+        std = self.sde.marginal_std(t)
+        m, s = append_dims(self.sde.mean_scale(t), x.ndim), append_dims(std, x.ndim)
         total_var = m**2 + s**2
         clipped = self.INPUT_CLIP * torch.tanh(x / (self.INPUT_CLIP * total_var.sqrt()))
         noise = s * x / total_var + _net_output(self.net, clipped, t, y)
-        return noise_to_score(noise, self.sde.marginal_std(t))
+        return noise_to_score(noise, std)
 
 
 PARAMETERIZATIONS = {"noise": NoisePrediction, "score": DirectScore,
