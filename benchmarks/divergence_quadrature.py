@@ -74,7 +74,7 @@ def quadrature_log_prob(model, x, nodes: int, variable: str, rtol: float = 1e-4)
                               path[1:-1].reshape(nodes * n, dim))
     excess = div.reshape(nodes, n).double() - gaussian_divergence(sde, torch.tensor(t_nodes),
                                                                   dim)[:, None]
-    baseline = np.trapezoid(gaussian_divergence(sde, fine, dim).numpy(), grid)
+    baseline = torch.trapezoid(gaussian_divergence(sde, fine, dim), fine).item()
     integral = (weights[:, None] * excess).sum(0) + baseline
     return sde.prior_log_prob(path[-1].double()) + integral, calls[0]
 
