@@ -6,6 +6,7 @@ import torch
 
 import sdescore
 from sdescore.datasets import GaussianMixture
+from sdescore.ddpm import score_to_noise
 from sdescore.nets import GaussianResidual, MLPScoreNet, NoisePrediction
 
 from conftest import make_sde
@@ -52,15 +53,16 @@ def test_far_from_the_data_the_log_density_is_the_gaussians():
     x = torch.tensor([[1e3, -1e3], [-2e3, 5e2]], dtype=torch.float64)
     t = torch.full((2,), 0.5, dtype=torch.float64)
     residual = GaussianResidual(net, sde)
+    std = sde.marginal_std(t)
     # the network's part of the noise stops changing once its input saturates
-    departure = (lambda y: -sde.marginal_std(t)[:, None] * residual(y, t)
-                 - _standard_normal(2).marginal_score(y, t, sde) * -sde.marginal_std(t)[:, None])
+    departure = lambda y: score_to_noise(  # noqa: E731
+        residual(y, t) - _standard_normal(2).marginal_score(y, t, sde), std)
     torch.testing.assert_close(departure(x), departure(10 * x), rtol=1e-6, atol=1e-6)
     model = sdescore.ScoreModel(sde, residual, (2,)).double()
     gaps = [((model.log_prob(scale * x) - _standard_normal(2).log_prob(scale * x)).abs()
              / _standard_normal(2).log_prob(scale * x).abs()).max() for scale in (1, 10)]
     assert gaps[0] < 0.05 and gaps[1] < 0.2 * gaps[0], gaps
-    raw = NoisePrediction(net, sde)(x, t) * -sde.marginal_std(t)[:, None]
+    raw = score_to_noise(NoisePrediction(net, sde)(x, t), std)
     assert raw.abs().max() > 10 * departure(x).abs().max()
 
 
