@@ -328,6 +328,7 @@ class ScoreModel(nn.Module):
         net = self.score_fn.net
         return {"sde": {"name": self.sde.name, "params": self.sde.params()},
                 "shape": list(self.shape), "parameterization": kind,
+                "parameterization_config": dict(self.score_fn.config),
                 "net": {"name": net_name(net), "config": dict(net.config)}}
 
     @classmethod
@@ -338,7 +339,11 @@ class ScoreModel(nn.Module):
         if config["net"]["name"] == "mlp":  # files from before these options: the old embedding
             net_config = {"max_frequency": 1000.0, "time_input": "linear", **net_config}
         net = NETS[config["net"]["name"]](**net_config)
-        score_fn = PARAMETERIZATIONS[config["parameterization"]](net, sde)
+        kind = config["parameterization"]
+        # files from before the clip was an option: the residual's clip was 5
+        options = config.get("parameterization_config",
+                             {"input_clip": 5.0} if kind == "residual" else {})
+        score_fn = PARAMETERIZATIONS[kind](net, sde, **options)
         return cls(sde, score_fn, tuple(config["shape"]),
                    classes=config["net"]["config"].get("classes"))
 

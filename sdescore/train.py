@@ -115,8 +115,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     loss: "dsm" (lambda = s^2), "dsm-likelihood" (lambda = g^2, importance-sampled t), "ssm",
     "ssm-vr", "ncsn", or a loss object from sdescore.losses. net: a network taking (x, t)
     (default: MLP for vectors, U-Net for images); parameterization: "residual" (the network
-    predicts how the noise departs from its value for N(0, I) data, from a soft-clipped
-    input, so the score falls back to that Gaussian's far from the data; see
+    predicts how the noise departs from its value for N(0, I) data, from an input
+    soft-clipped to 3 standard deviations, so the score falls back to that Gaussian's far from the data; see
     nets.GaussianResidual), "noise" (the network predicts the noise, score = -output / s(t))
     or "score".
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither

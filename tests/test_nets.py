@@ -73,6 +73,39 @@ def test_fit_uses_the_residual_parameterisation_and_saves_it(tmp_path):
     model.save(tmp_path / "model.sdes")
     loaded = sdescore.load(tmp_path / "model.sdes")
     assert isinstance(loaded.score_fn, GaussianResidual)
+    assert loaded.score_fn.input_clip == model.score_fn.input_clip == 3.0
     x = data[:5]
     torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x), rtol=0, atol=0)
     assert math.isfinite(model.log_prob(torch.tensor([[1e4, -1e4]])).item())
+
+
+def test_the_network_sees_its_input_clipped_to_input_clip_standard_deviations():
+    """clip(x) = c tanh(x / (c sqrt(m^2 + s^2))): the identity near 0, c at infinity."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, t):
+            seen.append(x)
+            return torch.zeros_like(x)
+
+    sde = make_sde("vp")
+    t = torch.tensor([0.3, 0.3], dtype=torch.float64)
+    total_std = (sde.mean_scale(t[:1]) ** 2 + sde.marginal_std(t[:1]) ** 2).sqrt()
+    x = torch.tensor([[1e-4, 1e6], [-1e6, 2.0]], dtype=torch.float64) * total_std
+    for clip in (3.0, 5.0):
+        GaussianResidual(Recorder(), sde, input_clip=clip)(x, t)
+        expected = torch.tensor([[1e-4, clip], [-clip, clip * math.tanh(2.0 / clip)]],
+                                dtype=torch.float64)
+        torch.testing.assert_close(seen[-1], expected, rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="input_clip"):
+        GaussianResidual(Recorder(), sde, input_clip=0.0)
+
+
+def test_files_saved_before_the_clip_was_an_option_load_with_clip_five(tmp_path):
+    model = sdescore.fit(torch.randn(200, 2), steps=5, seed=0, progress=False)
+    path = tmp_path / "model.sdes"
+    model.save(path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["config"].pop("parameterization_config") == {"input_clip": 3.0}
+    torch.save(payload, path)
+    assert sdescore.load(path).score_fn.input_clip == 5.0
