@@ -117,8 +117,9 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     (default: MLP for vectors, U-Net for images); parameterization: "residual" (the network
     predicts how the noise departs from its value for N(0, I) data, from an input
     soft-clipped to 3 standard deviations, so the score falls back to that Gaussian's far from the data; see
-    nets.GaussianResidual), "noise" (the network predicts the noise, score = -output / s(t))
-    or "score".
+    nets.GaussianResidual), "noise" (the network predicts the noise, score = -output / s(t)),
+    "score", or a callable (net, sde) -> score module, e.g.
+    ``functools.partial(nets.GaussianResidual, input_clip=5)``.
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
     is given; with both, whichever ends first). batch_size, lr: Adam's; grad_clip: largest
     gradient norm of a step (None: off; without it one loss spike at step ~9200 cost a 2-D
@@ -140,7 +141,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         check_positive(eps, name="eps")
     if not 0 <= ema < 1:
         raise ValueError(f"ema must be in [0, 1); got {ema}")
-    wrap = choose(parameterization, PARAMETERIZATIONS, name="parameterization")
+    wrap = (parameterization if callable(parameterization)
+            else choose(parameterization, PARAMETERIZATIONS, name="parameterization"))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     x = as_dataset(data, dtype=torch.float32)
     classes = None

@@ -1,4 +1,5 @@
 """The default parameterisation: a Gaussian fallback plus the network's bounded correction."""
+import functools
 import math
 
 import pytest
@@ -99,6 +100,14 @@ def test_the_network_sees_its_input_clipped_to_input_clip_standard_deviations():
         torch.testing.assert_close(seen[-1], expected, rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match="input_clip"):
         GaussianResidual(Recorder(), sde, input_clip=0.0)
+
+
+def test_fit_takes_a_parameterisation_with_another_clip_and_saves_it(tmp_path):
+    wrap = functools.partial(GaussianResidual, input_clip=5.0)
+    model = sdescore.fit(torch.randn(200, 2), parameterization=wrap, steps=5, seed=0,
+                         progress=False)
+    model.save(tmp_path / "model.sdes")
+    assert sdescore.load(tmp_path / "model.sdes").score_fn.input_clip == 5.0
 
 
 def test_files_saved_before_the_clip_was_an_option_load_with_clip_five(tmp_path):
