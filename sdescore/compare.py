@@ -126,17 +126,18 @@ def _plot(rows, path):
     fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.2 * lines), squeeze=False)
     for ax, data in zip(axes.flat, sets):
         here = {r["model"]: r for r in rows if r["data"] == data}
-        values = [here[n]["test_nll"] if n in here else math.nan for n in names]
+        shown = [n for n in names if n in here]  # e.g. image-only models skip tabular sets
+        values = [here[n]["test_nll"] for n in shown]
         finite = [v for v in values if math.isfinite(v)]
         best = min(finite) if finite else 0.0
-        ax.bar(range(len(names)), [v - best if math.isfinite(v) else 0.0 for v in values],
-               yerr=[here[n]["test_nll_se"] if n in here and math.isfinite(values[i]) else 0.0
-                     for i, n in enumerate(names)],
-               color=[f"C{i}" for i in range(len(names))])
-        for i, (name, value) in enumerate(zip(names, values)):
-            if name in here and not math.isfinite(value):
+        ax.bar(range(len(shown)), [v - best if math.isfinite(v) else 0.0 for v in values],
+               yerr=[here[n]["test_nll_se"] if math.isfinite(v) else 0.0
+                     for n, v in zip(shown, values)],
+               color=[f"C{names.index(n)}" for n in shown])  # one colour per model throughout
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
                 ax.text(i, 0, "failed / inf", rotation=90, ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(range(len(shown)), shown, rotation=30, ha="right", fontsize=8)
         ax.set_title(data, fontsize=10)
         ax.set_ylabel("test NLL above the best (nats)", fontsize=8)
     for ax in list(axes.flat)[len(sets):]:
