@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data
 
 
 def machine() -> str:

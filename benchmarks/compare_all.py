@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 from sdescore.compare import IMAGE_MODELS, MODELS, compare, write_report  # noqa: E402
 from sdescore.datasets import BENCHMARK_SETS, load_benchmark  # noqa: E402
-from common import RESULTS, machine  # noqa: E402
+from common import DATA_DIR, RESULTS, machine  # noqa: E402
 
 
 def main():
@@ -29,7 +29,7 @@ def main():
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--sets", nargs="+", default=list(BENCHMARK_SETS))
     parser.add_argument("--models", nargs="+", default=list(MODELS))
-    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--data-dir", default=str(DATA_DIR))
     parser.add_argument("--out", default="compare_all")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--seed", type=int, default=0, help="training seed of every model")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sdescore  # noqa: E402
 from sdescore.datasets import load_benchmark  # noqa: E402
 from sdescore.nets import GaussianResidual  # noqa: E402
-from common import write  # noqa: E402
+from common import DATA_DIR, write  # noqa: E402
 
 
 def main():
@@ -38,10 +38,9 @@ def main():
     parser.add_argument("--out", default="outliers")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data_dir = Path(__file__).resolve().parents[2] / "shared" / "data"
     rows = []
     for name in args.sets:
-        split = load_benchmark(name, data_dir)
+        split = load_benchmark(name, DATA_DIR)
         test = torch.as_tensor(split.test[:1000])
         for loss, clip, seed in itertools.product(args.losses, args.input_clips, args.seeds):
             wrap = functools.partial(GaussianResidual, input_clip=clip)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sdescore  # noqa: E402
 from sdescore.datasets import load_benchmark  # noqa: E402
 from sdescore.nets import MLPScoreNet  # noqa: E402
-from common import write  # noqa: E402
+from common import DATA_DIR, write  # noqa: E402
 
 EMBEDDINGS = {"linear t, up to 1000": {"max_frequency": 1000.0},
               "linear t, up to 30 (default)": {},
@@ -32,10 +32,9 @@ CASES = [("mixture2", "subvp"), ("mixture6", "subvp"), ("mixture6", "vp"), ("mix
 
 
 def main():
-    data_dir = Path(__file__).resolve().parents[2] / "shared" / "data"
     rows = []
     for name, sde in CASES:
-        split = load_benchmark(name, data_dir)
+        split = load_benchmark(name, DATA_DIR)
         train, test = torch.as_tensor(split.train), torch.as_tensor(split.test[:200])
         for label, options in EMBEDDINGS.items():
             net = MLPScoreNet(train.shape[1], **options)
