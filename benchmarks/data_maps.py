@@ -5,9 +5,10 @@ skewed and correlated, and there a neural spline flow beats sdescore (compare_al
 model trains for the same budget (1 torch thread) on the same training rows under three maps
 fitted to those rows: the default (each column standardised inside the model), PCA-whitening
 z = (x - mean) V L^-1/2, and a per-column Yeo-Johnson power transform (sklearn's
-PowerTransformer, lambda by maximum likelihood). A model's log-density in the data's
-coordinates adds the map's log |det Jacobian|: -(1/2) sum log L for the whitening,
-sum_j (lambda_j - 1) sign(x_j) log(1 + |x_j|) for Yeo-Johnson. Test NLL in nats (1000 test
+PowerTransformer, lambda by maximum likelihood) of the standardised columns u. A model's
+log-density in the data's coordinates adds the map's log |det Jacobian|: -(1/2) sum log L
+for the whitening, sum_j [(lambda_j - 1) sign(u_j) log(1 + |u_j|) - log std_j] for
+Yeo-Johnson. Test NLL in nats (1000 test
 rows at most). Run from the project root:
 
     python benchmarks/data_maps.py [--sets power protein magic] [--models score nsf]
@@ -49,13 +50,17 @@ def pca_whitened(train: torch.Tensor):
 
 
 def yeo_johnson(train: torch.Tensor):
-    """Per-column Yeo-Johnson transform, lambda fitted by maximum likelihood on ``train``."""
-    transform = PowerTransformer(method="yeo-johnson", standardize=False).fit(train.numpy())
+    """Per-column Yeo-Johnson transform of the standardised columns, lambda fitted by
+    maximum likelihood on ``train`` (raw columns near 1000 would collapse in float32)."""
+    mean, std = train.mean(0), train.std(0)
+    transform = PowerTransformer(method="yeo-johnson", standardize=False)
+    transform.fit(((train - mean) / std).numpy())
     lambdas = torch.as_tensor(transform.lambdas_, dtype=train.dtype)
 
     def apply(x):
-        z = torch.as_tensor(transform.transform(x.numpy()), dtype=x.dtype)
-        log_slope = (lambdas - 1) * x.sign() * x.abs().log1p()
+        u = (x - mean) / std
+        z = torch.as_tensor(transform.transform(u.numpy()), dtype=x.dtype)
+        log_slope = (lambdas - 1) * u.sign() * u.abs().log1p() - std.log()
         return z, log_slope.sum(1)
     return apply
 
