@@ -117,8 +117,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     (default: MLP for vectors, U-Net for images); parameterization: "residual" (the network
     predicts how the noise departs from its value for N(0, I) data, from an input
     soft-clipped to 3 standard deviations, so the score falls back to that Gaussian's far
-    from the data; see nets.GaussianResidual), "noise" (the network predicts the noise, score = -output / s(t)),
-    "score", or a callable (net, sde) -> score module, e.g.
+    from the data; see nets.GaussianResidual), "noise" (the network predicts the noise,
+    score = -output / s(t)), "score", or a callable (net, sde) -> score module, e.g.
     ``functools.partial(nets.GaussianResidual, input_clip=5)``.
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
     is given; with both, whichever ends first). batch_size, lr: Adam's; grad_clip: largest
