@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: timing, machine description, result files."""
 from __future__ import annotations
 
+import ast
 import json
 import platform
 import statistics
@@ -39,3 +40,16 @@ def write(name: str, rows: list[dict], columns: list[str], command: str) -> str:
         cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def fit_options(items: list[str]) -> dict:
+    """``--fit-option NAME=VALUE`` strings as fit() keywords (VALUE read as a Python literal
+    where it is one, else kept as a string)."""
+    options = {}
+    for item in items:
+        name, value = item.split("=", 1)
+        try:
+            options[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[name] = value
+    return options

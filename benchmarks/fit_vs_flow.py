@@ -11,7 +11,6 @@ error). Run from the project root:
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sdescore  # noqa: E402
 from sdescore.baselines import fit_flow  # noqa: E402
 from sdescore.datasets import random_mixture  # noqa: E402
-from common import write  # noqa: E402
+from common import fit_options, write  # noqa: E402
 
 
 def gap(model, mixture, test):
@@ -42,13 +41,7 @@ def main():
     parser.add_argument("--no-flow", action="store_true")
     parser.add_argument("--out", default="fit_vs_flow")
     args = parser.parse_args()
-    options = {}
-    for item in args.fit_option:
-        name, value = item.split("=", 1)
-        try:
-            options[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[name] = value
+    options = fit_options(args.fit_option)
     rows = []
     for dim in args.dims:
         mixture = random_mixture(dim, components=3, seed=dim)

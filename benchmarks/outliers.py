@@ -7,7 +7,7 @@ density, not a solver failure). With several --input-clips and --seeds it compar
 clip of nets.GaussianResidual (in standard deviations) fit by fit. Run from the project root:
 
     python benchmarks/outliers.py [--sets redwine whitewine magic] [--budget 60]
-        [--input-clips 3 5] [--seeds 0 1] [--out outliers]
+        [--input-clips 3 5] [--seeds 0 1] [--fit-option lr=1e-3] [--out outliers]
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sdescore  # noqa: E402
 from sdescore.datasets import load_benchmark  # noqa: E402
 from sdescore.nets import GaussianResidual  # noqa: E402
-from common import DATA_DIR, write  # noqa: E402
+from common import DATA_DIR, fit_options, write  # noqa: E402
 
 
 def main():
@@ -35,6 +35,8 @@ def main():
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--input-clips", type=float, nargs="+", default=[3.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--fit-option", action="append", default=[],
+                        help="extra fit() keyword as NAME=VALUE, e.g. lr=1e-3")
     parser.add_argument("--out", default="outliers")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -45,7 +47,8 @@ def main():
         for loss, clip, seed in itertools.product(args.losses, args.input_clips, args.seeds):
             wrap = functools.partial(GaussianResidual, input_clip=clip)
             model = sdescore.fit(split.train, "subvp", loss=loss, parameterization=wrap,
-                                 max_time=args.budget, seed=seed, progress=False)
+                                 max_time=args.budget, seed=seed, progress=False,
+                                 **fit_options(args.fit_option))
             nll = -model.log_prob(test).double()
             worst = nll.argsort(descending=True)[:3]
             tight = -copy.deepcopy(model).double().log_prob(test[worst].double(), rtol=1e-8,
