@@ -123,8 +123,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
     is given; with both, whichever ends first). batch_size, lr: Adam's; grad_clip: largest
     gradient norm of a step (None: off; without it one loss spike at step ~9200 cost a 2-D
-    mixture 0.26 nats of KL, BENCHMARKS.md); ema: decay of the
-    weight average used for evaluation (0 disables). validation: a fraction of the data or
+    mixture 0.26 nats of KL, BENCHMARKS.md); ema: decay of the weight average used for
+    evaluation (0 disables). validation: a fraction of the data or
     held-out data, scored every ``log_every`` steps. standardize: map the data to zero mean,
     unit variance inside the model. eps: smallest training time (default sde.likelihood_eps).
     labels: (n,) integer classes 0..K-1 for a class-conditional model (classifier-free
