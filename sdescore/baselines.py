@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .io import FLOW_FORMAT, save_payload
-from .train import check_budget, split, standardisation, train_loop
+from .train import adam, check_budget, split, standardisation, train_loop
 from .utils import make_generator
 from .validation import as_batch, as_dataset, check_count, choose
 
@@ -165,7 +165,7 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
         model = FlowModel(kind, tuple(x.shape[1:]), hidden, layers, loc, scale)
         flow = model.flow
         train, held = (train - loc) / scale, None if held is None else (held - loc) / scale
-        optimizer = torch.optim.Adam(flow.parameters(), lr=lr)
+        optimizer = adam(flow.parameters(), lr)
         model.history = train_loop(
             flow, None, optimizer, lambda f, batch, generator=None: -f.log_prob(batch),
             train, held, steps=steps, max_time=max_time, batch_size=batch_size,

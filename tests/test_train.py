@@ -240,3 +240,41 @@ def test_gradient_clipping_bounds_each_step():
     assert raw > 10
     assert one_step(0.5) == pytest.approx(0.5, rel=1e-5)
     assert one_step(10 * raw) == pytest.approx(raw, rel=1e-5)
+
+
+def test_weight_average_copies_then_follows_a_ramp_with_the_ema_lag():
+    """The first update copies; the second moves 9/11 of the way (warm-up rate
+    1 - 2/11); once the warm-up has passed, an average with decay d of weights growing by 1
+    per update trails them by d / (1 - d) (the steady-state lag of an EMA on a ramp)."""
+    from sdescore.train import WeightAverage
+
+    average = WeightAverage(torch.nn.Linear(2, 2, bias=False), decay=0.9)
+    average.module.weight.data.zero_()
+    live = torch.nn.Linear(2, 2, bias=False)
+    for k in range(400):
+        live.weight.data.fill_(float(k) if k > 0 else 5.0)
+        average.update(list(live.parameters()))
+        if k == 0:
+            assert torch.all(average.module.weight == 5.0)
+        if k == 1:
+            assert torch.allclose(average.module.weight, torch.tensor(5.0 + 9 / 11 * (1 - 5)))
+    assert average.module.weight.requires_grad
+    assert torch.allclose(average.module.weight, torch.tensor(399.0 - 9.0), atol=1e-3)
+
+
+def test_adam_helper_matches_plain_adam():
+    """The fused kernel, where this torch has one, takes the same steps as Adam's loop."""
+    from sdescore.train import adam
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(4, 3) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    optimizers = [adam(nets[0].parameters(), 1e-2), torch.optim.Adam(nets[1].parameters(), lr=1e-2)]
+    x = torch.randn(32, 4)
+    for _ in range(20):
+        for net, optimizer in zip(nets, optimizers):
+            optimizer.zero_grad()
+            net(x).square().mean().backward()
+            optimizer.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
