@@ -83,9 +83,9 @@ def default_width(dim: int) -> int:
     """Hidden width for d-dimensional vectors: 64 up to d = 10, then 16 d, capped at 512.
 
     At a one-minute CPU budget a width-64 MLP takes 2-3x the steps of the 128-160 wide one
-    and gave 0.15-0.6 nats lower test NLL on power (d = 5), protein (9) and MAGIC (10) at two
-    seeds; at d = 11-15 (wines, Parkinsons) 64 or 96 overfit RedWine's 1296 rows, so those
-    keep 16 d (BENCHMARKS.md, "Network width")."""
+    and gave 0.11-0.58 nats lower test NLL on power (d = 5), protein (9) and MAGIC (10) at two
+    seeds; at d = 11 (RedWine, 1296 rows) 64 or 96 let a few test rows' density collapse
+    (mean NLL 14-28 against 13-14), so d > 10 keeps 16 d (BENCHMARKS.md, "Network width")."""
     return int(min(512, 64 if dim <= 10 else 16 * dim))
 
 
