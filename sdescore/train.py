@@ -77,8 +77,9 @@ class WeightAverage:
 
 def adam(parameters, lr: float) -> torch.optim.Adam:
     """Adam with its fused kernel where this torch has one for the parameters' device (one
-    kernel per step instead of a loop over tensors: ~0.5 ms less per step on a CPU thread for
-    the default MLP), else the plain loop; both compute the same update."""
+    kernel per step instead of a loop over tensors), else the plain loop; both compute the
+    same update. With the foreach weight average it saves ~1 ms of a 4-7 ms step of the
+    default MLP on a CPU thread (BENCHMARKS.md, "What one training step costs")."""
     parameters = list(parameters)
     try:
         return torch.optim.Adam(parameters, lr=lr, fused=True)
