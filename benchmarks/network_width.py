@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sdescore  # noqa: E402
 from sdescore.baselines import fit_flow  # noqa: E402
 from sdescore.datasets import load_benchmark  # noqa: E402
+from sdescore.metrics import mean_and_se  # noqa: E402
 from sdescore.nets import MLPScoreNet, default_width  # noqa: E402
 from common import DATA_DIR, write  # noqa: E402
 
@@ -57,10 +57,10 @@ def main():
         for model, width, seed in itertools.product(args.models, args.widths, args.seeds):
             fitted, used = fit_model(model, split.train, width, args.budget, seed)
             nll = -fitted.log_prob(test).double()
+            mean, se = mean_and_se(nll)
             rows.append({"data": name, "model": model, "width": used, "seed": seed,
-                         "steps": fitted.history[-1]["step"], "test_nll": nll.mean().item(),
-                         "test_nll_se": (nll.std() / math.sqrt(len(nll))).item(),
-                         "test_nll_median": nll.median().item()})
+                         "steps": fitted.history[-1]["step"], "test_nll": mean,
+                         "test_nll_se": se, "test_nll_median": nll.median().item()})
             print(rows[-1], flush=True)
     command = "python benchmarks/network_width.py " + " ".join(sys.argv[1:])
     print(write(args.out, rows, list(rows[0]), command.strip()))

@@ -13,7 +13,6 @@ project root:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -24,11 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sdescore  # noqa: E402
 from sdescore.baselines import fit_flow  # noqa: E402
 from sdescore.datasets import load_benchmark  # noqa: E402
+from sdescore.metrics import mean_and_se  # noqa: E402
 from common import DATA_DIR, write  # noqa: E402
-
-
-def mean_se(values: torch.Tensor):
-    return values.mean().item(), (values.std() / math.sqrt(len(values))).item()
 
 
 def main():
@@ -51,8 +47,8 @@ def main():
                                 progress=False)
             nll_score = -score.log_prob(test).double()
             nll_flow = -baseline.log_prob(test).double()
-            (score_mean, score_se), (flow_mean, flow_se) = mean_se(nll_score), mean_se(nll_flow)
-            difference, difference_se = mean_se(nll_score - nll_flow)
+            (score_mean, score_se), (flow_mean, flow_se) = mean_and_se(nll_score), mean_and_se(nll_flow)
+            difference, difference_se = mean_and_se(nll_score - nll_flow)
             rows.append({"data": name, "flow": flow, "seed": seed, "sdescore_nll": score_mean,
                          "sdescore_se": score_se, "flow_nll": flow_mean, "flow_se": flow_se,
                          "difference": difference, "paired_se": difference_se})

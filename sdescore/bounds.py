@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from .losses import ImportanceTimes
+from .metrics import mean_and_se
 from .utils import append_dims, sum_except_batch
 from .validation import as_batch
 
@@ -165,8 +166,7 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
 
     with torch.no_grad():
         values = importance_values(sde, y, eps, draws, integrand, generator=generator)
-    values = values.double().flatten()
-    score_term, score_se = values.mean().item(), (values.std() / math.sqrt(values.numel())).item()
+    score_term, score_se = mean_and_se(values)
     if oracle is not None:
         p_T = truth.marginal(sde, sde.T)
         x_T = p_T.sample(prior_samples, seed=seed)

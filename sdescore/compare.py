@@ -17,7 +17,7 @@ import torch
 
 from .baselines import FLOWS, fit_flow
 from .likelihood import bits_per_dim
-from .metrics import energy_distance
+from .metrics import energy_distance, mean_and_se
 from .train import fit
 from .validation import choose
 
@@ -27,11 +27,6 @@ MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
 IMAGE_MODELS = {"glow"}
 COLUMNS = ["data", "model", "fit_s", "steps", "test_nll", "test_nll_se", "test_nll_median",
            "bpd", "nll_bound", "entropy", "kl_gap", "log_prob_per_s", "energy_distance"]
-
-
-def _mean_se(values: torch.Tensor):
-    values = values.double()
-    return values.mean().item(), (values.std() / math.sqrt(values.numel())).item()
 
 
 def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int = 0,
@@ -73,7 +68,7 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
         start = time.perf_counter()
         log_prob = model.log_prob(test_rows)
         throughput = len(test) / (time.perf_counter() - start)
-        nll, nll_se = _mean_se(-log_prob)
+        nll, nll_se = mean_and_se(-log_prob)
         nll_median = (-log_prob).double().median().item()
         samples = model.sample(len(test), seed=seed).reshape(len(test), -1)
         row = {"data": split.name, "model": label,

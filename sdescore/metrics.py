@@ -1,7 +1,17 @@
-"""Two-sample statistics for judging samples against data."""
+"""Statistics for judging models: a mean with its standard error, and two-sample
+statistics for judging samples against data."""
 from __future__ import annotations
 
+import math
+
 import torch
+
+
+def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
+    """(mean, standard error of the mean) of values (n, ...) taken as n * ... draws, in
+    float64: sample standard deviation / sqrt(count)."""
+    values = values.double().flatten()
+    return values.mean().item(), (values.std() / math.sqrt(values.numel())).item()
 
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -4,7 +4,7 @@ import torch
 
 import sdescore
 from sdescore.datasets import GaussianMixture
-from sdescore.metrics import energy_distance, mmd
+from sdescore.metrics import energy_distance, mean_and_se, mmd
 
 from conftest import make_sde
 
@@ -72,3 +72,13 @@ def test_energy_distance_is_zero_for_one_sample_and_positive_for_a_shift(mixture
     x = mixture.sample(500, seed=1)
     assert abs(energy_distance(x, mixture.sample(500, seed=2))) < 0.02
     assert energy_distance(x, x + 1.0) > 0.5
+
+
+def test_mean_and_se_is_the_sample_mean_and_its_standard_error():
+    """[1, 2, 3, 4]: mean 2.5, sample variance 5/3, so SE sqrt(5/3) / 2; for many N(0, 1)
+    draws the SE approaches 1 / sqrt(n)."""
+    mean, se = mean_and_se(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert mean == pytest.approx(2.5)
+    assert se == pytest.approx((5 / 3) ** 0.5 / 2)
+    _, se = mean_and_se(torch.randn(40_000, generator=torch.Generator().manual_seed(0)))
+    assert se == pytest.approx(1 / 200, rel=0.02)
