@@ -7,7 +7,8 @@ tries to spend few exact traces: solve the trajectory with plain score evaluatio
 (torchdiffeq dopri5, no gradients), take the exact trace only at Q Gauss-Legendre nodes in a
 time variable u (all nodes in one batched call), and subtract the N(0, I) data's divergence,
 which depends on t alone and is integrated on a fine grid. The error is against the analytic
-log-density. Run from the project root:
+log-density; points/s are timed against the reference recipe (``log_prob_levers.py``) on the
+same points in the same run. Run from the project root:
 
     python benchmarks/divergence_quadrature.py [--points 500] [--dims 2 6 16]
 """
@@ -29,6 +30,11 @@ from sdescore.likelihood import draw_probes, exact_divergence, hutchinson_diverg
 from sdescore.modules import ProbabilityFlowODE  # noqa: E402
 from sdescore.utils import append_dims  # noqa: E402
 from common import timed, write  # noqa: E402
+from log_prob_levers import reference_log_prob  # noqa: E402
+
+# Rows per batched exact-trace call: the nodes go in groups of about this many rows, since one
+# call over all of them (up to 12000 rows x D probes in 16-D) runs slower than a few smaller ones.
+TRACE_ROWS = 4000
 
 # u(t) on a fine geometric grid of t: the variable the Gauss-Legendre nodes are uniform in
 VARIABLES = {"t": lambda t, m, s: t, "sqrt t": lambda t, m, s: np.sqrt(t),
@@ -69,10 +75,16 @@ def quadrature_log_prob(model, x, nodes: int, variable: str, rtol: float = 1e-4)
     with torch.no_grad():
         path = odeint(counted, x, times, rtol=rtol, atol=rtol, method="dopri5",
                       options={"step_t": times[-1:], "first_step": 0.01})
-    node_times = torch.tensor(t_nodes, dtype=x.dtype).repeat_interleave(n)
-    _, div = exact_divergence(lambda y: drift_at(sde, model._score, y, node_times),
-                              path[1:-1].reshape(nodes * n, dim))
-    excess = div.reshape(nodes, n).double() - gaussian_divergence(sde, torch.tensor(t_nodes),
+    group = max(1, TRACE_ROWS // n)
+    divs, at_nodes = [], path[1:-1]
+    for start in range(0, nodes, group):
+        node_times = torch.tensor(t_nodes[start:start + group], dtype=x.dtype)
+        rows = at_nodes[start:start + group]
+        _, div = exact_divergence(
+            lambda y: drift_at(sde, model._score, y, node_times.repeat_interleave(n)),
+            rows.reshape(-1, dim))
+        divs.append(div.reshape(len(rows), n))
+    excess = torch.cat(divs).double() - gaussian_divergence(sde, torch.tensor(t_nodes),
                                                                   dim)[:, None]
     baseline = torch.trapezoid(gaussian_divergence(sde, fine, dim), fine).item()
     integral = (weights[:, None] * excess).sum(0) + baseline
@@ -109,17 +121,23 @@ def main():
             costs.append({"dim": dim, "call": name, "ms_per_call": 1e3 * seconds / 20})
             print(costs[-1], flush=True)
         truth = mixture.log_prob(x)
-        for variable in VARIABLES:
+        _, reference_seconds = timed(lambda: reference_log_prob(model, y), 3)
+        settings = [(variable, 1e-4) for variable in VARIABLES] + [("t", 1e-3)]
+        for variable, rtol in settings:
             for nodes in (8, 12, 16, 24):
-                estimate, evals = quadrature_log_prob(model, y, nodes, variable)
-                rows.append({"dim": dim, "variable": variable, "nodes": nodes,
-                             "trajectory_evals": evals,
+                (estimate, evals), seconds = timed(
+                    lambda: quadrature_log_prob(model, y, nodes, variable, rtol), 3)
+                rows.append({"dim": dim, "variable": variable, "trajectory_rtol": rtol,
+                             "nodes": nodes, "trajectory_evals": evals,
+                             "points_per_s": args.points / seconds,
+                             "x_reference": reference_seconds / seconds,
                              "mean_abs_err": (estimate - truth).abs().mean().item()})
                 print(rows[-1], flush=True)
     command = "python benchmarks/divergence_quadrature.py " + " ".join(sys.argv[1:])
     print(write("divergence_cost", costs, ["dim", "call", "ms_per_call"], command.strip()))
     print(write("divergence_quadrature", rows,
-                ["dim", "variable", "nodes", "trajectory_evals", "mean_abs_err"], command.strip()))
+                ["dim", "variable", "trajectory_rtol", "nodes", "trajectory_evals",
+                 "points_per_s", "x_reference", "mean_abs_err"], command.strip()))
 
 
 if __name__ == "__main__":

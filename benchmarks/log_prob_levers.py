@@ -3,34 +3,41 @@
 Against the reference recipe of the original implementation (scipy's RK45 on the
 probability-flow ODE, rtol = atol = 1e-5, eps = 1e-5, one Rademacher Hutchinson probe), on the
 same exact mixture score in the same run, for D = 2, 6, 16. Error is mean |log p - log p_true|
-per point against the analytic log-density. The same recipes then run on networks trained on
-those mixtures, against a tight float64 solve of the same network. Run from the project root:
+per point against the analytic log-density. Besides solver, tolerance, trace, batch size and
+dtype, the ODE is also solved in other time variables u (sqrt t, log t, log s(t), the log
+signal-to-noise ratio), t = t(u). The same recipes and the reference then run on networks
+trained on those mixtures, against a tight float64 solve of the same network. Run from the
+project root:
 
     python benchmarks/log_prob_levers.py [--points 500] [--dims 2 6 16]
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
+from torch import nn
+from torch.func import jvp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sdescore  # noqa: E402
 from sdescore.datasets import random_mixture  # noqa: E402
-from sdescore.likelihood import draw_probes, hutchinson_divergence  # noqa: E402
-from sdescore.modules import ProbabilityFlowODE  # noqa: E402
+from sdescore.likelihood import draw_probes, exact_divergence, hutchinson_divergence  # noqa: E402
+from sdescore.modules import LogDensityODE, ProbabilityFlowODE, solve_ode  # noqa: E402
+from sdescore.sde import SubVPSDE, VPSDE  # noqa: E402
 from common import timed, write  # noqa: E402
 
 
 def reference_log_prob(model, x, seed=0):
     """scipy RK45 (rtol = atol = 1e-5) from eps = 1e-5 to T with one Rademacher probe."""
     sde, n = model.sde, x.shape[0]
-    y0 = x.reshape(n, -1)
+    y0 = model.to_model_space(x).reshape(n, -1)
     flow = ProbabilityFlowODE(sde, model._score, model.shape)
     probe = draw_probes("rademacher", 1, y0, torch.Generator().manual_seed(seed))
     counter = {"evals": 0}
@@ -47,7 +54,64 @@ def reference_log_prob(model, x, seed=0):
                          method="RK45")
     final = torch.as_tensor(solution.y[:, -1], dtype=x.dtype)
     y_T, delta = final[: y0.numel()].reshape(x.shape), final[y0.numel():]
-    return sde.prior_log_prob(y_T) + delta, counter["evals"]
+    return sde.prior_log_prob(y_T) + delta - model.scale.log().sum(), counter["evals"]
+
+
+def time_at_log_snr(sde, log_snr):
+    """t at which log(m(t)^2 / s(t)^2) = log_snr (float64 tensor), in closed form."""
+    e = torch.exp(0.5 * log_snr)  # m / s
+    if isinstance(sde, SubVPSDE):  # m = exp(-B/2), s = 1 - m^2: solve e m^2 + m - e = 0
+        m = 2 * e / (1 + torch.sqrt(1 + 4 * e**2))  # = (sqrt(1 + 4 e^2) - 1) / (2 e)
+        return sde.time_at_integrated_beta(-2 * torch.log(m))
+    if isinstance(sde, VPSDE):  # m^2 = sigmoid(log_snr)
+        return sde.time_at_integrated_beta(torch.nn.functional.softplus(-log_snr))
+    return sde.time_at_std(1 / e)  # VE: m = 1
+
+
+def _scalar(fn, t):
+    return float(fn(torch.tensor(t, dtype=torch.float64)))
+
+
+# Each time variable u as (t(u), u(t)) for an SDE; t(u) takes and returns float64 tensors.
+TIME_VARIABLES = {
+    "sqrt t": (lambda sde: (torch.square, math.sqrt)),
+    "log t": (lambda sde: (torch.exp, math.log)),
+    "log s(t)": (lambda sde: (lambda u: sde.time_at_std(torch.exp(u)),
+                              lambda t: math.log(_scalar(sde.marginal_std, t)))),
+    "-log SNR": (lambda sde: (lambda u: time_at_log_snr(sde, -u),
+                              lambda t: 2 * math.log(_scalar(sde.marginal_std, t)
+                                                     / _scalar(sde.mean_scale, t)))),
+}
+
+
+class InTimeVariable(nn.Module):
+    """An ODE function of t rewritten in u, with t = t(u): d state/du = f(t(u), state) dt/du."""
+
+    def __init__(self, func, time_of):
+        super().__init__()
+        self.func, self.time_of = func, time_of
+
+    def forward(self, u, state):
+        u = u.to(torch.float64)
+        t, dt_du = jvp(self.time_of, (u,), (torch.ones_like(u),))
+        return tuple(part * dt_du.to(part.dtype)
+                     for part in self.func(t.to(state[0].dtype), state))
+
+
+def log_prob_in_time_variable(model, x, variable, *, solver="dopri5", rtol=1e-3, atol=1e-3,
+                              steps=10):
+    """log p_eps(x) with the exact trace, the ODE solved in ``variable`` (TIME_VARIABLES)."""
+    sde, n = model.sde, x.shape[0]
+    time_of, variable_of = TIME_VARIABLES[variable](sde)
+    y = model.to_model_space(x).reshape(n, -1)
+    ode = InTimeVariable(LogDensityODE(ProbabilityFlowODE(sde, model._score, model.shape),
+                                       exact_divergence), time_of)
+    model._score_evals = 0
+    y_T, delta = solve_ode(ode, (y, torch.zeros(n, dtype=y.dtype)),
+                           variable_of(sde.likelihood_eps), variable_of(sde.T), solver=solver,
+                           rtol=rtol, atol=atol, steps=steps)
+    model.last_score_evals = model._score_evals
+    return sde.prior_log_prob(y_T.reshape(x.shape)) + delta - model.scale.log().sum()
 
 
 RECIPES = {
@@ -57,17 +121,26 @@ RECIPES = {
     "exact bosh3 1e-4": {"solver": "bosh3", "rtol": 1e-4, "atol": 1e-4},
     "exact rk4 20 steps": {"solver": "rk4", "steps": 20},
     "exact rk4 10 steps": {"solver": "rk4", "steps": 10},
+    "exact rk4 8 steps": {"solver": "rk4", "steps": 8},
+    "exact rk4 5 steps": {"solver": "rk4", "steps": 5},
     "hutchinson x1 dopri5 1e-5": {"trace": "hutchinson", "seed": 0},
     "hutchinson x8 dopri5 1e-5": {"trace": "hutchinson", "probes": 8, "seed": 0},
     "exact dopri5 1e-5, batches of 100": {"batch_size": 100, "progress": False},
     "exact dopri5 1e-5, float64": {"float64": True},
     "exact dopri5 1e-3, float64": {"float64": True, "rtol": 1e-3, "atol": 1e-3},
+    **{f"exact dopri5 1e-3 in {variable}": {"variable": variable}
+       for variable in TIME_VARIABLES},
+    **{f"exact rk4 8 steps in {variable}": {"variable": variable, "solver": "rk4", "steps": 8}
+       for variable in TIME_VARIABLES},
 }
 
 
 def run_recipe(model, x, options):
-    """model.log_prob(x, **options); the pseudo-option "float64" runs a float64 copy."""
+    """model.log_prob(x, **options); the pseudo-options "float64" (a float64 copy) and
+    "variable" (the ODE in another time variable) go around it."""
     options = dict(options)
+    if "variable" in options:
+        return log_prob_in_time_variable(model, x, options.pop("variable"), **options), model
     if options.pop("float64", False):
         import copy
 
@@ -89,10 +162,16 @@ def trained_rows(args):
         x = mixture.sample(args.points // 5, seed=1).float()
         truth = copy.deepcopy(model).double().log_prob(x.double(), trace="exact", rtol=1e-8,
                                                         atol=1e-8)
+        (ref, evals), seconds = timed(lambda: reference_log_prob(model, x), 1)
+        reference_speed = len(x) / seconds
+        rows.append({"dim": f"{dim} (trained)", "recipe": "reference: scipy RK45 1e-5, 1 probe",
+                     "points_per_s": reference_speed, "speedup": 1.0, "score_evals": evals,
+                     "mean_abs_err": (ref.double() - truth).abs().mean().item()})
         for name, options in RECIPES.items():
             (estimate, used), seconds = timed(lambda: run_recipe(model, x, options), 1)
             rows.append({"dim": f"{dim} (trained)", "recipe": name,
-                         "points_per_s": len(x) / seconds, "speedup": float("nan"),
+                         "points_per_s": len(x) / seconds,
+                         "speedup": len(x) / seconds / reference_speed,
                          "score_evals": used.last_score_evals,
                          "mean_abs_err": (estimate.double() - truth).abs().mean().item()})
             print(rows[-1], flush=True)
