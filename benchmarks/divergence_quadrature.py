@@ -28,7 +28,6 @@ import sdescore  # noqa: E402
 from sdescore.datasets import random_mixture  # noqa: E402
 from sdescore.likelihood import draw_probes, exact_divergence, hutchinson_divergence  # noqa: E402
 from sdescore.modules import ProbabilityFlowODE  # noqa: E402
-from sdescore.utils import append_dims  # noqa: E402
 from common import timed, write  # noqa: E402
 from log_prob_levers import reference_log_prob  # noqa: E402
 
@@ -39,11 +38,6 @@ TRACE_ROWS = 4000
 # u(t) on a fine geometric grid of t: the variable the Gauss-Legendre nodes are uniform in
 VARIABLES = {"t": lambda t, m, s: t, "sqrt t": lambda t, m, s: np.sqrt(t),
              "log(s/m)": lambda t, m, s: np.log(s / m)}
-
-
-def drift_at(sde, score, x, t):
-    """The probability-flow drift at rows x (n, D) with their own times t (n,)."""
-    return sde.drift(x, t) - append_dims(0.5 * sde.diffusion(t) ** 2, 2) * score(x, t)
 
 
 def gaussian_divergence(sde, t, dim):
@@ -81,7 +75,7 @@ def quadrature_log_prob(model, x, nodes: int, variable: str, rtol: float = 1e-4)
         node_times = torch.tensor(t_nodes[start:start + group], dtype=x.dtype)
         rows = at_nodes[start:start + group]
         _, div = exact_divergence(
-            lambda y: drift_at(sde, model._score, y, node_times.repeat_interleave(n)),
+            lambda y: flow(node_times.repeat_interleave(n), y),  # each row at its own time
             rows.reshape(-1, dim))
         divs.append(div.reshape(len(rows), n))
     excess = torch.cat(divs).double() - gaussian_divergence(sde, torch.tensor(t_nodes),
