@@ -28,7 +28,7 @@ from common import write  # noqa: E402
 def plain_bound(model, x, draws, seed):
     """The estimator before the control variate: iid (t ~ g^2/s^2, z) draws of the raw
     denoising residual, as in Song, Durkan, Murray and Ermon (2021)."""
-    sde, y = model.sde, model.to_model_space(x)
+    sde, y = model.sde, model.datamap.to_model(x)
     generator = torch.Generator().manual_seed(seed)
     times = ImportanceTimes(sde, sde.likelihood_eps)
     values = []
@@ -42,7 +42,7 @@ def plain_bound(model, x, draws, seed):
     drift = -y.shape[1] * (torch.log(sde.mean_scale(torch.ones_like(eps_t)))
                            - torch.log(sde.mean_scale(eps_t)))
     return (_prior_cross_entropy(sde, y, eps_t) + torch.stack(values).mean(0) + drift
-            + model.scale.log().sum())
+            - model.datamap.log_det)
 
 
 def main():
@@ -51,7 +51,7 @@ def main():
     test = mixture.sample(400, seed=1)
     truth = mixture.log_prob(test)
     network = sdescore.fit(train, "subvp", steps=3000, seed=0, progress=False)
-    loc, scale = network.loc.double(), network.scale.double()
+    loc, scale = network.datamap.loc.double(), network.datamap.scale.double()
     oracle = sdescore.ScoreModel(network.sde, mixture.affine(loc, scale).score_fn(network.sde),
                                  (6,), loc=loc, scale=scale).double()
     estimators = {"plain": lambda m, x, d, s: plain_bound(m, x, d, s),

@@ -37,7 +37,7 @@ from common import timed, write  # noqa: E402
 def reference_log_prob(model, x, seed=0):
     """scipy RK45 (rtol = atol = 1e-5) from eps = 1e-5 to T with one Rademacher probe."""
     sde, n = model.sde, x.shape[0]
-    y0 = model.to_model_space(x).reshape(n, -1)
+    y0 = model.datamap.to_model(x).reshape(n, -1)
     flow = ProbabilityFlowODE(sde, model._score, model.shape)
     probe = draw_probes("rademacher", 1, y0, torch.Generator().manual_seed(seed))
     counter = {"evals": 0}
@@ -54,7 +54,7 @@ def reference_log_prob(model, x, seed=0):
                          method="RK45")
     final = torch.as_tensor(solution.y[:, -1], dtype=x.dtype)
     y_T, delta = final[: y0.numel()].reshape(x.shape), final[y0.numel():]
-    return sde.prior_log_prob(y_T) + delta - model.scale.log().sum(), counter["evals"]
+    return sde.prior_log_prob(y_T) + delta + model.datamap.log_det, counter["evals"]
 
 
 def time_at_log_snr(sde, log_snr):
@@ -103,7 +103,7 @@ def log_prob_in_time_variable(model, x, variable, *, solver="dopri5", rtol=1e-3,
     """log p_eps(x) with the exact trace, the ODE solved in ``variable`` (TIME_VARIABLES)."""
     sde, n = model.sde, x.shape[0]
     time_of, variable_of = TIME_VARIABLES[variable](sde)
-    y = model.to_model_space(x).reshape(n, -1)
+    y = model.datamap.to_model(x).reshape(n, -1)
     ode = InTimeVariable(LogDensityODE(ProbabilityFlowODE(sde, model._score, model.shape),
                                        exact_divergence), time_of)
     model._score_evals = 0
@@ -111,7 +111,7 @@ def log_prob_in_time_variable(model, x, variable, *, solver="dopri5", rtol=1e-3,
                            variable_of(sde.likelihood_eps), variable_of(sde.T), solver=solver,
                            rtol=rtol, atol=atol, steps=steps)
     model.last_score_evals = model._score_evals
-    return sde.prior_log_prob(y_T.reshape(x.shape)) + delta - model.scale.log().sum()
+    return sde.prior_log_prob(y_T.reshape(x.shape)) + delta + model.datamap.log_det
 
 
 RECIPES = {

@@ -4,7 +4,7 @@ For each set, fits sdescore as in compare_all (60 s, sub-VP, one torch thread), 
 the mean, median and largest test NLL, how many rows exceed 100 nats, and the three worst
 rows re-solved in float64 at rtol = atol = 1e-8 (if those agree, the values are the model's
 density, not a solver failure). With several --input-clips and --seeds it compares the
-clip of nets.GaussianResidual (in standard deviations) fit by fit. Run from the project root:
+clip of parameterization.GaussianResidual (in standard deviations) fit by fit. Run from the project root:
 
     python benchmarks/outliers.py [--sets redwine whitewine magic] [--budget 60]
         [--input-clips 3 5] [--seeds 0 1] [--fit-option lr=1e-3] [--out outliers]
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sdescore  # noqa: E402
 from sdescore.datasets import load_benchmark  # noqa: E402
-from sdescore.nets import GaussianResidual  # noqa: E402
+from sdescore.parameterization import GaussianResidual  # noqa: E402
 from common import DATA_DIR, fit_options, write  # noqa: E402
 
 

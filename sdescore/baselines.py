@@ -6,15 +6,17 @@ model), trains by maximum likelihood with the same loop and budget rules, and re
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .io import FLOW_FORMAT, save_payload
-from .train import adam, check_budget, split, standardisation, train_loop
+from .datamap import DataMap
+from .density import DensityModel
+from .io import register_format
+from .training import adam, check_budget, seeded, split, train_loop
 from .utils import make_generator
-from .validation import as_batch, as_dataset, check_count, choose
+from .validation import as_dataset, check_count, choose
+
+FLOW_FORMAT = "sdescore-flow-2"
 
 
 def _vector_dim(shape, kind):
@@ -87,58 +89,50 @@ def build_flow(kind: str, shape: tuple, hidden: int, layers: int) -> nn.Module:
     return nf.NormalizingFlow(base, flows)
 
 
-class FlowModel(nn.Module):
+class FlowModel(DensityModel):
     """A normflows NormalizingFlow with the data map y = (x - loc) / scale kept inside.
 
-    log_prob(x (n, *shape)) -> (n,) nats, including the map's log-determinant;
-    sample(n) -> (n, *shape); save(path) and ``sdescore.load(path)`` as for ScoreModel.
+    datamap: a ``DataMap`` (default the identity). log_prob(x (n, *shape)) -> (n,) nats,
+    including the map's log-determinant; sample(n) -> (n, *shape); save(path) and
+    ``sdescore.load(path)`` as for ScoreModel.
     """
 
-    def __init__(self, kind: str, shape, hidden: int = 128, layers: int = 6, loc=0.0,
-                 scale=1.0):
-        super().__init__()
-        self.kind, self.shape, self.hidden, self.layers = kind, tuple(shape), hidden, layers
-        self.flow = build_flow(kind, self.shape, hidden, layers)
-        self.register_buffer("loc", torch.as_tensor(loc, dtype=torch.float32)
-                             .expand(self.shape).clone())
-        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32)
-                             .expand(self.shape).clone())
-        self.history: list[dict] = []
+    file_format = FLOW_FORMAT
 
-    @property
-    def dim(self) -> int:
-        """D, the number of numbers in one sample."""
-        return math.prod(self.shape)
+    def __init__(self, kind: str, shape, hidden: int = 128, layers: int = 6,
+                 datamap: DataMap | None = None):
+        super().__init__(shape, datamap)
+        self.kind, self.hidden, self.layers = kind, hidden, layers
+        self.flow = build_flow(kind, self.shape, hidden, layers)
 
     @torch.no_grad()
     def log_prob(self, x) -> torch.Tensor:
-        x = as_batch(x, self.shape, dtype=self.loc.dtype, device=self.loc.device)
-        return self.flow.log_prob((x - self.loc) / self.scale) - self.scale.log().sum()
+        """Exact log-density in nats: x (n, *shape) -> (n,)."""
+        x = self._batch(x)
+        return self.datamap.log_prob_to_data(self.flow.log_prob(self.datamap.to_model(x)))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """n draws (n, *shape); ``seed`` makes them repeatable."""
         n = check_count(n)
-        generator = make_generator(seed, self.loc.device)
-        with torch.random.fork_rng(devices=[]):
-            if generator is not None:
-                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        generator = make_generator(seed, self.device)
+        with seeded(None if generator is None
+                    else int(torch.randint(0, 2**62, (1,), generator=generator))):
             y, _ = self.flow.sample(n)
-        return self.loc + self.scale * y
+        return self.datamap.to_data(y)
 
     def config(self) -> dict:
-        """What ``load`` needs to rebuild this flow."""
+        """What ``load`` needs to rebuild this flow: kind, shape, size and data map."""
         return {"kind": self.kind, "shape": list(self.shape), "hidden": self.hidden,
-                "layers": self.layers}
+                "layers": self.layers, "datamap": self.datamap.config()}
 
     @classmethod
     def from_config(cls, config: dict) -> "FlowModel":
-        """An untrained flow of the kind, shape and size that ``config()`` describes."""
-        return cls(config["kind"], tuple(config["shape"]), config["hidden"], config["layers"])
-
-    def save(self, path) -> None:
-        """Write config, weights and training history to ``path`` atomically; read it back
-        with ``sdescore.load``."""
-        save_payload(self, path, FLOW_FORMAT)
+        """An untrained flow of the kind, shape, size and data map that ``config()``
+        describes."""
+        shape = tuple(config["shape"])
+        return cls(config["kind"], shape, config["hidden"], config["layers"],
+                   DataMap.from_config(config["datamap"], shape))
 
 
 def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: int | None = None,
@@ -157,17 +151,19 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     choose(kind, FLOWS, name="kind")
     steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
     x = as_dataset(data, dtype=torch.float32)
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         train, held, _, _ = split(x, validation)
-        loc, scale = standardisation(train)
-        model = FlowModel(kind, tuple(x.shape[1:]), hidden, layers, loc, scale)
-        flow = model.flow
-        train, held = (train - loc) / scale, None if held is None else (held - loc) / scale
-        optimizer = adam(flow.parameters(), lr)
+        datamap = DataMap.standardizing(train)
+        model = FlowModel(kind, tuple(x.shape[1:]), hidden, layers, datamap)
+        train = datamap.to_model(train)
+        held = None if held is None else datamap.to_model(held)
+        optimizer = adam(model.flow.parameters(), lr)
         model.history = train_loop(
-            flow, None, optimizer, lambda f, batch, generator=None: -f.log_prob(batch),
+            model.flow, None, optimizer, lambda f, batch, generator=None: -f.log_prob(batch),
             train, held, steps=steps, max_time=max_time, batch_size=batch_size,
             progress=progress, callback=callback, log_every=log_every, grad_clip=grad_clip)
     return model.eval()
+
+
+register_format(FLOW_FORMAT, FlowModel.from_config)
+register_format("sdescore-flow-1", FlowModel.from_config, map_in_weights=True)

@@ -63,11 +63,10 @@ def _reference_integrals(sde, eps: float, points: int = 20001):
     return i1, i2
 
 
-def _controlled_excess(sde, scaled_score, y, y_t, z, t):
+def _controlled_excess(sde, scaled_score, y_t, z, t):
     """The denoising excess of a score less that of the N(0, I) score at the same (t, z):
     scaled_score = s(t) score(y_t, t); all (n, *shape) but t (n,)."""
-    m, s = (append_dims(f(t), y.ndim) for f in (sde.mean_scale, sde.marginal_std))
-    reference = -s * y_t / (m**2 + s**2)
+    reference = append_dims(sde.marginal_std(t), y_t.ndim) * sde.standard_normal_score(y_t, t)
     return _denoising_excess(scaled_score, z) - _denoising_excess(reference, z)
 
 
@@ -99,7 +98,7 @@ def nll_bound_terms(sde, score, y, *, draws: int, eps: float, generator=None):
     eps_t = torch.full((n,), eps, dtype=y.dtype, device=y.device)
     values = importance_values(
         sde, y, eps, draws, generator=generator,
-        integrand=lambda t, z, y_t, std: _controlled_excess(sde, std * score(y_t, t), y, y_t, z, t))
+        integrand=lambda t, z, y_t, std: _controlled_excess(sde, std * score(y_t, t), y_t, z, t))
     i1, i2 = _reference_integrals(sde, eps)
     reference = i1 * sum_except_batch(y**2) + i2 * d
     drift_term = -d * (torch.log(sde.mean_scale(torch.full_like(eps_t, sde.T)))
@@ -147,12 +146,12 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
     in proportion to g^2 / s^2 and stratified.
     """
     x = as_batch(data, model.shape, name="data", dtype=model.dtype, device=model.device)
-    y = model.to_model_space(x)
+    y = model.datamap.to_model(x)
     sde, eps, n = model.sde, model.sde.likelihood_eps, x.shape[0]
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
     flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
     if oracle is not None:
-        truth = oracle.affine(model.loc, model.scale)
+        truth = oracle.affine(model.datamap.loc, model.datamap.scale)
         if truth.dim != model.dim:
             raise ValueError(f"oracle has dimension {truth.dim}; the model {model.dim}")
         true_score = truth.score_fn(sde)
@@ -160,7 +159,7 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
     def integrand(t, z, y_t, std):
         learned = model.score_fn(y_t, t)
         if oracle is None:
-            return _controlled_excess(sde, std * learned, y, y_t, z, t)
+            return _controlled_excess(sde, std * learned, y_t, z, t)
         target = true_score(flat(y_t).double(), t.double()).to(y.dtype).reshape(y.shape)
         return sum_except_batch((std * (learned - target)) ** 2)
 

@@ -2,17 +2,28 @@
 
 A model file is a dict {"format": ..., "config": ..., "state_dict": ..., "history": ...}
 written by ``torch.save`` to a temporary file and renamed into place, and read back with
-``torch.load(weights_only=True)``, which refuses to run code from the file.
+``torch.load(weights_only=True)``, which refuses to run code from the file. This layer knows
+no model class: each kind registers its formats (``register_format``) where it is defined.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-SCORE_FORMAT = "sdescore-model-1"
-FLOW_FORMAT = "sdescore-flow-1"
+# format name -> (from_config(config) -> untrained model, whether the data map is in the weights)
+FORMATS: dict[str, tuple[Callable[[dict], torch.nn.Module], bool]] = {}
+
+
+def register_format(fmt: str, from_config: Callable[[dict], torch.nn.Module], *,
+                    map_in_weights: bool = False) -> None:
+    """Teach ``load`` to read files of format ``fmt``: ``from_config(config)`` builds the
+    untrained model that the saved weights are loaded into. map_in_weights: the first file
+    formats kept the data map's loc and scale among the weights; on load they move into
+    ``config["datamap"]``, where later formats keep them."""
+    FORMATS[fmt] = (from_config, map_in_weights)
 
 
 def save_payload(model, path, fmt: str) -> None:
@@ -29,29 +40,36 @@ def save_payload(model, path, fmt: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _floating_dtype(state: dict) -> torch.dtype:
+    """The dtype the weights were saved in (float32 when there are none)."""
+    return next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+
+
 def load(path, map_location="cpu"):
-    """Rebuild a model saved by ``ScoreModel.save`` or ``FlowModel.save``.
+    """Rebuild a model saved by ``ScoreModel.save`` or ``FlowModel.save``, in the dtype it
+    was saved in, on ``map_location``.
 
     The file is read with ``torch.load(weights_only=True)``, so it cannot run code; a file
     that is not a sdescore model, or is damaged, raises ValueError.
     """
-    from .baselines import FlowModel
-    from .model import ScoreModel
-
-    builders = {SCORE_FORMAT: ScoreModel.from_config, FLOW_FORMAT: FlowModel.from_config}
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as err:  # unpickling errors come in many types
         raise ValueError(f"{path} is not a readable sdescore model file: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") not in builders:
+    if not isinstance(payload, dict) or payload.get("format") not in FORMATS:
         raise ValueError(f"{path} is not a sdescore model file (expected format "
-                         f"{' or '.join(map(repr, builders))})")
+                         f"{' or '.join(map(repr, FORMATS))})")
+    from_config, map_in_weights = FORMATS[payload["format"]]
     try:
-        config, state = payload["config"], payload["state_dict"]
-        model = builders[payload["format"]](config)
-        model.to(state["loc"].dtype)
+        config, state = dict(payload["config"]), dict(payload["state_dict"])
+        dtype = _floating_dtype(state)
+        if map_in_weights:
+            config["datamap"] = {"loc": state.pop("loc").tolist(),
+                                 "scale": state.pop("scale").tolist()}
+        model = from_config(config)
+        model.to(dtype)
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{path} holds a damaged or incompatible sdescore model: {err}") from err

@@ -105,9 +105,10 @@ class _ScoreMatchingLoss:
             return torch.ones_like(t)
         return self.sde.diffusion(t) ** 2 / self.sde.marginal_std(t) ** 2
 
-    def __call__(self, score_fn, x0, *, t=None, generator=None):
+    def __call__(self, score_fn, x0, *, t=None, generator=None, y=None):
         """Per-example loss (n,) for data x0 (n, *shape); ``t`` (n,) fixes the times
-        (weight 1) instead of drawing them."""
+        (weight 1) instead of drawing them; ``y`` (n,) labels go to a conditional
+        score_fn(x, t, y)."""
         if t is None:
             t, weight = self.times(x0.shape[0], dtype=x0.dtype, device=x0.device,
                                    generator=generator)
@@ -115,15 +116,27 @@ class _ScoreMatchingLoss:
             weight = torch.ones_like(t)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         x_t = self.sde.perturb(x0, t, noise)
-        return weight * self.per_time(score_fn, x_t, t, noise, generator)
+        return weight * self.per_time(score_fn, x_t, t, noise, generator, y)
+
+
+def _with_labels(score_fn, y):
+    """score_fn(x, t) itself, or with the labels y bound as its third argument."""
+    return score_fn if y is None else (lambda x, t: score_fn(x, t, y))
 
 
 class DenoisingScoreMatching(_ScoreMatchingLoss):
-    """lambda(t) || score(x_t, t) + z / s ||^2, computed as (lambda / s^2) || s score + z ||^2."""
+    """lambda(t) || score(x_t, t) + z / s ||^2, computed as (lambda / s^2) || s score + z ||^2.
 
-    def per_time(self, score_fn, x_t, t, noise, generator):
-        std = append_dims(self.sde.marginal_std(t), x_t.ndim)
-        residual = std * score_fn(x_t, t) + noise
+    A parameterisation (``sdescore.parameterization``) gives s score + z from its own
+    training target (``denoising_residual``); any other score callable through its score."""
+
+    def per_time(self, score_fn, x_t, t, noise, generator, y=None):
+        own_residual = getattr(score_fn, "denoising_residual", None)
+        if own_residual is not None:
+            residual = own_residual(x_t, t, noise, y)
+        else:
+            std = append_dims(self.sde.marginal_std(t), x_t.ndim)
+            residual = std * _with_labels(score_fn, y)(x_t, t) + noise
         return self.weight_over_std2(t) * sum_except_batch(residual**2)
 
 
@@ -141,10 +154,10 @@ class SlicedScoreMatching(_ScoreMatchingLoss):
         self.variance_reduced = variance_reduced
         self.probe = "gaussian" if variance_reduced else probe
 
-    def per_time(self, score_fn, x_t, t, noise, generator):
+    def per_time(self, score_fn, x_t, t, noise, generator, y=None):
         with torch.enable_grad():
             x_t = x_t.detach().requires_grad_(True)
-            score = score_fn(x_t, t)
+            score = _with_labels(score_fn, y)(x_t, t)
             v = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device=x_t.device)
             if self.probe == "rademacher":
                 v = torch.sign(v)

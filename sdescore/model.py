@@ -6,31 +6,35 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from .bounds import nll_bound_terms
-from .guidance import (NoisyClassifier, classifier_free_guided, classifier_guided,
-                       impute_langevin)
-from .io import SCORE_FORMAT, save_payload
+from .datamap import DataMap
+from .density import DensityModel
+from .guidance import classifier_free_guided, classifier_guided
+from .io import register_format
 from .likelihood import probability_flow_log_prob
 from .modules import ForwardSDE, ReverseSDE
-from .nets import NETS, PARAMETERIZATIONS, net_name
-from .sampling import DENOISED_BY_SAMPLER, SAMPLERS, tweedie_denoise
+from .nets import NETS, net_name
+from .parameterization import PARAMETERIZATIONS, parameterization_name
+from .sampling import SAMPLERS, tweedie_denoise
 from .sde import SDE, get_sde
-from .validation import as_batch, as_labels, as_times, check_count, check_positive, choose
 from .utils import make_generator
+from .validation import as_labels, as_times, check_count, check_positive, choose
+
+SCORE_FORMAT = "sdescore-model-2"
 
 
-class ScoreModel(nn.Module):
+class ScoreModel(DensityModel):
     """A score-based model: ``sde`` plus ``score_fn(x, t)`` ~ grad_x log p_t(x).
 
     sde: an SDE object (``sdescore.get_sde``); score_fn: a callable or nn.Module taking
     x (n, *shape) and t (n,) and returning a tensor like x; shape: the shape of one sample,
-    e.g. (d,) or (c, h, w). loc, scale: an affine map (tensors broadcasting to ``shape``)
-    from the data's coordinates to the ones the score lives in, y = (x - loc) / scale; the
-    public methods take and return data coordinates, and ``log_prob`` includes the map's
-    log-determinant. ``forward_sde`` and ``reverse_sde`` act in y. classes: for a
+    e.g. (d,) or (c, h, w). datamap: the affine map y = (x - loc) / scale from the data's
+    coordinates to the ones the score lives in (a ``DataMap``; default the identity), or
+    loc and scale (tensors broadcasting to ``shape``) to build one. The public methods take
+    and return data coordinates, and ``log_prob`` includes the map's log-determinant.
+    ``forward_sde`` and ``reverse_sde`` act in y. classes: for a
     class-conditional score_fn(x, t, y) (``fit(..., labels=...)``), the number of classes;
     label ``classes`` means "no label".
     Computation runs in the model's dtype and device (``.double()``, ``.to(device)``). After
@@ -38,45 +42,25 @@ class ScoreModel(nn.Module):
     of batched score evaluations that call used.
     """
 
-    def __init__(self, sde: SDE, score_fn: Callable, shape, *, loc=None, scale=None,
-                 classes: int | None = None):
-        super().__init__()
+    file_format = SCORE_FORMAT
+
+    def __init__(self, sde: SDE, score_fn: Callable, shape, *, datamap: DataMap | None = None,
+                 loc=None, scale=None, classes: int | None = None):
+        if datamap is not None and (loc is not None or scale is not None):
+            raise ValueError("pass either datamap or loc and scale, not both")
+        if loc is not None or scale is not None:
+            datamap = DataMap(0.0 if loc is None else loc, 1.0 if scale is None else scale, shape)
+        super().__init__(shape, datamap)
         if not isinstance(sde, SDE):
             raise TypeError(f"sde must be an SDE object (see sdescore.get_sde); "
                             f"got {type(sde).__name__}")
         if not callable(score_fn):
             raise TypeError(f"score_fn must be callable; got {type(score_fn).__name__}")
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
-            raise ValueError(f"shape must be positive integers, e.g. (2,); got {shape}")
         self.sde = sde
         self.score_fn = score_fn
-        self.shape = shape
         self.classes = classes
         self.last_score_evals = 0
         self._score_evals = 0
-        self.history: list[dict] = []
-        # An empty buffer that follows .to()/.double(), telling the model's dtype and device.
-        self.register_buffer("_anchor", torch.empty(0), persistent=False)
-        loc = torch.zeros(shape) if loc is None else torch.as_tensor(loc, dtype=torch.float32)
-        scale = torch.ones(shape) if scale is None else torch.as_tensor(scale, dtype=torch.float32)
-        if not torch.isfinite(scale).all() or (scale <= 0).any() or not torch.isfinite(loc).all():
-            raise ValueError("scale must be finite and > 0, and loc finite")
-        self.register_buffer("loc", torch.broadcast_to(loc, shape).clone())
-        self.register_buffer("scale", torch.broadcast_to(scale, shape).clone())
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._anchor.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self._anchor.device
-
-    @property
-    def dim(self) -> int:
-        """D, the number of numbers in one sample."""
-        return math.prod(self.shape)
 
     def _score(self, x: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
         """The unchecked, counted score used by solvers: x (n, *shape), t (n,), labels y
@@ -111,17 +95,6 @@ class ScoreModel(nn.Module):
         """The reverse SDE, holding this model's score, as a torchsde module in s = T - t."""
         return ReverseSDE(self.sde, self._score, self.shape)
 
-    def _batch(self, x, name="x"):
-        return as_batch(x, self.shape, name=name, dtype=self.dtype, device=self.device)
-
-    def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
-        """y = (x - loc) / scale, for x (n, *shape) in data coordinates."""
-        return (x - self.loc) / self.scale
-
-    def to_data_space(self, y: torch.Tensor) -> torch.Tensor:
-        """x = loc + scale y, the inverse of ``to_model_space``."""
-        return self.loc + self.scale * y
-
     @torch.no_grad()
     def score(self, x, t) -> torch.Tensor:
         """grad_x log p_t(x) in data coordinates: x (n, *shape), t scalar or (n,) in [0, T]
@@ -129,7 +102,8 @@ class ScoreModel(nn.Module):
         x = self._batch(x)
         t = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=self.device)
         self._score_evals = 0
-        return self._finish(self._score(self.to_model_space(x), t) / self.scale)
+        score_y = self._score(self.datamap.to_model(x), t)
+        return self._finish(self.datamap.score_to_data(score_y))
 
     @torch.no_grad()
     def log_prob(self, x, trace: str = "auto", *, eps: float | None = None,
@@ -161,12 +135,12 @@ class ScoreModel(nn.Module):
         show = len(batches) > 1 if progress is None else progress
         self._score_evals = 0
         results = [probability_flow_log_prob(
-            self.sde, self._conditioned(label), self.shape, self.to_model_space(batch),
+            self.sde, self._conditioned(label), self.shape, self.datamap.to_model(batch),
             trace=trace, eps=eps, solver=solver, rtol=rtol, atol=atol, steps=steps,
             probes=probes, probe=probe, generator=generator)
             for batch, label in tqdm(list(zip(batches, labels)), disable=not show,
                                      desc="log_prob")]
-        return self._finish(torch.cat(results) - self.scale.log().sum())
+        return self._finish(self.datamap.log_prob_to_data(torch.cat(results)))
 
     @torch.no_grad()
     def nll_bound(self, x, *, draws: int = 64, seed: int | None = None,
@@ -189,10 +163,10 @@ class ScoreModel(nn.Module):
         x = self._batch(x)
         check_positive(draws, name="draws", integer=True)
         self._score_evals = 0
-        bound, stderr = nll_bound_terms(self.sde, self._score, self.to_model_space(x),
+        bound, stderr = nll_bound_terms(self.sde, self._score, self.datamap.to_model(x),
                                         draws=draws, eps=self.sde.likelihood_eps,
                                         generator=make_generator(seed, self.device))
-        bound = self._finish(bound + self.scale.log().sum())
+        bound = self._finish(bound - self.datamap.log_det)  # -log p_x = -log p_y - log|det|
         return (bound, stderr) if return_stderr else bound
 
     @torch.no_grad()
@@ -217,20 +191,30 @@ class ScoreModel(nn.Module):
         """
         n = check_count(n)
         sampler = choose(method, SAMPLERS, name="method")
+        sampler.check(method, self.sde)
         eps = self._check_eps(eps, self.sde.sampling_eps)
         score = self._guided(n, y, classifier, guidance_scale)
         generator = make_generator(seed, self.device)
         self._score_evals = 0
         x = self.sde.prior_sample((n,) + self.shape, generator=generator, device=self.device,
                                   dtype=self.dtype)
-        if n == 0:
-            return self._finish(self.to_data_space(x))
-        x = sampler(self.sde, score, x, eps=eps, generator=generator, progress=progress,
-                    **options)
-        if denoise and method not in DENOISED_BY_SAMPLER:
-            t = torch.full((n,), eps, dtype=self.dtype, device=self.device)
-            x = tweedie_denoise(self.sde, score, x, t)
-        return self._finish(self.to_data_space(x))
+        if n:
+            x = self._run(sampler, score, x, eps=eps, generator=generator, progress=progress,
+                          denoise=denoise, **options)
+        return self._finish(self.datamap.to_data(x))
+
+    def _run(self, sampler, score, x, *, eps, generator, progress, denoise, **options):
+        """Carry x (n, *shape) in model coordinates from T to eps with ``sampler``, then
+        Tweedie's denoising step unless the sampler ends with its own or ``denoise`` is off;
+        with a ``mask`` option, only the masked entries move or are denoised."""
+        x = sampler.run(self.sde, score, x, eps=eps, generator=generator, progress=progress,
+                        **options)
+        if denoise and not sampler.denoises:
+            t = torch.full((x.shape[0],), eps, dtype=x.dtype, device=x.device)
+            denoised = tweedie_denoise(self.sde, score, x, t)
+            mask = options.get("mask")
+            x = denoised if mask is None else torch.where(mask, denoised, x)
+        return x
 
     def _guided(self, n: int, y, classifier, guidance_scale):
         """The score the samplers follow: plain, classifier-guided or classifier-free guided."""
@@ -244,29 +228,16 @@ class ScoreModel(nn.Module):
         if classifier is None:
             return classifier_free_guided(self._score, self._labels(y, n), self.classes,
                                           float(guidance_scale))
-        if isinstance(classifier, NoisyClassifier):
-            self._check_classifier(classifier)
-            labels = as_labels(y, n, name="y", classes=classifier.classes, device=self.device)
-            log_q = classifier.log_prob
-        elif callable(classifier):
-            labels, log_q = as_labels(y, n, name="y", device=self.device), classifier
-        else:
+        if not callable(classifier):
             raise TypeError(f"classifier must be a NoisyClassifier or a callable log_q(y, x, "
                             f"t); got {type(classifier).__name__}")
-        base = self._conditioned(None)
-        return classifier_guided(base, log_q, labels, float(guidance_scale), self.to_data_space)
-
-    def _check_classifier(self, classifier: NoisyClassifier):
-        """A classifier trained under another SDE or data map would guide toward the wrong
-        noisy law: refuse it."""
-        if repr(classifier.sde) != repr(self.sde):
-            raise ValueError(f"classifier was trained with {classifier.sde!r}; this model "
-                             f"uses {self.sde!r}")
-        loc, scale = classifier.loc.to(self.loc), classifier.scale.to(self.scale)
-        if not (torch.allclose(loc, self.loc, rtol=1e-3, atol=1e-3 * self.scale.mean().item())
-                and torch.allclose(scale, self.scale, rtol=1e-3)):
-            raise ValueError("classifier was standardised differently from this model: train "
-                             "both on the same data")
+        check_guides = getattr(classifier, "check_guides", None)  # a NoisyClassifier's
+        if check_guides is not None:
+            check_guides(self.sde, self.datamap)
+        labels = as_labels(y, n, name="y", classes=getattr(classifier, "classes", None),
+                           device=self.device)
+        return classifier_guided(self._score, classifier, labels, float(guidance_scale),
+                                 self.datamap.to_data)
 
     @torch.no_grad()
     def impute(self, x, draws: int | None = None, *, eps: float | None = None,
@@ -277,7 +248,8 @@ class ScoreModel(nn.Module):
 
         Annealed Langevin dynamics (``levels`` noise levels from T to eps, default
         ``sde.sampling_eps``, ``steps_per_level`` steps at signal-to-noise ratio ``snr``)
-        moves only the missing entries; the observed ones are returned unchanged.
+        moves only the missing entries, which start from the prior and end with Tweedie's
+        denoising step; the observed ones are returned unchanged.
         draws: None -> (n, *shape); an integer k -> (k, n, *shape), k independent fills.
         """
         if not isinstance(x, torch.Tensor):
@@ -297,13 +269,14 @@ class ScoreModel(nn.Module):
         self._score_evals = 0
         rows = x.repeat(copies, *[1] * len(self.shape))  # (copies * n, *shape)
         holes = missing.repeat(copies, *[1] * len(self.shape))
-        filled = impute_langevin(self.sde, self._score, self.to_model_space(rows), holes,
-                                 eps=eps, generator=generator, progress=progress, levels=levels,
-                                 steps_per_level=steps_per_level, snr=snr)
-        filled = torch.where(holes, self.to_data_space(filled), rows)
-        if draws is None:
-            return self._finish(filled)
-        return self._finish(filled.reshape(copies, *x.shape))
+        start = self.sde.prior_sample(rows.shape, generator=generator, device=self.device,
+                                      dtype=self.dtype)
+        filled = self._run(SAMPLERS["langevin"], self._score,
+                           torch.where(holes, start, self.datamap.to_model(rows)), eps=eps,
+                           generator=generator, progress=progress, denoise=True, mask=holes,
+                           levels=levels, steps_per_level=steps_per_level, snr=snr)
+        filled = torch.where(holes, self.datamap.to_data(filled), rows)
+        return self._finish(filled if draws is None else filled.reshape(copies, *x.shape))
 
     def _check_eps(self, eps, default):
         if eps is None:
@@ -314,12 +287,13 @@ class ScoreModel(nn.Module):
         return float(eps)
 
     def config(self) -> dict:
-        """What ``load`` needs to rebuild this model: SDE, shape, network and parameterisation.
+        """What ``load`` needs to rebuild this model: SDE, shape, network, parameterisation
+        and data map.
 
-        Only models whose score_fn is one of ``nets.PARAMETERIZATIONS`` over a network from
-        ``sdescore.nets`` can be described; others raise TypeError.
+        Only models whose score_fn is one of ``parameterization.PARAMETERIZATIONS`` over a
+        network from ``sdescore.nets`` can be described; others raise TypeError.
         """
-        kind = next((k for k, cls in PARAMETERIZATIONS.items() if type(self.score_fn) is cls), None)
+        kind = parameterization_name(self.score_fn)
         if kind is None:
             raise TypeError(
                 f"Cannot save a ScoreModel whose score_fn is a {type(self.score_fn).__name__}: "
@@ -329,11 +303,13 @@ class ScoreModel(nn.Module):
         return {"sde": {"name": self.sde.name, "params": self.sde.params()},
                 "shape": list(self.shape), "parameterization": kind,
                 "parameterization_config": dict(self.score_fn.config),
-                "net": {"name": net_name(net), "config": dict(net.config)}}
+                "net": {"name": net_name(net), "config": dict(net.config)},
+                "datamap": self.datamap.config()}
 
     @classmethod
     def from_config(cls, config: dict) -> "ScoreModel":
-        """An untrained model with the SDE, shape and network that ``config()`` describes."""
+        """An untrained model with the SDE, shape, network and data map that ``config()``
+        describes."""
         sde = get_sde(config["sde"]["name"], **config["sde"]["params"])
         net_config = dict(config["net"]["config"])
         if config["net"]["name"] == "mlp":  # files from before these options: the old embedding
@@ -344,10 +320,11 @@ class ScoreModel(nn.Module):
         options = config.get("parameterization_config",
                              {"input_clip": 5.0} if kind == "residual" else {})
         score_fn = PARAMETERIZATIONS[kind](net, sde, **options)
-        return cls(sde, score_fn, tuple(config["shape"]),
+        shape = tuple(config["shape"])
+        return cls(sde, score_fn, shape, datamap=DataMap.from_config(config["datamap"], shape),
                    classes=config["net"]["config"].get("classes"))
 
-    def save(self, path) -> None:
-        """Write config, weights and training history to ``path`` atomically (a temporary
-        file, then a rename); ``sdescore.load`` reads it back without running code."""
-        save_payload(self, path, SCORE_FORMAT)
+
+
+register_format(SCORE_FORMAT, ScoreModel.from_config)
+register_format("sdescore-model-1", ScoreModel.from_config, map_in_weights=True)

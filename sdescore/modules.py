@@ -73,6 +73,33 @@ class ReverseSDE(_FlatAdapter):
         t = self.sde.T - self.batch_time(s, y)
         return append_dims(self.sde.diffusion(t), 2).expand_as(y)
 
+    def euler_maruyama_step(self, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor,
+                            generator=None) -> torch.Tensor:
+        """One Euler-Maruyama step of the reverse SDE from time t down to t_next < t (scalar
+        tensors): x (n, *shape) -> (n, *shape)."""
+        y = x.reshape(x.shape[0], -1)
+        s, ds = self.sde.T - t, t - t_next
+        noise = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+        y = y + self.f(s, y) * ds + self.g(s, y) * torch.sqrt(ds) * noise
+        return self.unflatten(y)
+
+
+def integrate_reverse_sde(sde: SDE, score: Score, x: torch.Tensor, eps: float, *, solver: str,
+                          steps: int, entropy: int | None = None) -> torch.Tensor:
+    """Carry x (n, *shape) from T down to eps along the reverse SDE with ``torchsde.sdeint``
+    in s = T - t, ``steps`` steps of size (T - eps) / steps; ``entropy`` seeds the Brownian
+    path. solver: any torchsde method for Ito SDEs with diagonal noise."""
+    import torchsde
+
+    y0 = x.reshape(x.shape[0], -1)
+    span = sde.T - eps
+    ts = torch.tensor([0.0, span], dtype=y0.dtype, device=y0.device)
+    brownian = torchsde.BrownianInterval(t0=ts[0], t1=ts[-1], size=y0.shape, dtype=y0.dtype,
+                                         device=y0.device, entropy=entropy)
+    reverse = ReverseSDE(sde, score, x.shape[1:])
+    ys = torchsde.sdeint(reverse, y0, ts, bm=brownian, method=solver, dt=span / steps)
+    return ys[-1].reshape(x.shape)
+
 
 class ProbabilityFlowODE(_FlatAdapter):
     """dx/dt = f(x, t) - g(t)^2 score(x, t) / 2 as a torchdiffeq function of flat states."""
@@ -148,3 +175,11 @@ def solve_ode(func, y0, t0: float, t1: float, *, solver: str, rtol: float, atol:
     if isinstance(solution, tuple):
         return tuple(s[-1] for s in solution)
     return solution[-1]
+
+
+def integrate_probability_flow(sde: SDE, score: Score, x: torch.Tensor, t0: float, t1: float,
+                               **solver_options) -> torch.Tensor:
+    """Carry x (n, *shape) from t0 to t1 along the probability-flow ODE (``solve_ode``'s
+    solver, rtol, atol, steps); returns (n, *shape)."""
+    flow = ProbabilityFlowODE(sde, score, x.shape[1:])
+    return solve_ode(flow, x.reshape(x.shape[0], -1), t0, t1, **solver_options).reshape(x.shape)

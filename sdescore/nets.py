@@ -1,12 +1,9 @@
-"""Score networks and the parameterisations that turn their output into a score.
+"""Networks: score networks for vectors and images, and the noisy classifier's network.
 
 - ``MLPScoreNet`` for vectors (n, d) and ``UNet`` for images (n, c, h, w); both take
-  (x, t) with t (n,) in [0, T] and return a tensor like x.
-- ``GaussianResidual`` (``fit``'s default) reads the output as the departure of the noise z
-  in x_t = m(t) x_0 + s(t) z from its value for N(0, I) data, from a soft-clipped input, so
-  the score falls back to that Gaussian's far from the data; ``NoisePrediction`` reads it as
-  z itself, score(x, t) = -output / s(t) (DDPM's parameterisation); ``DirectScore`` as the
-  score. Each is the ``score_fn`` of a ScoreModel.
+  (x, t[, y]) with t (n,) in [0, T] and return a tensor like x. A parameterisation
+  (``sdescore.parameterization``) turns that output into a score.
+- ``NoisyClassifierNet``: (x, t) -> class logits, for classifier guidance.
 Networks know their constructor arguments (``config``) so that a model can be saved and rebuilt.
 """
 from __future__ import annotations
@@ -15,10 +12,6 @@ import math
 
 import torch
 from torch import nn
-
-from .ddpm import noise_to_score
-from .utils import append_dims
-from .validation import check_positive
 
 
 TIME_INPUTS = ("linear", "log")
@@ -184,6 +177,34 @@ class UNet(nn.Module):
         return self.out(h)
 
 
+class NoisyClassifierNet(nn.Module):
+    """MLP with a sinusoidal time embedding: x (n, *shape) (flattened), t (n,) -> logits
+    (n, classes); with labels y (n,) it returns log q(y | x, t) (n,) instead."""
+
+    def __init__(self, dim: int, classes: int, hidden: int | None = None, depth: int = 3,
+                 embed_dim: int = 64):
+        super().__init__()
+        hidden = hidden or default_width(dim)
+        self.config = {"dim": dim, "classes": classes, "hidden": hidden, "depth": depth,
+                       "embed_dim": embed_dim}
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim, DEFAULT_MAX_FREQUENCY),
+                                   nn.Linear(embed_dim, hidden))
+        self.inp = nn.Linear(dim, hidden)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden))
+                                    for _ in range(depth))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, classes))
+
+    def forward(self, x, t, y=None):
+        emb = self.embed(t)
+        h = self.inp(x.reshape(x.shape[0], -1))
+        for block in self.blocks:
+            h = h + block(h + emb)
+        logits = self.out(h)
+        if y is None:
+            return logits
+        return logits.log_softmax(-1).gather(1, y[:, None]).squeeze(1)
+
+
 NETS = {"mlp": MLPScoreNet, "unet": UNet}
 
 
@@ -205,62 +226,3 @@ def net_name(net: nn.Module) -> str:
             return name
     raise TypeError(f"Cannot save a {type(net).__name__}: only networks from sdescore.nets "
                     f"({', '.join(NETS)}) can be rebuilt on load")
-
-
-def _net_output(net, x, t, y):
-    return net(x, t) if y is None else net(x, t, y)
-
-
-class NoisePrediction(nn.Module):
-    """score(x, t[, y]) = -net(x, t[, y]) / s(t): the network predicts the noise z of x_t."""
-
-    def __init__(self, net: nn.Module, sde):
-        super().__init__()
-        self.net, self.sde = net, sde
-        self.config = {}
-
-    def forward(self, x, t, y=None):
-        return noise_to_score(_net_output(self.net, x, t, y), self.sde.marginal_std(t))
-
-
-class DirectScore(nn.Module):
-    """score(x, t[, y]) = net(x, t[, y]): the network outputs the score itself."""
-
-    def __init__(self, net: nn.Module, sde):
-        super().__init__()
-        self.net, self.sde = net, sde
-        self.config = {}
-
-    def forward(self, x, t, y=None):
-        return _net_output(self.net, x, t, y)
-
-
-class GaussianResidual(nn.Module):
-    """score(x, t[, y]) = -(s x / (m^2 + s^2) + net(clip(x), t[, y])) / s(t).
-
-    The first term is the noise z of x_t = m x_0 + s z when the (standardised) data are
-    N(0, I), so the network learns how the noise departs from that Gaussian's. Its input is
-    x / sqrt(m^2 + s^2), unit scale at every t, soft-clipped to (-input_clip, input_clip) by
-    a tanh: far from the data the network's term stays bounded and the score falls back to
-    the Gaussian's instead of extrapolating. input_clip is in standard deviations of x_t:
-    3 kept RedWine's worst test rows 4-5x lower than 5 and cost 0.01-0.15 nats elsewhere
-    (BENCHMARKS.md, "The input clip"). Files saved before the option existed used 5.
-    """
-
-    def __init__(self, net: nn.Module, sde, input_clip: float = 3.0):
-        super().__init__()
-        check_positive(input_clip, name="input_clip")
-        self.net, self.sde, self.input_clip = net, sde, float(input_clip)
-        self.config = {"input_clip": self.input_clip}
-
-    def forward(self, x, t, y=None):
-        std = self.sde.marginal_std(t)
-        m, s = append_dims(self.sde.mean_scale(t), x.ndim), append_dims(std, x.ndim)
-        total_var = m**2 + s**2
-        clipped = self.input_clip * torch.tanh(x / (self.input_clip * total_var.sqrt()))
-        noise = s * x / total_var + _net_output(self.net, clipped, t, y)
-        return noise_to_score(noise, std)
-
-
-PARAMETERIZATIONS = {"noise": NoisePrediction, "score": DirectScore,
-                     "residual": GaussianResidual}

@@ -1,57 +1,56 @@
 """Samplers: each carries prior draws x_T (n, *shape) to x_eps (n, *shape).
 
-Every sampler is a plain function ``sampler(sde, score, x, *, eps, generator, progress, ...)``
-and SAMPLERS maps method names to them; adding a sampler is adding one entry.
+Every sampler is a plain function ``run(sde, score, x, *, eps, generator, progress, ...)``
+registered in SAMPLERS as a ``Sampler`` that also says what it needs and does; adding a
+sampler is adding one entry. The solvers' own conventions (flat states, reversed time) stay
+in ``modules``.
 - "ode": the probability-flow ODE from T down to eps with torchdiffeq.
 - "sde": the reverse SDE with torchsde (Euler-Maruyama by default).
-- "pc": predictor-corrector: a reverse-SDE step, then Langevin corrector steps whose size
-  follows a signal-to-noise ratio (Song et al. 2021, Alg. 1-2).
+- "pc": predictor-corrector: Langevin corrector steps whose size follows a signal-to-noise
+  ratio, then a reverse-SDE step (Song et al. 2021, Alg. 1-2).
 - "langevin": annealed Langevin dynamics over the SDE's noise levels, corrector steps only
-  (NCSN, Song and Ermon 2019).
-- "ddpm": DDPM's ancestral sampling (Ho et al. 2020) for VP models; its last step is
-  already the denoising step, so ``ScoreModel.sample`` adds none (see DENOISED_BY_SAMPLER).
+  (NCSN, Song and Ermon 2019); with a ``mask`` it moves only the masked entries (imputation).
+- "ddpm": DDPM's ancestral sampling (Ho et al. 2020), VP only; its last step is already the
+  denoising step.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from .ddpm import ddpm_betas
-from .modules import ProbabilityFlowODE, ReverseSDE, solve_ode
+from .modules import ReverseSDE, integrate_probability_flow, integrate_reverse_sde
+from .sde import VPSDE
 from .utils import append_dims
+
+
+def time_grid(sde, eps: float, count: int, like: torch.Tensor) -> torch.Tensor:
+    """``count`` + 1 times from T down to eps, evenly spaced, in ``like``'s dtype and device."""
+    return torch.linspace(sde.T, eps, count + 1, dtype=like.dtype, device=like.device)
 
 
 def sample_ode(sde, score, x, *, eps, generator=None, progress=False, solver="dopri5",
                rtol=1e-5, atol=1e-5, steps=100):
     """Probability-flow ODE from T to eps; solver/rtol/atol/steps as for log_prob."""
-    flow = ProbabilityFlowODE(sde, score, x.shape[1:])
-    y = solve_ode(flow, x.reshape(x.shape[0], -1), sde.T, eps, solver=solver, rtol=rtol,
-                  atol=atol, steps=steps)
-    return y.reshape(x.shape)
+    return integrate_probability_flow(sde, score, x, sde.T, eps, solver=solver, rtol=rtol,
+                                      atol=atol, steps=steps)
 
 
 def sample_sde(sde, score, x, *, eps, generator=None, progress=False, solver="euler",
                steps=1000):
-    """Reverse SDE by ``torchsde.sdeint`` in s = T - t, ``steps`` steps of size (T - eps)/steps.
+    """Reverse SDE by ``torchsde.sdeint``, ``steps`` steps of size (T - eps)/steps.
 
     solver: any torchsde method for Ito SDEs with diagonal noise ("euler", "milstein", "srk").
     The Brownian path is seeded from ``generator`` so a seed gives the same samples.
     """
-    import torchsde
-
-    n = x.shape[0]
-    y0 = x.reshape(n, -1)
-    span = sde.T - eps
     entropy = None
     if generator is not None:
         entropy = int(torch.randint(0, 2**62, (1,), generator=generator,
                                     device=generator.device).item())
-    ts = torch.tensor([0.0, span], dtype=y0.dtype, device=y0.device)
-    brownian = torchsde.BrownianInterval(t0=ts[0], t1=ts[-1], size=y0.shape, dtype=y0.dtype,
-                                         device=y0.device, entropy=entropy)
-    reverse = ReverseSDE(sde, score, x.shape[1:])
-    ys = torchsde.sdeint(reverse, y0, ts, bm=brownian, method=solver, dt=span / steps)
-    return ys[-1].reshape(x.shape)
+    return integrate_reverse_sde(sde, score, x, eps, solver=solver, steps=steps, entropy=entropy)
 
 
 def langevin_correct(sde, score, x, t, *, snr, generator=None):
@@ -68,42 +67,38 @@ def langevin_correct(sde, score, x, t, *, snr, generator=None):
     return x + step * score(x, t) + torch.sqrt(2 * step) * noise
 
 
-def _time_grid(sde, eps, count, x):
-    """``count`` + 1 times from T down to eps."""
-    return torch.linspace(sde.T, eps, count + 1, dtype=x.dtype, device=x.device)
-
-
 def sample_pc(sde, score, x, *, eps, generator=None, progress=False, steps=1000, snr=0.16,
               corrector_steps=1):
     """Predictor-corrector: at each of ``steps`` times from T to eps, ``corrector_steps``
     Langevin steps at signal-to-noise ratio ``snr``, then one Euler-Maruyama step of the
     reverse SDE to the next time."""
     reverse = ReverseSDE(sde, score, x.shape[1:])
-    times = _time_grid(sde, eps, steps, x)
+    times = time_grid(sde, eps, steps, x)
     n = x.shape[0]
     for i in tqdm(range(steps), disable=not progress, desc="pc sampling"):
         t = times[i].expand(n)
         for _ in range(corrector_steps):
             x = langevin_correct(sde, score, x, t, snr=snr, generator=generator)
-        y = x.reshape(n, -1)
-        s = sde.T - times[i]
-        ds = times[i] - times[i + 1]
-        noise = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
-        y = y + reverse.f(s, y) * ds + reverse.g(s, y) * torch.sqrt(ds) * noise
-        x = y.reshape(x.shape)
+        x = reverse.euler_maruyama_step(x, times[i], times[i + 1], generator=generator)
     return x
 
 
 def sample_langevin(sde, score, x, *, eps, generator=None, progress=False, levels=100,
-                    steps_per_level=20, snr=0.4):
+                    steps_per_level=20, snr=0.4, mask=None):
     """Annealed Langevin dynamics: ``steps_per_level`` Langevin steps at each of ``levels``
-    noise levels, times evenly spaced from T down to eps (geometric sigmas for VE)."""
-    times = _time_grid(sde, eps, levels - 1, x)
+    noise levels, times evenly spaced from T down to eps (geometric sigmas for VE).
+
+    mask: None, or a bool tensor like x: only the True entries move; the others keep their
+    values in x throughout (imputation of the True entries given the rest)."""
+    held = x
     n = x.shape[0]
-    for level in tqdm(times, disable=not progress, desc="annealed Langevin"):
+    for level in tqdm(time_grid(sde, eps, levels - 1, x), disable=not progress,
+                      desc="annealed Langevin"):
         t = level.expand(n)
         for _ in range(steps_per_level):
             x = langevin_correct(sde, score, x, t, snr=snr, generator=generator)
+            if mask is not None:
+                x = torch.where(mask, x, held)
     return x
 
 
@@ -124,14 +119,32 @@ def sample_ddpm(sde, score, x, *, eps=None, generator=None, progress=False, step
     return x
 
 
+@dataclass(frozen=True)
+class Sampler:
+    """A sampler and what it needs and does: ``sde_type`` is the one SDE class it works
+    for (None: any), ``requirement`` says why; ``denoises`` says it ends with its own
+    denoising step, so that no Tweedie step follows."""
+
+    run: Callable
+    sde_type: type | None = None
+    requirement: str = ""
+    denoises: bool = False
+
+    def check(self, name: str, sde) -> None:
+        """Refuse an SDE this sampler does not work for."""
+        if self.sde_type is not None and type(sde) is not self.sde_type:
+            raise ValueError(f"method {name!r} needs a {self.sde_type.__name__}: "
+                             f"{self.requirement}; got {sde!r}")
+
+
 SAMPLERS = {
-    "ode": sample_ode,
-    "sde": sample_sde,
-    "pc": sample_pc,
-    "langevin": sample_langevin,
-    "ddpm": sample_ddpm,
+    "ode": Sampler(sample_ode),
+    "sde": Sampler(sample_sde),
+    "pc": Sampler(sample_pc),
+    "langevin": Sampler(sample_langevin),
+    "ddpm": Sampler(sample_ddpm, sde_type=VPSDE, denoises=True,
+                    requirement="the DDPM schedule belongs to the VP SDE"),
 }
-DENOISED_BY_SAMPLER = {"ddpm"}
 
 
 def tweedie_denoise(sde, score, x, t):

@@ -48,16 +48,20 @@ def test_digits_are_dequantised_to_the_unit_cube_with_17_levels():
     assert len(np.unique(np.floor(split.train * 17))) == 17
 
 
-def test_compare_reports_kl_gap_as_nll_minus_true_entropy(tmp_path):
+def test_compare_reports_the_true_entropy_and_a_nonnegative_kl_gap(tmp_path):
+    """With the data's law known, the entropy column estimates the mixture's differential
+    entropy (checked against 200,000 fresh draws, within 4 standard errors of the 200 test
+    rows' estimate), and the KL gap, a KL divergence, is not below 0 beyond noise."""
     mixture = random_mixture(2, seed=0)
     data = mixture.sample(3000, seed=0).float().numpy()
     split = Split("tiny", data[:2500], data[2500:2700], data[2700:], oracle=mixture)
     rows = compare(split, ["score", "realnvp"], max_time=1.0, test_points=200)
     assert [r["model"] for r in rows] == ["sdescore subvp", "realnvp"]
-    truth = mixture.log_prob(torch.as_tensor(split.test[:200]).double())
+    entropy = -mixture.log_prob(mixture.sample(200_000, seed=5)).mean().item()
+    spread = mixture.log_prob(torch.as_tensor(split.test[:200]).double()).std().item()
     for row in rows:
-        assert row["entropy"] == pytest.approx(-truth.mean().item())
-        assert row["kl_gap"] == pytest.approx(row["test_nll"] - row["entropy"], abs=1e-4)
+        assert abs(row["entropy"] - entropy) < 4 * spread / 200**0.5
+        assert row["kl_gap"] > -0.05
         assert row["fit_s"] >= 1.0 and row["log_prob_per_s"] > 0
     assert math.isfinite(rows[0]["nll_bound"]) and math.isnan(rows[1]["nll_bound"])
     table = write_report(rows, tmp_path / "report", "test")

@@ -7,7 +7,8 @@ import torch
 import sdescore
 from sdescore.ddpm import (alphas_bar, ddpm_betas, noise_to_score, score_to_noise,
                            vp_sde_from_betas)
-from sdescore.nets import MLPScoreNet, NoisePrediction
+from sdescore.nets import MLPScoreNet
+from sdescore.parameterization import NoisePrediction
 
 
 def test_ddpm_betas_are_the_vp_schedule_and_the_map_inverts():

@@ -11,7 +11,7 @@ import torch
 
 import sdescore
 from sdescore.datasets import GaussianMixture
-from sdescore.guidance import NoisyClassifier, fit_classifier
+from sdescore.classifier import NoisyClassifier, fit_classifier
 from sdescore.metrics import mmd
 
 from conftest import make_sde
@@ -78,9 +78,12 @@ def test_exact_noisy_classifier_is_bayes_rule_at_every_time(labelled):
 
 
 def test_trained_classifier_guidance_comes_close(labelled, floors):
+    """A classifier trained for a model built from a given score function, in that model's
+    SDE and coordinates (fit_classifier(..., model=model)), guides it to each class."""
     sde = make_sde("vp")
+    model = sdescore.ScoreModel(sde, labelled.score_fn(sde), (2,))
     x, labels = _labelled_draws(labelled, 6000, seed=0)
-    classifier = fit_classifier(x, labels, sde=sde, steps=1500, seed=0, progress=False)
+    classifier = fit_classifier(x, labels, model=model, steps=1500, seed=0, progress=False)
     # on clean data, the classifier's probabilities approach Bayes' rule
     test, _ = _labelled_draws(labelled, 2000, seed=7)
     exact = labelled.noisy_class_log_prob(sde)
@@ -89,10 +92,6 @@ def test_trained_classifier_guidance_comes_close(labelled, floors):
     learned = classifier.predict_proba(test, t=1e-3).double()
     assert (learned - bayes.exp()).abs().mean() < 0.03
 
-    # the exact score, expressed in the classifier's standardised coordinates
-    standardised = labelled.affine(classifier.loc, classifier.scale)
-    model = sdescore.ScoreModel(sde, standardised.score_fn(sde), (2,), loc=classifier.loc,
-                                scale=classifier.scale)
     unguided = model.sample(N, seed=0)
     for k in range(3):
         component = labelled.component(k).sample(N, seed=90 + k)
@@ -188,12 +187,21 @@ def test_guidance_and_imputation_reject_bad_input(labelled):
         sdescore.fit(x, labels=labels - 1, steps=1, progress=False)
     classifier = fit_classifier(x, labels, sde="vp", steps=1, progress=False)
     assert isinstance(classifier, NoisyClassifier)
+    fix = r"fit_classifier\(data, labels, model=model\)"
     other = sdescore.ScoreModel(make_sde("subvp"), labelled.score_fn(make_sde("subvp")), (2,))
-    with pytest.raises(ValueError, match="classifier was trained with VPSDE"):
+    with pytest.raises(ValueError, match="classifier was trained with VPSDE.*" + fix):
         other.sample(3, y=0, classifier=classifier)
     with pytest.raises(ValueError, match="y must be below the model's 3 classes"):
-        sdescore.ScoreModel(sde, labelled.score_fn(sde), (2,), loc=classifier.loc,
-                            scale=classifier.scale).sample(3, y=3, classifier=classifier)
-    with pytest.raises(ValueError, match="standardised differently"):
+        sdescore.ScoreModel(sde, labelled.score_fn(sde), (2,),
+                            datamap=classifier.datamap).sample(3, y=3, classifier=classifier)
+    with pytest.raises(ValueError, match="standardised differently from this model: .*" + fix):
         model.sample(3, y=0, classifier=classifier)
     assert np.isfinite(classifier.history[-1]["loss"])
+    matched = fit_classifier(x, labels, model=model, steps=1, progress=False)
+    assert torch.isfinite(model.sample(3, y=0, classifier=matched)).all()  # accepted
+    with pytest.raises(ValueError, match="sde='subvp' differs from the model's VPSDE"):
+        fit_classifier(x, labels, "subvp", model=model, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"data rows have shape \(3,\); the model's samples"):
+        fit_classifier(np.zeros((10, 3)), np.zeros(10, dtype=int), model=model, steps=1)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1.0\]"):
+        classifier.predict_proba(x[:2], t=5.0)

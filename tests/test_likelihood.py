@@ -124,17 +124,17 @@ def test_log_prob_in_batches_equals_one_solve_per_batch(mixture2d):
 
 def test_bits_per_dim_of_uniform_and_rescaled_data():
     """Dequantised uniform bytes have density 1 on [0, 1)^D: 8 bits/dim. A model of
-    y = 2x - 1 sees NLL_y = NLL_x + D ln 2, and the conversion undoes it (DESIGN: + 7)."""
+    y = 2x - 1 sees the uniform density on [-1, 1)^D, and log_scale = ln 2 undoes the map."""
     from sdescore.datasets import dequantize
 
     x = dequantize(np.random.default_rng(0).integers(0, 256, (1000, 5)), seed=1)
     assert x.min() >= 0 and x.max() < 1
     nll_x = torch.zeros(1000)  # uniform density on the unit cube
     assert torch.allclose(sdescore.bits_per_dim(nll_x, 5), torch.full((1000,), 8.0))
-    nll_y = nll_x + 5 * math.log(2)
+    y = 2 * torch.as_tensor(x, dtype=torch.float64) - 1
+    nll_y = -torch.distributions.Uniform(-1.0, 1.0).log_prob(y).sum(1)  # the same law seen in y
     torch.testing.assert_close(sdescore.bits_per_dim(nll_y, 5, log_scale=math.log(2)),
-                               torch.full((1000,), 8.0))
-    torch.testing.assert_close(nll_y / (5 * math.log(2)) + 7, torch.full((1000,), 8.0))
+                               torch.full_like(nll_y, 8.0))
     with pytest.raises(ValueError, match=r"integers in \[0, 255\]"):
         dequantize([[256]])
     with pytest.raises(TypeError, match="must hold integers"):

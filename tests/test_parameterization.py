@@ -1,4 +1,5 @@
-"""The default parameterisation: a Gaussian fallback plus the network's bounded correction."""
+"""Parameterisations: the score and the training target of each, and the default's Gaussian
+fallback plus the network's bounded correction."""
 import functools
 import math
 
@@ -8,7 +9,8 @@ import torch
 import sdescore
 from sdescore.datasets import GaussianMixture
 from sdescore.ddpm import score_to_noise
-from sdescore.nets import GaussianResidual, MLPScoreNet, NoisePrediction
+from sdescore.nets import MLPScoreNet
+from sdescore.parameterization import PARAMETERIZATIONS, GaussianResidual, NoisePrediction
 
 from conftest import make_sde
 
@@ -118,3 +120,25 @@ def test_files_saved_before_the_clip_was_an_option_load_with_clip_five(tmp_path)
     assert payload["config"].pop("parameterization_config") == {"input_clip": 3.0}
     torch.save(payload, path)
     assert sdescore.load(path).score_fn.input_clip == 5.0
+
+
+@pytest.mark.parametrize("kind", list(PARAMETERIZATIONS))
+def test_each_target_is_the_output_that_gives_the_kernels_score(kind):
+    """denoising_residual, the output's distance from its training target, is s(t) score + z
+    for the parameterisation's own score: zero exactly when the score is the kernel's -z / s.
+    So denoising score matching on the target and on the score are one loss."""
+    sde = make_sde("subvp")
+    gen = torch.Generator().manual_seed(1)
+    score = PARAMETERIZATIONS[kind](MLPScoreNet(3, hidden=16).double(), sde)
+    x0 = torch.randn(40, 3, dtype=torch.float64, generator=gen)
+    noise = torch.randn(40, 3, dtype=torch.float64, generator=gen)
+    t = torch.rand(40, dtype=torch.float64, generator=gen) * 0.99 + 0.01
+    x_t = sde.perturb(x0, t, noise)
+    std = sde.marginal_std(t)[:, None]
+    torch.testing.assert_close(score.denoising_residual(x_t, t, noise),
+                               std * score(x_t, t) + noise, rtol=1e-9, atol=1e-9)
+    loss = sdescore.losses.DenoisingScoreMatching(sde)
+    through_score = lambda x, t: score(x, t)  # noqa: E731  (a plain callable: no target)
+    torch.testing.assert_close(loss(score, x0, t=t, generator=torch.Generator().manual_seed(2)),
+                               loss(through_score, x0, t=t,
+                                    generator=torch.Generator().manual_seed(2)))

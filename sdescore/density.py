@@ -1,0 +1,64 @@
+"""What every density model shares: ``ScoreModel`` and ``FlowModel`` are ``DensityModel``s.
+
+The contract: samples of ``shape``; a ``DataMap`` between the data's coordinates and the
+model's, so that ``log_prob(x)`` ((n, *shape) -> (n,) nats, the map's log-determinant
+included) and ``sample(n, seed=...)`` ((n, *shape)) speak the data's coordinates; a training
+``history``; ``config()``/``from_config`` and ``save(path)`` in the model kind's file format,
+read back by ``sdescore.load``. ``tests/test_contract.py`` checks it for every kind.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .datamap import DataMap
+from .io import save_payload
+from .validation import as_batch
+
+
+class DensityModel(nn.Module):
+    """Shape, data map, history, dtype/device and saving; subclasses set ``file_format`` and
+    define ``log_prob``, ``sample``, ``config`` and ``from_config``.
+
+    shape: the shape of one sample, e.g. (d,) or (c, h, w); datamap: a DataMap for that
+    shape (default the identity). Computation runs in the data map's dtype and device,
+    which follow ``.to()`` and ``.double()`` with the rest of the model.
+    """
+
+    file_format: str
+
+    def __init__(self, shape, datamap: DataMap | None = None):
+        super().__init__()
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+            raise ValueError(f"shape must be positive integers, e.g. (2,); got {shape}")
+        datamap = DataMap.identity(shape) if datamap is None else datamap
+        if tuple(datamap.shape) != shape:
+            raise ValueError(f"datamap is for samples of shape {datamap.shape}; the model's "
+                             f"are {shape}")
+        self.shape, self.datamap = shape, datamap
+        self.history: list[dict] = []
+
+    @property
+    def dim(self) -> int:
+        """D, the number of numbers in one sample."""
+        return math.prod(self.shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.datamap.loc.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.datamap.loc.device
+
+    def _batch(self, x, name: str = "x") -> torch.Tensor:
+        """x checked at the door: a finite (n, *shape) tensor in the model's dtype and device."""
+        return as_batch(x, self.shape, name=name, dtype=self.dtype, device=self.device)
+
+    def save(self, path) -> None:
+        """Write config, weights and training history to ``path`` atomically (a temporary
+        file, then a rename); ``sdescore.load`` reads it back without running code."""
+        save_payload(self, path, self.file_format)

@@ -1,0 +1,181 @@
+"""The training engine shared by ``fit``, ``fit_flow`` and ``fit_classifier``: budget checks,
+the train/validation split, seeding, Adam, the weight average and the train loop.
+
+A loss here is any callable ``loss_fn(module, x0, generator=None[, y=labels]) -> (n,)``, one
+value per example; the loop is the only place that reduces. Labels, when given, reach the
+loss as ``y``.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from time import perf_counter
+
+import torch
+from tqdm.auto import tqdm
+
+from .validation import as_dataset, check_positive
+
+DEFAULT_STEPS = 5000
+
+
+def check_budget(max_time, steps, batch_size, lr, grad_clip=None):
+    """Validate the training budget and optimiser settings; returns the step limit
+    (DEFAULT_STEPS when neither ``max_time`` nor ``steps`` is given)."""
+    if max_time is not None:
+        check_positive(max_time, name="max_time")
+    if steps is not None:
+        check_positive(steps, name="steps", integer=True)
+    check_positive(batch_size, name="batch_size", integer=True)
+    check_positive(lr, name="lr")
+    if grad_clip is not None:
+        check_positive(grad_clip, name="grad_clip")
+    return DEFAULT_STEPS if max_time is None and steps is None else steps
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | None = None):
+    """Run the block on torch's global generator seeded with ``seed`` (untouched when None),
+    restoring its state afterwards (and the CUDA device's, for a CUDA ``device``)."""
+    cuda = [device] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+def split(x: torch.Tensor, validation, labels: torch.Tensor | None = None):
+    """(train, validation or None, train labels, validation labels) from a fraction in (0, 1)
+    of the rows or from held-out data; labels (n,) or None follow their rows."""
+    if validation is None:
+        return x, None, labels, None
+    if isinstance(validation, float) and not isinstance(validation, bool):
+        if not 0 < validation < 1:
+            raise ValueError(f"validation must be a fraction in (0, 1) or data; got {validation}")
+        order = torch.randperm(x.shape[0])
+        held = max(1, int(round(validation * x.shape[0])))
+        if held >= x.shape[0] - 1:
+            raise ValueError(f"validation={validation} leaves fewer than 2 training rows")
+        if labels is None:
+            return x[order[held:]], x[order[:held]], None, None
+        return x[order[held:]], x[order[:held]], labels[order[held:]], labels[order[:held]]
+    if labels is not None:
+        raise ValueError("with labels, validation must be a fraction of the data (held-out "
+                         "rows would need their labels too)")
+    held = as_dataset(validation, name="validation", dtype=x.dtype)
+    if held.shape[1:] != x.shape[1:]:
+        raise ValueError(f"validation rows have shape {tuple(held.shape[1:])}; data rows have "
+                         f"{tuple(x.shape[1:])}")
+    return x, held, None, None
+
+
+class WeightAverage:
+    """Exponential moving average of a module's weights, kept in ``self.module`` (a copy).
+
+    update(current) copies the current weights at the first update k = 0, then moves each
+    averaged weight toward the current one at rate 1 - min(decay, (1 + k) / (10 + k)), so
+    that early weights fade quickly in short runs. One foreach lerp over tensors gathered
+    once, where torch's AveragedModel walks the module tree at every step.
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.module, self.decay, self.updates = copy.deepcopy(module), decay, 0
+        self._averaged = list(self.module.parameters())
+
+    @torch.no_grad()
+    def update(self, current: list[torch.Tensor]):
+        """current: the live module's parameters, in ``parameters()`` order."""
+        k = self.updates
+        rate = 1.0 if k == 0 else 1 - min(self.decay, (1 + k) / (10 + k))
+        torch._foreach_lerp_(self._averaged, current, rate)
+        self.updates += 1
+
+
+def adam(parameters, lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel where this torch has one for the parameters' device (one
+    kernel per step instead of a loop over tensors), else the plain loop; both compute the
+    same update. With the foreach weight average it saves ~1 ms of a 4-7 ms step of the
+    default MLP on a CPU thread (BENCHMARKS.md, "What one training step costs")."""
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(parameters, lr=lr)
+
+
+def _loss(loss_fn, module, x0, labels, generator=None):
+    """loss_fn's per-example values, with the labels passed as ``y`` when there are any."""
+    if labels is None:
+        return loss_fn(module, x0, generator=generator)
+    return loss_fn(module, x0, generator=generator, y=labels)
+
+
+@torch.no_grad()
+def validation_loss(loss_fn, module, held, held_labels, batch_size):
+    """Mean loss on held-out data with fixed times and noise (seed 0), comparable over steps."""
+    generator = torch.Generator(device=held.device).manual_seed(0)
+    label_chunks = (held_labels.split(batch_size) if held_labels is not None
+                    else [None] * len(held.split(batch_size)))
+    total = sum(_loss(loss_fn, module, chunk, y, generator).sum().item()
+                for chunk, y in zip(held.split(batch_size), label_chunks))
+    return total / held.shape[0]
+
+
+def train_loop(module, averaged, optimizer, loss_fn, train, held, *, steps, max_time,
+               batch_size, progress, callback, log_every, labels=None, held_labels=None,
+               classes=None, label_dropout=0.0, grad_clip=None):
+    """Minimise mean(loss_fn(module, batch)) over random batches of ``train`` until
+    ``steps`` or ``max_time`` seconds (the clock is read before each step); returns the
+    history records {step, seconds, loss[, val_loss]}, one every ``log_every`` steps and
+    one at the last step. ``grad_clip``: largest gradient norm of a step (None: no
+    clipping). ``averaged`` (a WeightAverage or None) is updated after every step and is
+    what validation on ``held`` scores. With ``labels`` (n,), each batch's labels reach the
+    loss, each replaced by the null label ``classes`` with probability ``label_dropout``.
+    callback(record) returning True stops training."""
+    history, window, start, step = [], [], perf_counter(), 0
+    parameters = list(module.parameters())
+    bar = tqdm(total=steps, disable=not progress, desc="fit", unit="step", mininterval=0.5)
+    module.train()
+    while steps is None or step < steps:
+        if max_time is not None and perf_counter() - start >= max_time:
+            break
+        index = torch.randint(0, train.shape[0], (batch_size,), device=train.device)
+        batch_labels = None
+        if labels is not None:
+            batch_labels = labels[index]
+            if label_dropout:
+                dropped = torch.rand(batch_size, device=train.device) < label_dropout
+                batch_labels = batch_labels.masked_fill(dropped, classes)
+        loss = _loss(loss_fn, module, train[index], batch_labels).mean()
+        if not math.isfinite(loss.item()):
+            raise RuntimeError(f"training loss became {loss.item()} at step {step}; try a "
+                               "smaller lr or a larger eps")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+        optimizer.step()
+        if averaged is not None:
+            averaged.update(parameters)
+        step += 1
+        window.append(loss.item())
+        bar.update(1)
+        if step % log_every == 0:
+            record = {"step": step, "seconds": perf_counter() - start,
+                      "loss": sum(window) / len(window)}
+            window = []
+            if held is not None:
+                evaluated = averaged.module if averaged is not None else module
+                record["val_loss"] = validation_loss(loss_fn, evaluated, held, held_labels,
+                                                     4 * batch_size)
+            history.append(record)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "loss" in k},
+                            refresh=False)
+            if callback is not None and callback(record):
+                break
+    bar.close()
+    if window:  # the steps since the last record, so that history ends at the last step
+        history.append({"step": step, "seconds": perf_counter() - start,
+                        "loss": sum(window) / len(window)})
+    return history
