@@ -116,6 +116,7 @@ class FlowModel(DensityModel):
         """n draws (n, *shape); ``seed`` makes them repeatable."""
         n = check_count(n)
         generator = make_generator(seed, self.device)
+        # normflows draws from torch's global generator: seed it from ours, or draw fresh
         with seeded(None if generator is None
                     else int(torch.randint(0, 2**62, (1,), generator=generator))):
             y, _ = self.flow.sample(n)

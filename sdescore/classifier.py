@@ -14,7 +14,7 @@ from .losses import UniformTimes
 from .nets import NoisyClassifierNet
 from .sde import sde_for_data
 from .training import adam, check_budget, seeded, split, train_loop
-from .validation import as_batch, as_dataset, as_labels, as_times
+from .validation import as_batch, as_dataset, as_labels, as_times, count_classes
 
 
 class NoisyClassifier(nn.Module):
@@ -78,6 +78,7 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
     steps = check_budget(max_time, steps, batch_size, lr)
     x = as_dataset(data, dtype=torch.float32)
     labels = as_labels(labels, x.shape[0])
+    classes = count_classes(labels)
     if model is not None:
         if tuple(x.shape[1:]) != tuple(model.shape):
             raise ValueError(f"data rows have shape {tuple(x.shape[1:])}; the model's samples "
@@ -95,7 +96,7 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
         train = datamap.to_model(train)
         held = None if held is None else datamap.to_model(held)
         sde_obj = model.sde if model is not None else sde_for_data(sde or "subvp", train)
-        net = NoisyClassifierNet(train[0].numel(), int(labels.max()) + 1, hidden)
+        net = NoisyClassifierNet(train[0].numel(), classes, hidden)
         times = UniformTimes(sde_obj, sde_obj.sampling_eps)
 
         def cross_entropy(classifier_net, x0, generator=None, y=None):

@@ -8,6 +8,7 @@ no model class: each kind registers its formats (``register_format``) where it i
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -28,14 +29,27 @@ def register_format(fmt: str, from_config: Callable[[dict], torch.nn.Module], *,
 
 def save_payload(model, path, fmt: str) -> None:
     """Write ``model.config()``, its weights and history to ``path`` atomically: to a
-    temporary file beside it, then renamed, so a crash never leaves a half-written model."""
+    temporary file beside it, then renamed, so a crash never leaves a half-written model.
+
+    A symbolic link is followed (its target is rewritten, the link stays); an existing file
+    keeps its permissions, and a read-only one is refused (PermissionError); a folder that
+    cannot be written raises ValueError."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+    if mode is not None and not mode & stat.S_IWUSR:
+        raise PermissionError(f"{path} is read-only: not overwritten")
     payload = {"format": fmt, "config": model.config(), "history": model.history,
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.save(payload, tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports a missing folder as RuntimeError
+        raise ValueError(f"cannot save to {path}: {err}") from err
     finally:
         tmp.unlink(missing_ok=True)
 

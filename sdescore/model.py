@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ from .modules import ForwardSDE, ReverseSDE
 from .nets import NETS, net_name
 from .parameterization import PARAMETERIZATIONS, parameterization_name
 from .sampling import SAMPLERS, tweedie_denoise
-from .sde import SDE, get_sde
+from .sde import SDE, SDES, get_sde
 from .utils import make_generator
 from .validation import as_labels, as_times, check_count, check_positive, choose
 
@@ -66,7 +67,11 @@ class ScoreModel(DensityModel):
         """The unchecked, counted score used by solvers: x (n, *shape), t (n,), labels y
         (n,) or None (unconditional)."""
         self._score_evals += 1
-        return self.score_fn(x, t) if y is None else self.score_fn(x, t, y)
+        score = self.score_fn(x, t) if y is None else self.score_fn(x, t, y)
+        if score.shape != x.shape:  # a broadcastable shape would give finite, wrong results
+            raise ValueError(f"score_fn returned shape {tuple(score.shape)} for x of shape "
+                             f"{tuple(x.shape)}: it must return a tensor like x")
+        return score
 
     def _labels(self, y, n: int):
         """Validated labels (n,) for a conditional model."""
@@ -191,7 +196,7 @@ class ScoreModel(DensityModel):
         """
         n = check_count(n)
         sampler = choose(method, SAMPLERS, name="method")
-        sampler.check(method, self.sde)
+        sampler.check(method, self.sde, options)
         eps = self._check_eps(eps, self.sde.sampling_eps)
         score = self._guided(n, y, classifier, guidance_scale)
         generator = make_generator(seed, self.device)
@@ -222,7 +227,7 @@ class ScoreModel(DensityModel):
             if classifier is not None:
                 raise ValueError("classifier needs labels: pass y=...")
             return self._score
-        if (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float))
+        if (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real)
                 or not math.isfinite(guidance_scale) or guidance_scale < 0):
             raise ValueError(f"guidance_scale must be a finite number >= 0; got {guidance_scale!r}")
         if classifier is None:
@@ -293,6 +298,14 @@ class ScoreModel(DensityModel):
         Only models whose score_fn is one of ``parameterization.PARAMETERIZATIONS`` over a
         network from ``sdescore.nets`` can be described; others raise TypeError.
         """
+        sde_class = type(self.sde)
+        if SDES.get(self.sde.name) is not sde_class:
+            raise TypeError(
+                f"Cannot save a ScoreModel whose SDE is a {sde_class.__name__}: load rebuilds "
+                f"an SDE from its name in sdescore.sde.SDES ({', '.join(SDES)}), and "
+                f"{self.sde.name!r} does not name {sde_class.__name__}. Give the class a name of "
+                f"its own (name = 'mysde') and register it, also where the file is loaded: "
+                f"sdescore.sde.SDES['mysde'] = {sde_class.__name__}")
         kind = parameterization_name(self.score_fn)
         if kind is None:
             raise TypeError(

@@ -25,6 +25,7 @@ from .ddpm import ddpm_betas
 from .modules import ReverseSDE, integrate_probability_flow, integrate_reverse_sde
 from .sde import VPSDE
 from .utils import append_dims
+from .validation import check_count, check_positive
 
 
 def time_grid(sde, eps: float, count: int, like: torch.Tensor) -> torch.Tensor:
@@ -119,30 +120,59 @@ def sample_ddpm(sde, score, x, *, eps=None, generator=None, progress=False, step
     return x
 
 
+def _positive(value, name):
+    check_positive(value, name=name)
+
+
+def _positive_integer(value, name):
+    check_positive(value, name=name, integer=True)
+
+
+def _count(value, name):
+    check_count(value, name=name)
+
+
+def _name(value, name):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a name (str); got {type(value).__name__}")
+
+
 @dataclass(frozen=True)
 class Sampler:
-    """A sampler and what it needs and does: ``sde_type`` is the one SDE class it works
-    for (None: any), ``requirement`` says why; ``denoises`` says it ends with its own
-    denoising step, so that no Tweedie step follows."""
+    """A sampler and what it needs and does: ``options`` maps each option it takes to the
+    check of its value; ``sde_type`` is the one SDE class it works for (None: any),
+    ``requirement`` says why; ``denoises`` says it ends with its own denoising step, so that
+    no Tweedie step follows."""
 
     run: Callable
+    options: dict
     sde_type: type | None = None
     requirement: str = ""
     denoises: bool = False
 
-    def check(self, name: str, sde) -> None:
-        """Refuse an SDE this sampler does not work for."""
+    def check(self, name: str, sde, options: dict) -> None:
+        """Refuse an SDE this sampler does not work for, an option it does not take and an
+        option value it cannot use, naming each."""
         if self.sde_type is not None and type(sde) is not self.sde_type:
             raise ValueError(f"method {name!r} needs a {self.sde_type.__name__}: "
                              f"{self.requirement}; got {sde!r}")
+        for key, value in options.items():
+            if key not in self.options:
+                raise TypeError(f"sample() got an unexpected keyword argument {key!r} for "
+                                f"method {name!r}; its options are: {', '.join(self.options)}")
+            self.options[key](value, key)
 
 
+SOLVE = {"solver": _name, "rtol": _positive, "atol": _positive, "steps": _positive_integer}
 SAMPLERS = {
-    "ode": Sampler(sample_ode),
-    "sde": Sampler(sample_sde),
-    "pc": Sampler(sample_pc),
-    "langevin": Sampler(sample_langevin),
-    "ddpm": Sampler(sample_ddpm, sde_type=VPSDE, denoises=True,
+    "ode": Sampler(sample_ode, SOLVE),
+    "sde": Sampler(sample_sde, {"solver": _name, "steps": _positive_integer}),
+    "pc": Sampler(sample_pc, {"steps": _positive_integer, "snr": _positive,
+                              "corrector_steps": _count}),
+    "langevin": Sampler(sample_langevin, {"levels": _positive_integer,
+                                          "steps_per_level": _positive_integer,
+                                          "snr": _positive}),
+    "ddpm": Sampler(sample_ddpm, {"steps": _positive_integer}, sde_type=VPSDE, denoises=True,
                     requirement="the DDPM schedule belongs to the VP SDE"),
 }
 

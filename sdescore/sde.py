@@ -201,7 +201,9 @@ SDES = {cls.name: cls for cls in (VESDE, VPSDE, SubVPSDE)}
 
 
 def get_sde(name: str, **params) -> SDE:
-    """Build an SDE by name: ``get_sde("subvp", beta_max=20)``; names: ve, vp, subvp."""
+    """Build an SDE by name: ``get_sde("subvp", beta_max=20)``; names: the keys of SDES (ve,
+    vp, subvp). An SDE class of your own saves and loads with its models once it has a
+    ``name`` of its own, registered as ``SDES[name] = cls``."""
     if not isinstance(name, str):
         raise TypeError(f"sde must be a name (str) or an SDE object; got {type(name).__name__}")
     key = name.lower()

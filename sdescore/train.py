@@ -14,9 +14,9 @@ from .losses import get_loss
 from .model import ScoreModel
 from .nets import default_net
 from .parameterization import PARAMETERIZATIONS
-from .sde import sde_for_data
+from .sde import SDE, sde_for_data
 from .training import WeightAverage, adam, check_budget, seeded, split, train_loop
-from .validation import as_dataset, as_labels, check_positive, choose
+from .validation import as_dataset, as_labels, check_positive, choose, count_classes
 
 
 def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
@@ -47,7 +47,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     labels: (n,) integer classes 0..K-1 for a class-conditional model (classifier-free
     guidance): the network learns score(x, t, y), and each training label is replaced by the
     null label with probability ``label_dropout`` so that it also learns score(x, t).
-    seed: same seed, same machine, ``steps`` budget -> the same model. callback(record) is
+    seed: same seed, same machine, ``steps`` budget -> the same model; None: fresh
+    randomness from torch's global generator (two calls differ). callback(record) is
     called with each history record (dict); returning True stops training.
     The model's ``history`` lists {step, seconds, loss[, val_loss]} every ``log_every`` steps
     and at the last step.
@@ -56,6 +57,9 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     check_positive(log_every, name="log_every", integer=True)
     if eps is not None:
         check_positive(eps, name="eps")
+        if eps >= SDE.T:
+            raise ValueError(f"eps must be below T = {SDE.T}: it is the smallest training "
+                             f"time; got {eps}")
     if not 0 <= ema < 1:
         raise ValueError(f"ema must be in [0, 1); got {ema}")
     wrap = (parameterization if callable(parameterization)
@@ -65,7 +69,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     classes = None
     if labels is not None:
         labels = as_labels(labels, x.shape[0])
-        classes = int(labels.max()) + 1
+        classes = count_classes(labels)
         if not 0 <= label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1); got {label_dropout}")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import warnings
 from time import perf_counter
 
 import torch
 from tqdm.auto import tqdm
 
-from .validation import as_dataset, check_positive
+from .validation import as_dataset, check_positive, check_seed
 
 DEFAULT_STEPS = 5000
 
@@ -36,12 +37,17 @@ def check_budget(max_time, steps, batch_size, lr, grad_clip=None):
 
 @contextlib.contextmanager
 def seeded(seed: int | None, device: torch.device | None = None):
-    """Run the block on torch's global generator seeded with ``seed`` (untouched when None),
-    restoring its state afterwards (and the CUDA device's, for a CUDA ``device``)."""
+    """Run the block on torch's global generator seeded with ``seed``, restoring its state
+    afterwards (and the CUDA device's, for a CUDA ``device``), so that the same seed gives
+    the same draws. seed None: the block draws fresh randomness from the global generator,
+    which moves on, so that two calls differ."""
+    seed = check_seed(seed)
+    if seed is None:
+        yield
+        return
     cuda = [device] if device is not None and device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
-        if seed is not None:
-            torch.manual_seed(seed)
+        torch.manual_seed(seed)
         yield
 
 
@@ -132,50 +138,70 @@ def train_loop(module, averaged, optimizer, loss_fn, train, held, *, steps, max_
     clipping). ``averaged`` (a WeightAverage or None) is updated after every step and is
     what validation on ``held`` scores. With ``labels`` (n,), each batch's labels reach the
     loss, each replaced by the null label ``classes`` with probability ``label_dropout``.
-    callback(record) returning True stops training."""
+    callback(record) returning True stops training. Ctrl-C (KeyboardInterrupt) stops it
+    too, with a warning: the last record says ``"interrupted": True`` and the caller gets
+    the model trained so far. A budget that ends before the first step raises ValueError."""
     history, window, start, step = [], [], perf_counter(), 0
     parameters = list(module.parameters())
+    evaluated = averaged.module if averaged is not None else module
+
+    def record():
+        entry = {"step": step, "seconds": perf_counter() - start,
+                 "loss": sum(window) / len(window)}
+        if held is not None:
+            entry["val_loss"] = validation_loss(loss_fn, evaluated, held, held_labels,
+                                                4 * batch_size)
+        history.append(entry)
+        return entry
+
     bar = tqdm(total=steps, disable=not progress, desc="fit", unit="step", mininterval=0.5)
     module.train()
-    while steps is None or step < steps:
-        if max_time is not None and perf_counter() - start >= max_time:
-            break
-        index = torch.randint(0, train.shape[0], (batch_size,), device=train.device)
-        batch_labels = None
-        if labels is not None:
-            batch_labels = labels[index]
-            if label_dropout:
-                dropped = torch.rand(batch_size, device=train.device) < label_dropout
-                batch_labels = batch_labels.masked_fill(dropped, classes)
-        loss = _loss(loss_fn, module, train[index], batch_labels).mean()
-        if not math.isfinite(loss.item()):
-            raise RuntimeError(f"training loss became {loss.item()} at step {step}; try a "
-                               "smaller lr or a larger eps")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
-        optimizer.step()
-        if averaged is not None:
-            averaged.update(parameters)
-        step += 1
-        window.append(loss.item())
-        bar.update(1)
-        if step % log_every == 0:
-            record = {"step": step, "seconds": perf_counter() - start,
-                      "loss": sum(window) / len(window)}
-            window = []
-            if held is not None:
-                evaluated = averaged.module if averaged is not None else module
-                record["val_loss"] = validation_loss(loss_fn, evaluated, held, held_labels,
-                                                     4 * batch_size)
-            history.append(record)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if "loss" in k},
-                            refresh=False)
-            if callback is not None and callback(record):
+    interrupted = False
+    try:
+        while steps is None or step < steps:
+            if max_time is not None and perf_counter() - start >= max_time:
                 break
-    bar.close()
+            index = torch.randint(0, train.shape[0], (batch_size,), device=train.device)
+            batch_labels = None
+            if labels is not None:
+                batch_labels = labels[index]
+                if label_dropout:
+                    dropped = torch.rand(batch_size, device=train.device) < label_dropout
+                    batch_labels = batch_labels.masked_fill(dropped, classes)
+            loss = _loss(loss_fn, module, train[index], batch_labels).mean()
+            if not math.isfinite(loss.item()):
+                raise RuntimeError(f"training loss became {loss.item()} at step {step}; try a "
+                                   "smaller lr or a larger eps")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+            optimizer.step()
+            if averaged is not None:
+                averaged.update(parameters)
+            step += 1
+            window.append(loss.item())
+            bar.update(1)
+            if step % log_every == 0:
+                entry = record()
+                window = []
+                bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if "loss" in k},
+                                refresh=False)
+                if callback is not None and callback(entry):
+                    break
+    except KeyboardInterrupt:
+        if step == 0:
+            raise
+        interrupted = True
+        warnings.warn(f"training interrupted at step {step}: returning the model trained so "
+                      "far (its history's last record says interrupted)", stacklevel=3)
+    finally:
+        bar.close()
+    if step == 0:
+        raise ValueError(f"training stopped before its first step (max_time={max_time} s): "
+                         "give it a larger budget")
     if window:  # the steps since the last record, so that history ends at the last step
-        history.append({"step": step, "seconds": perf_counter() - start,
-                        "loss": sum(window) / len(window)})
+        record()
+    if interrupted:
+        history[-1]["interrupted"] = True
     return history

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .validation import check_seed
+
 
 def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """Append trailing singleton axes to a per-sample vector.
@@ -19,9 +21,11 @@ def sum_except_batch(x: torch.Tensor) -> torch.Tensor:
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
-    """A torch.Generator seeded with ``seed``, or None (global RNG) when seed is None."""
+    """A torch.Generator seeded with ``seed``, or None (torch's global generator, fresh
+    randomness at every call) when seed is None."""
+    seed = check_seed(seed)
     if seed is None:
         return None
     generator = torch.Generator(device=device)
-    generator.manual_seed(int(seed))
+    generator.manual_seed(seed)
     return generator

@@ -63,6 +63,21 @@ def check_count(n, *, name: str = "n") -> int:
     return int(n)
 
 
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed, *, name: str = "seed") -> int | None:
+    """None (fresh randomness) or an integer in [0, 2**63 - 1]; floats and bools are refused,
+    not cut to an integer."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an integer or None; got {type(seed).__name__} {seed!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be in [0, 2**63 - 1]; got {seed}")
+    return int(seed)
+
+
 def check_positive(value, *, name: str, integer: bool = False):
     """A finite number > 0 (an int when ``integer``)."""
     kind = numbers.Integral if integer else numbers.Real
@@ -79,6 +94,19 @@ def choose(value, registry: dict, *, name: str):
     if not isinstance(value, str) or value not in registry:
         raise ValueError(f"Unknown {name} {value!r}; choose one of: {', '.join(registry)}")
     return registry[value]
+
+
+def count_classes(labels: torch.Tensor, *, name: str = "labels") -> int:
+    """K for training labels (n,) that use every class 0..K-1; a gap (a class with no row,
+    e.g. labels 0 and 10**7) is refused, since each class up to the largest label gets a
+    row of the network's label table."""
+    classes = int(labels.max()) + 1
+    absent = sorted(set(range(classes)) - set(labels.unique().tolist()))
+    if absent:
+        shown = ", ".join(map(str, absent[:5])) + (", ..." if len(absent) > 5 else "")
+        raise ValueError(f"{name} must use every class 0..K-1 (K = {classes} from the largest "
+                         f"label); classes {shown} have no row: renumber the labels 0..K-1")
+    return classes
 
 
 def as_dataset(data, *, name: str = "data", dtype=None) -> torch.Tensor:

@@ -1,0 +1,193 @@
+"""No silent wrong answers (issue 15): fresh randomness without a seed, saved SDEs restored
+exactly or refused, sampler options and score shapes checked at the door."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import sdescore
+from sdescore.baselines import fit_flow
+from sdescore.sde import SDES
+
+X = np.random.default_rng(0).normal(size=(300, 2)) * [2.0, 0.5] + [1.0, -3.0]
+
+
+def _weights(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_seed_none_gives_fresh_randomness_and_a_seed_repeats():
+    """seed=None draws from torch's global generator, which moves on: two fits, two flows'
+    samples, two classifiers differ. The same seed gives the same result."""
+    fits = [sdescore.fit(X, steps=5, progress=False) for _ in range(2)]
+    assert not torch.equal(_weights(fits[0]), _weights(fits[1]))
+    flow = fit_flow(X, "realnvp", steps=5, hidden=8, layers=2, progress=False)
+    assert not torch.equal(flow.sample(5), flow.sample(5))
+    torch.testing.assert_close(flow.sample(5, seed=np.int64(3)), flow.sample(5, seed=3))
+    labels = (X[:, 0] > 1).astype(int)
+    classifiers = [sdescore.fit_classifier(X, labels, steps=2, progress=False) for _ in range(2)]
+    assert not torch.equal(_weights(classifiers[0]), _weights(classifiers[1]))
+
+
+@pytest.mark.parametrize("seed, error, message", [
+    (1.5, TypeError, "seed must be an integer or None; got float 1.5"),
+    (True, TypeError, "seed must be an integer or None; got bool"),
+    (2**70, ValueError, r"seed must be in \[0, 2\*\*63 - 1\]"),
+    (-1, ValueError, r"seed must be in \[0, 2\*\*63 - 1\]"),
+])
+def test_a_seed_that_is_not_an_integer_in_range_is_refused(seed, error, message):
+    with pytest.raises(error, match=message):
+        sdescore.fit(X, steps=1, seed=seed, progress=False)
+    model = sdescore.ScoreModel(sdescore.get_sde("vp"), lambda x, t: -x, (2,))
+    with pytest.raises(error, match=message):
+        model.sample(3, seed=seed)
+
+
+class LateStartVP(sdescore.VPSDE):
+    """A VP SDE whose likelihood starts at t = 1e-3: log_prob gives log p_0.001."""
+
+    likelihood_eps = 1e-3
+
+
+def test_a_subclassed_sde_is_refused_on_save_until_registered(tmp_path, monkeypatch):
+    """Saved by name alone, the subclass would come back as VPSDE and log_prob would move;
+    save refuses and says how to register it, and once registered it comes back exactly."""
+    model = sdescore.fit(X, LateStartVP(), steps=5, seed=0, progress=False)
+    target = tmp_path / "model.pt"
+    with pytest.raises(TypeError, match=r"LateStartVP.*sdescore.sde.SDES\['mysde'\]"):
+        model.save(target)
+    assert not target.exists()
+    monkeypatch.setattr(LateStartVP, "name", "latestartvp")
+    monkeypatch.setitem(SDES, "latestartvp", LateStartVP)
+    model.save(target)
+    loaded = sdescore.load(target)
+    assert type(loaded.sde) is LateStartVP
+    fixed = {"solver": "rk4", "steps": 20}
+    torch.testing.assert_close(loaded.log_prob(X[:5], **fixed), model.log_prob(X[:5], **fixed),
+                               rtol=0, atol=0)
+
+
+@pytest.fixture(scope="module")
+def exact_vp():
+    gaussian = sdescore.datasets.GaussianMixture([[0.0, 0.0]], [[1.0, 1.0]])
+    sde = sdescore.get_sde("vp")
+    return sdescore.ScoreModel(sde, gaussian.score_fn(sde), (2,))
+
+
+@pytest.mark.parametrize("method, options, error, message", [
+    ("sde", {"steps": -5}, ValueError, "steps must be > 0; got -5"),  # looped forever
+    ("sde", {"steps": 0}, ValueError, "steps must be > 0; got 0"),  # ZeroDivisionError
+    ("ode", {"solver": "euler", "steps": -1}, ValueError, "steps must be > 0"),  # IndexError
+    ("ode", {"rtol": -1.0}, ValueError, "rtol must be > 0"),  # was accepted
+    ("pc", {"steps": 2.5}, TypeError, "steps must be an integer; got float"),
+    ("pc", {"steps": 0}, ValueError, "steps must be > 0"),  # returned prior noise
+    ("pc", {"corrector_steps": -1}, ValueError, "corrector_steps must be >= 0"),
+    ("langevin", {"snr": -1.0}, ValueError, "snr must be > 0; got -1.0"),  # was read as +1
+    ("langevin", {"snr": math.nan}, ValueError, "snr must be > 0; got nan"),
+    ("langevin", {"levels": 0}, ValueError, "levels must be > 0"),  # returned prior noise
+    ("ddpm", {"steps": 0}, ValueError, "steps must be > 0"),
+    ("sde", {"solver": 3}, TypeError, "solver must be a name"),
+    ("ode", {"snr": 0.1}, TypeError, "unexpected keyword argument 'snr' for method 'ode'; "
+                                     "its options are: solver, rtol, atol, steps"),
+])
+def test_every_sampler_option_is_checked_at_the_door(exact_vp, method, options, error, message):
+    with pytest.raises(error, match=message):
+        exact_vp.sample(4, method, **options)
+
+
+def test_a_score_of_the_wrong_shape_is_refused_not_broadcast():
+    """A (n, 1) score for (2,) samples broadcasts into finite, wrong densities unless
+    refused."""
+    model = sdescore.ScoreModel(sdescore.get_sde("vp"), lambda x, t: -x[:, :1], (2,))
+    with pytest.raises(ValueError, match=r"score_fn returned shape \(3, 1\) for x of shape "
+                                         r"\(3, 2\)"):
+        model.log_prob(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="score_fn returned shape"):
+        model.sample(3, "sde", steps=5)
+
+
+def test_fit_refuses_an_eps_past_T_and_guidance_takes_numpy_numbers(exact_vp):
+    with pytest.raises(ValueError, match="eps must be below T = 1.0"):
+        sdescore.fit(X, eps=2.0, steps=1, progress=False)
+    log_q = lambda y, x, t: -((x[:, 0] - 2.0 * y) ** 2)  # noqa: E731  (any callable log_q)
+    samples = exact_vp.sample(4, y=1, classifier=log_q, guidance_scale=np.float32(2.0),
+                              method="sde", steps=5, seed=0)
+    torch.testing.assert_close(samples, exact_vp.sample(4, y=1, classifier=log_q,
+                                                        guidance_scale=2.0, method="sde",
+                                                        steps=5, seed=0))
+
+
+def test_ctrl_c_keeps_the_model_trained_so_far():
+    """A KeyboardInterrupt at step 4 stops training with a warning; fit returns the three
+    steps' model, its history marked as interrupted."""
+    calls = {"n": 0}
+    loss = sdescore.losses.DenoisingScoreMatching(sdescore.get_sde("subvp"))
+
+    def interrupted_at_step_four(score_fn, x0, generator=None, y=None):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return loss(score_fn, x0, generator=generator)
+
+    with pytest.warns(UserWarning, match="training interrupted at step 3"):
+        model = sdescore.fit(X, loss=interrupted_at_step_four, steps=100, log_every=2, seed=0,
+                             progress=False)
+    assert [r["step"] for r in model.history] == [2, 3]
+    assert model.history[-1]["interrupted"] is True
+    assert "interrupted" not in model.history[0]
+
+
+def test_a_budget_that_ends_before_the_first_step_is_an_error_not_an_untrained_model():
+    with pytest.raises(ValueError, match=r"training stopped before its first step \(max_time"):
+        sdescore.fit(X, max_time=1e-9, progress=False)
+    with pytest.raises(ValueError, match="training stopped before its first step"):
+        fit_flow(X, max_time=1e-9, progress=False)
+
+
+def test_validation_is_recorded_at_the_last_step_even_before_log_every():
+    model = sdescore.fit(X, steps=30, validation=0.2, seed=0, progress=False)
+    assert [r["step"] for r in model.history] == [30]
+    assert math.isfinite(model.history[-1]["val_loss"])
+
+
+def test_labels_must_use_every_class():
+    """Labels 0 and 10**7 would build a 10**7-row label table for two classes."""
+    labels = np.where(X[:, 0] > 1, 10**7, 0)
+    with pytest.raises(ValueError, match=r"labels must use every class 0..K-1 \(K = 10000001"):
+        sdescore.fit(X, labels=labels, steps=1, progress=False)
+    with pytest.raises(ValueError, match="classes 1, 2, 3, 4, 5, ... have no row"):
+        sdescore.fit_classifier(X, labels, steps=1, progress=False)
+
+
+def test_save_writes_through_links_keeps_modes_and_refuses_read_only_files(tmp_path):
+    model = fit_flow(X, "realnvp", steps=2, hidden=8, layers=1, seed=0, progress=False)
+    target, link = tmp_path / "model.pt", tmp_path / "link.pt"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    link.symlink_to(target)
+    model.save(link)
+    assert link.is_symlink() and (target.stat().st_mode & 0o777) == 0o640
+    torch.testing.assert_close(sdescore.load(link).log_prob(X[:3]), model.log_prob(X[:3]))
+    target.chmod(0o440)
+    with pytest.raises(PermissionError, match="is read-only: not overwritten"):
+        model.save(target)
+    assert (target.stat().st_mode & 0o777) == 0o440
+    with pytest.raises(ValueError, match="cannot save to"):
+        model.save(tmp_path / "no-such-folder" / "model.pt")
+
+
+@pytest.mark.parametrize("damage", [
+    lambda config: config["datamap"]["scale"].__setitem__(0, -1.0),
+    lambda config: config["datamap"].__setitem__("loc", "far away"),
+    lambda config: config.__setitem__("shape", "two"),
+])
+def test_a_file_with_a_bad_data_map_or_fields_is_refused_on_load(tmp_path, damage):
+    model = fit_flow(X, "realnvp", steps=2, hidden=8, layers=1, seed=0, progress=False)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    payload = torch.load(path, weights_only=True)
+    damage(payload["config"])
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="holds a damaged or incompatible sdescore model"):
+        sdescore.load(path)
