@@ -29,7 +29,7 @@ import torch
 from .losses import ImportanceTimes
 from .metrics import mean_and_se
 from .utils import append_dims, sum_except_batch
-from .validation import as_batch
+from .validation import as_batch, check_positive
 
 
 def _prior_cross_entropy(sde, y, eps_t):
@@ -145,6 +145,8 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
     evaluations per data row, in antithetic (t, z), (t, -z) pairs with t importance-sampled
     in proportion to g^2 / s^2 and stratified.
     """
+    check_positive(draws, name="draws", integer=True)
+    check_positive(prior_samples, name="prior_samples", integer=True)
     x = as_batch(data, model.shape, name="data", dtype=model.dtype, device=model.device)
     y = model.datamap.to_model(x)
     sde, eps, n = model.sde, model.sde.likelihood_eps, x.shape[0]

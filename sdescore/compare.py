@@ -19,7 +19,7 @@ from .baselines import FLOWS, fit_flow
 from .likelihood import bits_per_dim
 from .metrics import energy_distance, mean_and_se
 from .train import fit
-from .validation import choose
+from .validation import check_positive, choose
 
 # name -> how to train it: ("score", fit's loss) or ("flow", fit_flow's kind)
 MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
@@ -38,6 +38,11 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
     needs ``split.image_shape`` and sees the rows as images. max_time: each model's training
     budget in seconds. test_points: how many test rows to score.
     """
+    if isinstance(models, str):
+        raise TypeError(f"models must be a list of names, e.g. [{models!r}]; got the string "
+                        f"{models!r}")
+    check_positive(test_points, name="test_points", integer=True)
+    check_positive(max_time, name="max_time")
     test = torch.as_tensor(split.test[:test_points])
     dim = test[0].numel()
     rows = []

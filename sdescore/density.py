@@ -9,6 +9,7 @@ read back by ``sdescore.load``. ``tests/test_contract.py`` checks it for every k
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -31,9 +32,11 @@ class DensityModel(nn.Module):
 
     def __init__(self, shape, datamap: DataMap | None = None):
         super().__init__()
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+        shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+        if not shape or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                                and s > 0 for s in shape):
             raise ValueError(f"shape must be positive integers, e.g. (2,); got {shape}")
+        shape = tuple(int(s) for s in shape)
         datamap = DataMap.identity(shape) if datamap is None else datamap
         if tuple(datamap.shape) != shape:
             raise ValueError(f"datamap is for samples of shape {datamap.shape}; the model's "

@@ -12,7 +12,7 @@ import math
 import torch
 from torch.func import vjp, vmap
 
-from .modules import LogDensityODE, ProbabilityFlowODE, solve_ode
+from .modules import DEFAULT_MAX_STEPS, LogDensityODE, ProbabilityFlowODE, solve_ode
 from .validation import choose
 
 # Above this many dimensions "auto" switches from the exact trace to Hutchinson's estimator.
@@ -63,7 +63,7 @@ def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str 
                               eps: float | None = None, solver: str = "dopri5",
                               rtol: float = 1e-5, atol: float = 1e-5, steps: int = 100,
                               probes: int = 1, probe: str = "rademacher",
-                              generator=None) -> torch.Tensor:
+                              max_steps: int = DEFAULT_MAX_STEPS, generator=None) -> torch.Tensor:
     """log p_eps(x) in nats for x (n, *shape); returns (n,).
 
     trace: "exact", "hutchinson" or "auto" (exact up to AUTO_EXACT_MAX_DIM dimensions).
@@ -82,7 +82,7 @@ def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str 
     ode = LogDensityODE(ProbabilityFlowODE(sde, score, shape), divergence)
     delta0 = torch.zeros(n, dtype=y.dtype, device=y.device)
     y_T, delta_T = solve_ode(ode, (y, delta0), eps, sde.T, solver=solver, rtol=rtol, atol=atol,
-                             steps=steps)
+                             steps=steps, max_steps=max_steps)
     return sde.prior_log_prob(y_T.reshape(x.shape)) + delta_T
 
 

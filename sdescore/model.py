@@ -15,7 +15,7 @@ from .density import DensityModel
 from .guidance import classifier_free_guided, classifier_guided
 from .io import register_format
 from .likelihood import probability_flow_log_prob
-from .modules import ForwardSDE, ReverseSDE
+from .modules import DEFAULT_MAX_STEPS, ForwardSDE, ReverseSDE
 from .nets import NETS, net_name
 from .parameterization import PARAMETERIZATIONS, parameterization_name
 from .sampling import SAMPLERS, tweedie_denoise
@@ -115,13 +115,15 @@ class ScoreModel(DensityModel):
                  solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
                  steps: int = 100, probes: int = 1, probe: str = "rademacher",
                  seed: int | None = None, batch_size: int = 2048,
-                 progress: bool | None = None, y=None) -> torch.Tensor:
+                 progress: bool | None = None, y=None,
+                 max_steps: int = DEFAULT_MAX_STEPS) -> torch.Tensor:
         """Exact log-density log p_eps(x) in nats by the probability-flow ODE: x (n, *shape) -> (n,).
 
         This is the density at t = eps (default ``sde.likelihood_eps``), the prior pushed back
         through the flow. trace: "auto" (exact up to 64 dimensions, else Hutchinson), "exact"
         or "hutchinson"; probes/probe/seed set Hutchinson's probes, drawn once per solve.
-        solver, rtol, atol: torchdiffeq options; steps: for fixed-grid solvers.
+        solver, rtol, atol: torchdiffeq options; steps: for fixed-grid solvers; max_steps: the
+        most steps an adaptive solve may take before it stops with RuntimeError.
         batch_size: points per ODE solve, which bounds memory; progress: a bar over the
         batches (default: shown when there is more than one). ``last_score_evals`` sums the
         evaluations of all batches. y: class labels (one integer or (n,)) for the conditional
@@ -131,7 +133,8 @@ class ScoreModel(DensityModel):
         eps = self._check_eps(eps, self.sde.likelihood_eps)
         for value, name in ((rtol, "rtol"), (atol, "atol")):
             check_positive(value, name=name)
-        for value, name in ((steps, "steps"), (probes, "probes"), (batch_size, "batch_size")):
+        for value, name in ((steps, "steps"), (probes, "probes"), (batch_size, "batch_size"),
+                            (max_steps, "max_steps")):
             check_positive(value, name=name, integer=True)
         generator = make_generator(seed, self.device)
         batches = x.split(batch_size)
@@ -142,7 +145,7 @@ class ScoreModel(DensityModel):
         results = [probability_flow_log_prob(
             self.sde, self._conditioned(label), self.shape, self.datamap.to_model(batch),
             trace=trace, eps=eps, solver=solver, rtol=rtol, atol=atol, steps=steps,
-            probes=probes, probe=probe, generator=generator)
+            probes=probes, probe=probe, max_steps=max_steps, generator=generator)
             for batch, label in tqdm(list(zip(batches, labels)), disable=not show,
                                      desc="log_prob")]
         return self._finish(self.datamap.log_prob_to_data(torch.cat(results)))
@@ -181,7 +184,7 @@ class ScoreModel(DensityModel):
                **options) -> torch.Tensor:
         """Draw n samples (n, *shape).
 
-        method: "ode" (probability-flow ODE; options solver, rtol, atol, steps), "sde"
+        method: "ode" (probability-flow ODE; options solver, rtol, atol, steps, max_steps), "sde"
         (reverse SDE with torchsde; solver, steps), "pc" (predictor-corrector; steps, snr,
         corrector_steps), "langevin" (annealed Langevin; levels, steps_per_level, snr) or,
         for VP models, "ddpm" (DDPM ancestral sampling; steps, whose last step denoises).

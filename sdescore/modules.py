@@ -141,14 +141,19 @@ ADAPTIVE_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_SOLVERS = ("euler", "midpoint", "heun3", "rk4")
 
 
+DEFAULT_MAX_STEPS = 5000
+
+
 def solve_ode(func, y0, t0: float, t1: float, *, solver: str, rtol: float, atol: float,
-              steps: int):
+              steps: int, max_steps: int = DEFAULT_MAX_STEPS):
     """Integrate ``func`` from t0 to t1 with torchdiffeq and return the state at t1.
 
     Adaptive solvers are told to land on t1 (``step_t``) and start from a step of 1% of the
     interval, so no drift is ever evaluated outside [t0, t1]: left to themselves they step
-    past t1 and interpolate back, and their first-step guess can overshoot too. Fixed-grid
-    solvers take ``steps`` equal steps. ``y0`` may be a tensor or a tuple of tensors.
+    past t1 and interpolate back, and their first-step guess can overshoot too. They stop
+    with RuntimeError after ``max_steps`` steps (accepted or not) instead of running on:
+    tolerances below float32's reach never end otherwise. Fixed-grid solvers take ``steps``
+    equal steps. ``y0`` may be a tensor or a tuple of tensors.
     """
     from torchdiffeq import odeint
 
@@ -157,7 +162,7 @@ def solve_ode(func, y0, t0: float, t1: float, *, solver: str, rtol: float, atol:
     span = abs(t1 - t0)
     if solver in ADAPTIVE_SOLVERS:
         # A tensor, not a list: torchdiffeq negates tensor options when time runs backwards.
-        options = {"step_t": times[1:], "first_step": 0.01 * span}
+        options = {"step_t": times[1:], "first_step": 0.01 * span, "max_num_steps": max_steps}
     elif solver in FIXED_SOLVERS:
         options = {"step_size": span / steps}
     else:
@@ -166,6 +171,11 @@ def solve_ode(func, y0, t0: float, t1: float, *, solver: str, rtol: float, atol:
     try:
         solution = odeint(func, y0, times, rtol=rtol, atol=atol, method=solver, options=options)
     except AssertionError as err:
+        if "max_num_steps" in str(err):
+            raise RuntimeError(
+                f"The ODE solver {solver!r} took {max_steps} steps (max_steps) without reaching "
+                f"the end: loosen rtol={rtol} / atol={atol}, use float64 (model.double()) or a "
+                "fixed-step solver, or raise max_steps") from err
         if "underflow" not in str(err):
             raise
         raise RuntimeError(

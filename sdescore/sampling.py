@@ -22,7 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .ddpm import ddpm_betas
-from .modules import ReverseSDE, integrate_probability_flow, integrate_reverse_sde
+from .modules import (DEFAULT_MAX_STEPS, ReverseSDE, integrate_probability_flow,
+                      integrate_reverse_sde)
 from .sde import VPSDE
 from .utils import append_dims
 from .validation import check_count, check_positive
@@ -34,10 +35,10 @@ def time_grid(sde, eps: float, count: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def sample_ode(sde, score, x, *, eps, generator=None, progress=False, solver="dopri5",
-               rtol=1e-5, atol=1e-5, steps=100):
-    """Probability-flow ODE from T to eps; solver/rtol/atol/steps as for log_prob."""
+               rtol=1e-5, atol=1e-5, steps=100, max_steps=DEFAULT_MAX_STEPS):
+    """Probability-flow ODE from T to eps; solver/rtol/atol/steps/max_steps as for log_prob."""
     return integrate_probability_flow(sde, score, x, sde.T, eps, solver=solver, rtol=rtol,
-                                      atol=atol, steps=steps)
+                                      atol=atol, steps=steps, max_steps=max_steps)
 
 
 def sample_sde(sde, score, x, *, eps, generator=None, progress=False, solver="euler",
@@ -163,7 +164,8 @@ class Sampler:
             self.options[key](value, key)
 
 
-SOLVE = {"solver": _name, "rtol": _positive, "atol": _positive, "steps": _positive_integer}
+SOLVE = {"solver": _name, "rtol": _positive, "atol": _positive, "steps": _positive_integer,
+         "max_steps": _positive_integer}
 SAMPLERS = {
     "ode": Sampler(sample_ode, SOLVE),
     "sde": Sampler(sample_sde, {"solver": _name, "steps": _positive_integer}),

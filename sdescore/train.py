@@ -7,6 +7,8 @@ step count or a wall-clock budget.
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from .datamap import DataMap
@@ -60,6 +62,11 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         if eps >= SDE.T:
             raise ValueError(f"eps must be below T = {SDE.T}: it is the smallest training "
                              f"time; got {eps}")
+    if net is not None and not isinstance(net, torch.nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module taking (x, t); got {type(net).__name__}")
+    if isinstance(ema, bool) or not isinstance(ema, numbers.Real):
+        raise TypeError(f"ema must be a number in [0, 1) (0 turns the average off); got "
+                        f"{type(ema).__name__}")
     if not 0 <= ema < 1:
         raise ValueError(f"ema must be in [0, 1); got {ema}")
     wrap = (parameterization if callable(parameterization)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
 import warnings
 from time import perf_counter
 
@@ -56,7 +57,7 @@ def split(x: torch.Tensor, validation, labels: torch.Tensor | None = None):
     of the rows or from held-out data; labels (n,) or None follow their rows."""
     if validation is None:
         return x, None, labels, None
-    if isinstance(validation, float) and not isinstance(validation, bool):
+    if isinstance(validation, numbers.Real) and not isinstance(validation, bool):
         if not 0 < validation < 1:
             raise ValueError(f"validation must be a fraction in (0, 1) or data; got {validation}")
         order = torch.randperm(x.shape[0])

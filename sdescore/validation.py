@@ -41,6 +41,8 @@ def as_batch(x, shape: tuple, *, name: str = "x", dtype=None, device=None) -> to
 
 def as_times(t, n: int, T: float, *, name: str = "t", dtype=None, device=None) -> torch.Tensor:
     """Convert a scalar or (n,) ``t`` to an (n,) tensor of times in [0, T]."""
+    if isinstance(t, (str, bytes)):
+        raise TypeError(f"{name} must be a number or a tensor of times; got {type(t).__name__}")
     tensor = torch.as_tensor(t, dtype=dtype, device=device)
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{name} must be real; got dtype {tensor.dtype}")

@@ -191,3 +191,40 @@ def test_a_file_with_a_bad_data_map_or_fields_is_refused_on_load(tmp_path, damag
     torch.save(payload, path)
     with pytest.raises(ValueError, match="holds a damaged or incompatible sdescore model"):
         sdescore.load(path)
+
+
+def test_an_adaptive_solve_that_cannot_finish_stops_and_names_max_steps(exact_vp):
+    """rtol = atol = 1e-12 is below float32's reach: the solve used to run without end."""
+    with pytest.raises(RuntimeError, match=r"took 30 steps \(max_steps\) without reaching "
+                                           r"the end: loosen rtol=1e-12"):
+        exact_vp.log_prob(torch.zeros(4, 2), rtol=1e-12, atol=1e-12, max_steps=30)
+    with pytest.raises(RuntimeError, match="max_steps"):
+        exact_vp.sample(4, "ode", rtol=1e-12, atol=1e-12, max_steps=30)
+    with pytest.raises(ValueError, match="max_steps must be > 0"):
+        exact_vp.log_prob(torch.zeros(4, 2), max_steps=0)
+
+
+def test_more_arguments_are_checked_by_name(exact_vp):
+    from sdescore.compare import compare
+    from sdescore.datasets import Split
+
+    with pytest.raises(TypeError, match="ema must be a number in"):
+        sdescore.fit(X, ema=None, steps=1, progress=False)
+    with pytest.raises(TypeError, match="net must be a torch.nn.Module taking"):
+        sdescore.fit(X, net=42, steps=1, progress=False)
+    with pytest.raises(TypeError, match="t must be a number or a tensor of times; got str"):
+        exact_vp.score(X[:2], "0.5")
+    with pytest.raises(ValueError, match="draws must be > 0"):
+        sdescore.kl_bound(exact_vp, X[:5], draws=0)
+    split = Split("tiny", X[:200].astype(np.float32), X[200:250].astype(np.float32),
+                  X[250:].astype(np.float32))
+    with pytest.raises(TypeError, match=r"models must be a list of names, e\.g\. \['score'\]"):
+        compare(split, "score", max_time=0.1)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="test_points must be > 0"):
+            compare(split, ["score"], max_time=0.1, test_points=bad)
+    # NumPy numbers are numbers
+    model = sdescore.fit(X, steps=2, validation=np.float32(0.5), seed=0, progress=False)
+    assert [r["step"] for r in model.history] == [2] and "val_loss" in model.history[-1]
+    shaped = sdescore.ScoreModel(exact_vp.sde, exact_vp.score_fn, (np.int64(2),))
+    assert shaped.shape == (2,) and type(shaped.shape[0]) is int
