@@ -103,11 +103,16 @@ class ScoreModel(DensityModel):
     @torch.no_grad()
     def score(self, x, t) -> torch.Tensor:
         """grad_x log p_t(x) in data coordinates: x (n, *shape), t scalar or (n,) in [0, T]
-        -> (n, *shape). With a data map y = (x - loc) / scale this is score_y(y, t) / scale."""
+        -> (n, *shape). With a data map y = (x - loc) / scale this is score_y(y, t) / scale.
+        A score that is not finite (a network's at t = 0, where s(t) = 0) raises ValueError."""
         x = self._batch(x)
         t = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=self.device)
         self._score_evals = 0
         score_y = self._score(self.datamap.to_model(x), t)
+        if not torch.isfinite(score_y).all():
+            raise ValueError(f"the score is not finite at t = {t.min().item():g}, where the "
+                             f"kernel's std is {self.sde.marginal_std(t.min()).item():g}: ask "
+                             f"for t >= {self.sde.likelihood_eps:g} (sde.likelihood_eps)")
         return self._finish(self.datamap.score_to_data(score_y))
 
     @torch.no_grad()
@@ -222,6 +227,11 @@ class ScoreModel(DensityModel):
             denoised = tweedie_denoise(self.sde, score, x, t)
             mask = options.get("mask")
             x = denoised if mask is None else torch.where(mask, denoised, x)
+        if not torch.isfinite(x).all():
+            shown = {k: v for k, v in options.items() if k != "mask"}
+            raise RuntimeError(f"sampling diverged to NaN or inf (options {shown}): a smaller "
+                               "snr, more steps or levels, or a smaller guidance_scale keeps "
+                               "its steps stable")
         return x
 
     def _guided(self, n: int, y, classifier, guidance_scale):

@@ -228,3 +228,17 @@ def test_more_arguments_are_checked_by_name(exact_vp):
     assert [r["step"] for r in model.history] == [2] and "val_loss" in model.history[-1]
     shaped = sdescore.ScoreModel(exact_vp.sde, exact_vp.score_fn, (np.int64(2),))
     assert shaped.shape == (2,) and type(shaped.shape[0]) is int
+
+
+def test_nan_and_inf_are_errors_not_results(exact_vp):
+    """Langevin at a huge snr and the score at t = 0 (where s(t) = 0 divides a network's
+    noise) used to come back as NaN or inf."""
+    with pytest.raises(RuntimeError, match="sampling diverged to NaN or inf"):
+        exact_vp.sample(50, "langevin", snr=100.0, levels=5, steps_per_level=5, seed=0)
+    with pytest.raises(RuntimeError, match="sampling diverged to NaN or inf"):
+        exact_vp.impute([[0.5, math.nan]] * 20, levels=5, snr=1e3, seed=0)
+    network = sdescore.fit(X, steps=2, seed=0, progress=False)
+    with pytest.raises(ValueError,
+                       match=r"the score is not finite at t = 0, .* ask for t >= 1e-05"):
+        network.score(X[:3], 0.0)
+    assert torch.isfinite(network.score(X[:3], 1e-5)).all()
