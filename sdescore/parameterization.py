@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ddpm import noise_to_score, score_to_noise
+from .ddpm import noise_to_score
 from .utils import append_dims
 from .validation import check_positive
 
@@ -81,19 +81,23 @@ class GaussianResidual(Parameterization):
         self.config = {"input_clip": self.input_clip}
 
     def _gaussian_noise_and_output(self, x, t, y):
-        """(the noise for N(0, I) data, the network's departure from it), both like x."""
+        """(std s(t) (n,), the noise for N(0, I) data, the network's departure from it).
+
+        On the hot path of every solve: m(t) and s(t) are evaluated once here, so the
+        reference noise s x / (m^2 + s^2) = score_to_noise(sde.standard_normal_score(x, t), s)
+        is written out instead of calling that method (which would evaluate them again)."""
         std = self.sde.marginal_std(t)
-        gaussian_noise = score_to_noise(self.sde.standard_normal_score(x, t), std)
-        total_std = append_dims(self.sde.total_variance(t).sqrt(), x.ndim)
-        clipped = self.input_clip * torch.tanh(x / (self.input_clip * total_std))
-        return gaussian_noise, self.output(clipped, t, y)
+        s = append_dims(std, x.ndim)
+        variance = append_dims(self.sde.mean_scale(t), x.ndim) ** 2 + s**2
+        clipped = self.input_clip * torch.tanh(x / (self.input_clip * variance.sqrt()))
+        return std, s * x / variance, self.output(clipped, t, y)
 
     def forward(self, x, t, y=None):
-        gaussian_noise, departure = self._gaussian_noise_and_output(x, t, y)
-        return noise_to_score(gaussian_noise + departure, self.sde.marginal_std(t))
+        std, gaussian_noise, departure = self._gaussian_noise_and_output(x, t, y)
+        return noise_to_score(gaussian_noise + departure, std)
 
     def denoising_residual(self, x_t, t, noise, y=None):
-        gaussian_noise, departure = self._gaussian_noise_and_output(x_t, t, y)
+        _, gaussian_noise, departure = self._gaussian_noise_and_output(x_t, t, y)
         return (noise - gaussian_noise) - departure
 
 
