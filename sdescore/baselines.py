@@ -14,7 +14,7 @@ from .density import DensityModel
 from .io import register_format
 from .training import adam, check_budget, seeded, split, train_loop
 from .utils import make_generator
-from .validation import as_dataset, check_count, choose
+from .validation import as_dataset, check_compute_dtype, check_count, choose
 
 FLOW_FORMAT = "sdescore-flow-2"
 
@@ -108,8 +108,7 @@ class FlowModel(DensityModel):
     @torch.no_grad()
     def log_prob(self, x) -> torch.Tensor:
         """Exact log-density in nats: x (n, *shape) -> (n,)."""
-        x = self._batch(x)
-        return self.datamap.log_prob_to_data(self.flow.log_prob(self.datamap.to_model(x)))
+        return self.datamap.log_prob_to_data(self.flow.log_prob(self._batch(x)))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
@@ -139,25 +138,26 @@ class FlowModel(DensityModel):
 def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: int | None = None,
              batch_size: int = 256, lr: float = 1e-3, grad_clip: float | None = 1.0,
              hidden: int = 128, layers: int = 6,
-             validation=None, seed: int | None = None, progress: bool = True, callback=None,
-             log_every: int = 100) -> FlowModel:
+             validation=None, seed: int | None = None, dtype=torch.float32,
+             progress: bool = True, callback=None, log_every: int = 100) -> FlowModel:
     """Train a normflows flow on ``data`` by maximum likelihood.
 
     kind, for (n, d) vectors: "nsf" (autoregressive rational-quadratic splines with LU-linear
     permutations), "realnvp" (masked affine couplings with ActNorm) or "maf" (masked affine
     autoregressive); for (n, c, h, w) images: "glow" (a squeeze, then Glow steps).
     hidden, layers: width and number of flow layers. Budget, grad_clip, validation, seed,
-    progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
+    dtype, progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
     """
     choose(kind, FLOWS, name="kind")
     steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
-    x = as_dataset(data, dtype=torch.float32)
+    dtype = check_compute_dtype(dtype)
+    x = as_dataset(data)
     with seeded(seed):
         train, held, _, _ = split(x, validation)
         datamap = DataMap.standardizing(train)
-        model = FlowModel(kind, tuple(x.shape[1:]), hidden, layers, datamap)
-        train = datamap.to_model(train)
-        held = None if held is None else datamap.to_model(held)
+        model = FlowModel(kind, tuple(x.shape[1:]), hidden, layers, datamap).to(dtype)
+        train = datamap.to_model(train, dtype)
+        held = None if held is None else datamap.to_model(held, dtype)
         optimizer = adam(model.flow.parameters(), lr)
         model.history = train_loop(
             model.flow, None, optimizer, lambda f, batch, generator=None: -f.log_prob(batch),

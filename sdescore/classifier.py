@@ -9,12 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .datamap import DataMap
+from .datamap import DataMap, wide_dtype
 from .losses import UniformTimes
 from .nets import NoisyClassifierNet
 from .sde import sde_for_data
 from .training import adam, check_budget, seeded, split, train_loop
-from .validation import as_batch, as_dataset, as_labels, as_times, count_classes
+from .validation import (as_batch, as_dataset, as_labels, as_times, check_compute_dtype,
+                         count_classes)
 
 
 class NoisyClassifier(nn.Module):
@@ -35,8 +36,13 @@ class NoisyClassifier(nn.Module):
     def classes(self) -> int:
         return self.net.config["classes"]
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the network computes in."""
+        return next(self.net.parameters()).dtype
+
     def log_prob(self, y, x, t):
-        return self.net(self.datamap.to_model(x), t, y)
+        return self.net(self.datamap.to_model(x, self.dtype), t.to(self.dtype), y)
 
     def forward(self, y, x, t):
         return self.log_prob(y, x, t)
@@ -44,10 +50,10 @@ class NoisyClassifier(nn.Module):
     @torch.no_grad()
     def predict_proba(self, x, t=0.0) -> torch.Tensor:
         """q(y | x_t = x, t) for every class: x (n, *shape), t scalar or (n,) -> (n, classes)."""
-        loc = self.datamap.loc
-        x = as_batch(x, self.datamap.shape, dtype=loc.dtype, device=loc.device)
-        times = as_times(t, x.shape[0], self.sde.T, dtype=x.dtype, device=x.device)
-        return self.net(self.datamap.to_model(x), times).softmax(-1)
+        device = next(self.net.parameters()).device
+        x = as_batch(x, self.datamap.shape, dtype=wide_dtype(device), device=device)
+        times = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=device)
+        return self.net(self.datamap.to_model(x, self.dtype), times).softmax(-1)
 
     def check_guides(self, sde, datamap: DataMap) -> None:
         """Refuse to guide a model of another SDE or other coordinates: the classifier would
@@ -64,8 +70,9 @@ class NoisyClassifier(nn.Module):
 def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = True,
                    max_time: float | None = None, steps: int | None = None,
                    batch_size: int = 256, lr: float = 1e-3, hidden: int | None = None,
-                   validation=None, seed: int | None = None, progress: bool = True,
-                   callback=None, log_every: int = 100) -> NoisyClassifier:
+                   validation=None, seed: int | None = None, dtype=torch.float32,
+                   progress: bool = True, callback=None,
+                   log_every: int = 100) -> NoisyClassifier:
     """Train q_phi(y | x_t, t) by cross-entropy on x_t drawn from the SDE's kernel at
     t ~ U(sampling_eps, T).
 
@@ -73,10 +80,11 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
     also one built from a given score_fn) whose SDE and coordinates the classifier adopts,
     so that it can guide that model. Without a model: sde as in ``fit`` (default "subvp";
     VE's sigma_max from the data) and standardize as in ``fit``. Budget, batch, lr,
-    validation, seed, progress and callback as in ``fit`` (no weight average).
+    validation, seed, dtype, progress and callback as in ``fit`` (no weight average).
     """
     steps = check_budget(max_time, steps, batch_size, lr)
-    x = as_dataset(data, dtype=torch.float32)
+    dtype = check_compute_dtype(dtype)
+    x = as_dataset(data)
     labels = as_labels(labels, x.shape[0])
     classes = count_classes(labels)
     if model is not None:
@@ -89,14 +97,13 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
     with seeded(seed):
         train, held, train_labels, held_labels = split(x, validation, labels)
         if model is not None:
-            datamap = DataMap(model.datamap.loc.float().cpu(), model.datamap.scale.float().cpu(),
-                              model.shape)
+            datamap = model.datamap
         else:
             datamap = DataMap.standardizing(train) if standardize else DataMap.identity(x.shape[1:])
-        train = datamap.to_model(train)
-        held = None if held is None else datamap.to_model(held)
+        train = datamap.to_model(train, dtype)
+        held = None if held is None else datamap.to_model(held, dtype)
         sde_obj = model.sde if model is not None else sde_for_data(sde or "subvp", train)
-        net = NoisyClassifierNet(train[0].numel(), classes, hidden)
+        net = NoisyClassifierNet(train[0].numel(), classes, hidden).to(dtype)
         times = UniformTimes(sde_obj, sde_obj.sampling_eps)
 
         def cross_entropy(classifier_net, x0, generator=None, y=None):

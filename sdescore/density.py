@@ -14,7 +14,7 @@ import numbers
 import torch
 from torch import nn
 
-from .datamap import DataMap
+from .datamap import DataMap, wide_dtype
 from .io import save_payload
 from .validation import as_batch
 
@@ -24,8 +24,9 @@ class DensityModel(nn.Module):
     define ``log_prob``, ``sample``, ``config`` and ``from_config``.
 
     shape: the shape of one sample, e.g. (d,) or (c, h, w); datamap: a DataMap for that
-    shape (default the identity). Computation runs in the data map's dtype and device,
-    which follow ``.to()`` and ``.double()`` with the rest of the model.
+    shape (default the identity). Computation runs in the model's dtype and device, which
+    follow ``.to()`` and ``.double()``; inputs in data coordinates are read in float64 and
+    mapped there, so only the standardised values are rounded to the model's dtype.
     """
 
     file_format: str
@@ -43,6 +44,9 @@ class DensityModel(nn.Module):
                              f"are {shape}")
         self.shape, self.datamap = shape, datamap
         self.history: list[dict] = []
+        # an empty buffer whose dtype and device follow .to(): the model's, also for a
+        # score function without weights
+        self.register_buffer("_placement", torch.empty(0), persistent=False)
 
     @property
     def dim(self) -> int:
@@ -51,15 +55,23 @@ class DensityModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.datamap.loc.dtype
+        """The dtype the model computes in (float32 unless ``.double()``)."""
+        return self._placement.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.datamap.loc.device
+        return self._placement.device
+
+    def _read(self, x, name: str = "x") -> torch.Tensor:
+        """x checked at the door: a finite (n, *shape) tensor in data coordinates, in float64
+        (float32 on MPS) on the model's device."""
+        return as_batch(x, self.shape, name=name, dtype=wide_dtype(self.device),
+                        device=self.device)
 
     def _batch(self, x, name: str = "x") -> torch.Tensor:
-        """x checked at the door: a finite (n, *shape) tensor in the model's dtype and device."""
-        return as_batch(x, self.shape, name=name, dtype=self.dtype, device=self.device)
+        """x checked at the door and mapped to model coordinates: (n, *shape) in the model's
+        dtype."""
+        return self.datamap.to_model(self._read(x, name), self.dtype)
 
     def save(self, path) -> None:
         """Write config, weights and training history to ``path`` atomically (a temporary

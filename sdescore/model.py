@@ -24,6 +24,7 @@ from .utils import make_generator
 from .validation import as_labels, as_times, check_count, check_positive, choose
 
 SCORE_FORMAT = "sdescore-model-2"
+SAMPLE_BATCH_NUMBERS = 2**22  # numbers in one default sampling batch (rows x dim)
 
 
 class ScoreModel(DensityModel):
@@ -108,7 +109,7 @@ class ScoreModel(DensityModel):
         x = self._batch(x)
         t = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=self.device)
         self._score_evals = 0
-        score_y = self._score(self.datamap.to_model(x), t)
+        score_y = self._score(x, t)
         if not torch.isfinite(score_y).all():
             raise ValueError(f"the score is not finite at t = {t.min().item():g}, where the "
                              f"kernel's std is {self.sde.marginal_std(t.min()).item():g}: ask "
@@ -148,7 +149,7 @@ class ScoreModel(DensityModel):
         show = len(batches) > 1 if progress is None else progress
         self._score_evals = 0
         results = [probability_flow_log_prob(
-            self.sde, self._conditioned(label), self.shape, self.datamap.to_model(batch),
+            self.sde, self._conditioned(label), self.shape, batch,
             trace=trace, eps=eps, solver=solver, rtol=rtol, atol=atol, steps=steps,
             probes=probes, probe=probe, max_steps=max_steps, generator=generator)
             for batch, label in tqdm(list(zip(batches, labels)), disable=not show,
@@ -176,7 +177,7 @@ class ScoreModel(DensityModel):
         x = self._batch(x)
         check_positive(draws, name="draws", integer=True)
         self._score_evals = 0
-        bound, stderr = nll_bound_terms(self.sde, self._score, self.datamap.to_model(x),
+        bound, stderr = nll_bound_terms(self.sde, self._score, x,
                                         draws=draws, eps=self.sde.likelihood_eps,
                                         generator=make_generator(seed, self.device))
         bound = self._finish(bound - self.datamap.log_det)  # -log p_x = -log p_y - log|det|
@@ -186,7 +187,7 @@ class ScoreModel(DensityModel):
     def sample(self, n: int, method: str = "ode", *, eps: float | None = None,
                denoise: bool = True, seed: int | None = None, progress: bool = False,
                y=None, classifier=None, guidance_scale: float = 1.0,
-               **options) -> torch.Tensor:
+               batch_size: int | None = None, **options) -> torch.Tensor:
         """Draw n samples (n, *shape).
 
         method: "ode" (probability-flow ODE; options solver, rtol, atol, steps, max_steps), "sde"
@@ -194,7 +195,9 @@ class ScoreModel(DensityModel):
         corrector_steps), "langevin" (annealed Langevin; levels, steps_per_level, snr) or,
         for VP models, "ddpm" (DDPM ancestral sampling; steps, whose last step denoises).
         eps: the last time (default ``sde.sampling_eps``); denoise: finish with Tweedie's
-        E[x_0 | x_eps]; seed: makes the draw repeatable.
+        E[x_0 | x_eps]; seed: makes the draw repeatable. batch_size: samples drawn together,
+        which bounds memory (default: as many as hold 2**22 numbers, e.g. 2,097,152 2-D points
+        or 5,349 28 x 28 images); the draws of a seed depend on it only when n exceeds it.
         y: class labels (one integer or (n,)) to sample p(x | y). With ``classifier`` (a
         ``NoisyClassifier`` or any callable log_q(y, x, t) -> (n,) on data coordinates) the
         score becomes score + guidance_scale * grad_x log q(y | x_t, t) (classifier
@@ -206,15 +209,24 @@ class ScoreModel(DensityModel):
         sampler = choose(method, SAMPLERS, name="method")
         sampler.check(method, self.sde, options)
         eps = self._check_eps(eps, self.sde.sampling_eps)
-        score = self._guided(n, y, classifier, guidance_scale)
+        size = (max(1, SAMPLE_BATCH_NUMBERS // self.dim) if batch_size is None
+                else check_positive(batch_size, name="batch_size", integer=True))
+        labels = self._guidance_labels(n, y, classifier, guidance_scale)
         generator = make_generator(seed, self.device)
         self._score_evals = 0
-        x = self.sde.prior_sample((n,) + self.shape, generator=generator, device=self.device,
-                                  dtype=self.dtype)
-        if n:
-            x = self._run(sampler, score, x, eps=eps, generator=generator, progress=progress,
-                          denoise=denoise, **options)
-        return self._finish(self.datamap.to_data(x))
+        batches = []
+        for lo in range(0, max(n, 1), size):
+            rows = slice(lo, min(lo + size, n))
+            count = rows.stop - rows.start
+            x = self.sde.prior_sample((count,) + self.shape, generator=generator,
+                                      device=self.device, dtype=self.dtype)
+            if count:
+                score = self._guided(None if labels is None else labels[rows], classifier,
+                                     guidance_scale)
+                x = self._run(sampler, score, x, eps=eps, generator=generator,
+                              progress=progress, denoise=denoise, **options)
+            batches.append(self.datamap.to_data(x))
+        return self._finish(torch.cat(batches))
 
     def _run(self, sampler, score, x, *, eps, generator, progress, denoise, **options):
         """Carry x (n, *shape) in model coordinates from T to eps with ``sampler``, then
@@ -234,26 +246,34 @@ class ScoreModel(DensityModel):
                                "its steps stable")
         return x
 
-    def _guided(self, n: int, y, classifier, guidance_scale):
-        """The score the samplers follow: plain, classifier-guided or classifier-free guided."""
+    def _guidance_labels(self, n: int, y, classifier, guidance_scale):
+        """The sample's labels (n,) checked against the model or the classifier, and the
+        guidance options checked; None without y."""
         if y is None:
             if classifier is not None:
                 raise ValueError("classifier needs labels: pass y=...")
-            return self._score
+            return None
         if (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real)
                 or not math.isfinite(guidance_scale) or guidance_scale < 0):
             raise ValueError(f"guidance_scale must be a finite number >= 0; got {guidance_scale!r}")
         if classifier is None:
-            return classifier_free_guided(self._score, self._labels(y, n), self.classes,
-                                          float(guidance_scale))
+            return self._labels(y, n)
         if not callable(classifier):
             raise TypeError(f"classifier must be a NoisyClassifier or a callable log_q(y, x, "
                             f"t); got {type(classifier).__name__}")
         check_guides = getattr(classifier, "check_guides", None)  # a NoisyClassifier's
         if check_guides is not None:
             check_guides(self.sde, self.datamap)
-        labels = as_labels(y, n, name="y", classes=getattr(classifier, "classes", None),
-                           device=self.device)
+        return as_labels(y, n, name="y", classes=getattr(classifier, "classes", None),
+                         device=self.device)
+
+    def _guided(self, labels, classifier, guidance_scale):
+        """The score the samplers follow for rows with ``labels`` (checked by
+        ``_guidance_labels``): plain, classifier-guided or classifier-free guided."""
+        if labels is None:
+            return self._score
+        if classifier is None:
+            return classifier_free_guided(self._score, labels, self.classes, float(guidance_scale))
         return classifier_guided(self._score, classifier, labels, float(guidance_scale),
                                  self.datamap.to_data)
 
@@ -276,7 +296,7 @@ class ScoreModel(DensityModel):
                 raise TypeError(f"x must hold real numbers; got dtype {array.dtype}")
             x = torch.from_numpy(np.ascontiguousarray(array))
         missing = torch.isnan(x) if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool)
-        x = self._batch(torch.where(missing, torch.zeros_like(x), x))
+        x = self._read(torch.where(missing, torch.zeros_like(x), x))
         missing = missing.to(self.device)
         copies = 1 if draws is None else check_positive(draws, name="draws", integer=True)
         for value, name in ((levels, "levels"), (steps_per_level, "steps_per_level")):
@@ -290,10 +310,12 @@ class ScoreModel(DensityModel):
         start = self.sde.prior_sample(rows.shape, generator=generator, device=self.device,
                                       dtype=self.dtype)
         filled = self._run(SAMPLERS["langevin"], self._score,
-                           torch.where(holes, start, self.datamap.to_model(rows)), eps=eps,
+                           torch.where(holes, start, self.datamap.to_model(rows, self.dtype)),
+                           eps=eps,
                            generator=generator, progress=progress, denoise=True, mask=holes,
                            levels=levels, steps_per_level=steps_per_level, snr=snr)
-        filled = torch.where(holes, self.datamap.to_data(filled), rows)
+        filled = torch.where(holes, self.datamap.to_data(filled), rows).to(
+            self.datamap.output_dtype(self.dtype))
         return self._finish(filled if draws is None else filled.reshape(copies, *x.shape))
 
     def _check_eps(self, eps, default):

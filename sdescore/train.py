@@ -18,15 +18,16 @@ from .nets import default_net
 from .parameterization import PARAMETERIZATIONS
 from .sde import SDE, sde_for_data
 from .training import WeightAverage, adam, check_budget, seeded, split, train_loop
-from .validation import as_dataset, as_labels, check_positive, choose, count_classes
+from .validation import (as_dataset, as_labels, check_compute_dtype, check_positive, choose,
+                         count_classes)
 
 
 def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         max_time: float | None = None, steps: int | None = None, batch_size: int = 256,
         lr: float = 2e-3, grad_clip: float | None = 1.0, ema: float = 0.999, validation=None,
         standardize: bool = True, eps: float | None = None, labels=None, label_dropout: float = 0.1,
-        seed: int | None = None, device=None, progress: bool = True, callback=None,
-        log_every: int = 100) -> ScoreModel:
+        seed: int | None = None, device=None, dtype=torch.float32, progress: bool = True,
+        callback=None, log_every: int = 100) -> ScoreModel:
     """Train a score model on ``data`` and return it as a ScoreModel in the data's coordinates.
 
     data: (n, d) vectors or (n, c, h, w) images (array-like). sde: "subvp", "vp", "ve" or an
@@ -50,7 +51,10 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     guidance): the network learns score(x, t, y), and each training label is replaced by the
     null label with probability ``label_dropout`` so that it also learns score(x, t).
     seed: same seed, same machine, ``steps`` budget -> the same model; None: fresh
-    randomness from torch's global generator (two calls differ). callback(record) is
+    randomness from torch's global generator (two calls differ). device: where to train
+    (default CUDA when available). dtype: the network's and solvers' dtype, float32 or
+    float64; the data map is fitted and applied in float64 either way, and samples come back
+    in the data's dtype (float64 for float64 data). callback(record) is
     called with each history record (dict); returning True stops training.
     The model's ``history`` lists {step, seconds, loss[, val_loss]} every ``log_every`` steps
     and at the last step.
@@ -72,7 +76,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     wrap = (parameterization if callable(parameterization)
             else choose(parameterization, PARAMETERIZATIONS, name="parameterization"))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    x = as_dataset(data, dtype=torch.float32)
+    dtype = check_compute_dtype(dtype)
+    x = as_dataset(data)
     classes = None
     if labels is not None:
         labels = as_labels(labels, x.shape[0])
@@ -83,13 +88,13 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     with seeded(seed, device):
         train, held, train_labels, held_labels = split(x, validation, labels)
         datamap = DataMap.standardizing(train) if standardize else DataMap.identity(x.shape[1:])
-        train = datamap.to_model(train).to(device)
-        held = None if held is None else datamap.to_model(held).to(device)
+        train = datamap.to_model(train, dtype).to(device)
+        held = None if held is None else datamap.to_model(held, dtype).to(device)
         sde_obj = sde_for_data(sde, train)
         loss_fn = get_loss(loss, sde_obj, eps if eps is not None else sde_obj.likelihood_eps)
         score_net = wrap(net if net is not None else default_net(tuple(train.shape[1:]), classes),
                          sde_obj)
-        score_net.to(device)
+        score_net.to(device, dtype)
         averaged = WeightAverage(score_net, ema) if ema else None
         optimizer = adam(score_net.parameters(), lr)
         history = train_loop(score_net, averaged, optimizer, loss_fn, train, held, steps=steps,
@@ -101,7 +106,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
 
     final = averaged.module if averaged is not None else score_net
     model = ScoreModel(sde_obj, final, tuple(x.shape[1:]), datamap=datamap,
-                       classes=classes).to(device)
+                       classes=classes).to(device, dtype)
     model.history = history
     return model.eval()
 

@@ -141,7 +141,9 @@ def train_loop(module, averaged, optimizer, loss_fn, train, held, *, steps, max_
     loss, each replaced by the null label ``classes`` with probability ``label_dropout``.
     callback(record) returning True stops training. Ctrl-C (KeyboardInterrupt) stops it
     too, with a warning: the last record says ``"interrupted": True`` and the caller gets
-    the model trained so far. A budget that ends before the first step raises ValueError."""
+    the model trained so far. A budget that ends before the first step raises ValueError.
+    A ``batch_size`` above the number of training rows is cut to that number."""
+    batch_size = min(batch_size, train.shape[0])
     history, window, start, step = [], [], perf_counter(), 0
     parameters = list(module.parameters())
     evaluated = averaged.module if averaged is not None else module

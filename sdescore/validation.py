@@ -91,6 +91,25 @@ def check_positive(value, *, name: str, integer: bool = False):
     return value
 
 
+COMPUTE_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def check_compute_dtype(dtype, *, name: str = "dtype") -> torch.dtype:
+    """torch.float32 or torch.float64, given as a torch dtype, a NumPy one or its name."""
+    if isinstance(dtype, torch.dtype):
+        key = str(dtype).removeprefix("torch.")
+    elif isinstance(dtype, str):
+        key = dtype
+    else:
+        try:
+            key = np.dtype(dtype).name
+        except TypeError:
+            key = repr(dtype)
+    if key not in COMPUTE_DTYPES:
+        raise ValueError(f"{name} must be float32 or float64; got {dtype!r}")
+    return COMPUTE_DTYPES[key]
+
+
 def choose(value, registry: dict, *, name: str):
     """Look ``value`` up in a registry dict; the error lists the valid keys."""
     if not isinstance(value, str) or value not in registry:
@@ -103,16 +122,32 @@ def count_classes(labels: torch.Tensor, *, name: str = "labels") -> int:
     e.g. labels 0 and 10**7) is refused, since each class up to the largest label gets a
     row of the network's label table."""
     classes = int(labels.max()) + 1
-    absent = sorted(set(range(classes)) - set(labels.unique().tolist()))
-    if absent:
-        shown = ", ".join(map(str, absent[:5])) + (", ..." if len(absent) > 5 else "")
+    present = labels.unique()  # sorted
+    if present.numel() != classes:
+        first = int(torch.nonzero(present != torch.arange(present.numel())).min())
         raise ValueError(f"{name} must use every class 0..K-1 (K = {classes} from the largest "
-                         f"label); classes {shown} have no row: renumber the labels 0..K-1")
+                         f"label); {classes - present.numel()} classes have no row, the first "
+                         f"{first}: renumber the labels 0..K-1")
     return classes
 
 
-def as_dataset(data, *, name: str = "data", dtype=None) -> torch.Tensor:
-    """Training data as a finite (n, d) or (n, c, h, w) tensor with at least two rows."""
+def _lossless_dtype(data) -> torch.dtype:
+    """float64 for float64 data and for integers of 2**24 or more, else float32."""
+    if isinstance(data, torch.Tensor):
+        wide = data.dtype == torch.float64
+        integer = not (data.is_floating_point() or data.is_complex() or data.dtype == torch.bool)
+        big = integer and data.numel() > 0 and data.abs().max().item() >= 2**24
+    else:
+        values = np.asarray(data)
+        wide = values.dtype == np.float64
+        big = values.dtype.kind in "iu" and values.size > 0 and np.abs(values).max() >= 2**24
+    return torch.float64 if wide or big else torch.float32
+
+
+def as_dataset(data, *, name: str = "data") -> torch.Tensor:
+    """Training data as a finite (n, d) or (n, c, h, w) tensor with at least two rows, read
+    without loss: float32 and float64 data keep their dtype, integers below 2**24 (pixels,
+    counts) become float32 and larger ones float64, other floats float32."""
     if isinstance(data, torch.Tensor):
         shape = tuple(data.shape)
     else:
@@ -122,7 +157,7 @@ def as_dataset(data, *, name: str = "data", dtype=None) -> torch.Tensor:
             raise TypeError(f"{name} must be numeric array-like; could not convert: {err}") from err
     if len(shape) not in (2, 4):
         raise ValueError(f"{name} must have shape (n, d) or (n, c, h, w); got {shape}")
-    tensor = as_batch(data, shape[1:], name=name, dtype=dtype)
+    tensor = as_batch(data, shape[1:], name=name, dtype=_lossless_dtype(data))
     if tensor.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 rows; got {tensor.shape[0]}")
     return tensor
@@ -141,6 +176,8 @@ def as_labels(labels, n: int, *, name: str = "labels", classes: int | None = Non
         raise ValueError(f"{name} must be one integer or have shape ({n},); got {array.shape}")
     if n and (array < 0).any():
         raise ValueError(f"{name} must be >= 0; got {array.min()}")
+    if n and array.max() > np.iinfo(np.int64).max:  # uint64 beyond int64: would wrap negative
+        raise ValueError(f"{name} must be below 2**63; got {array.max()}")
     if n and classes is not None and (array >= classes).any():
         raise ValueError(f"{name} must be below the model's {classes} classes; got {array.max()}")
     return torch.as_tensor(array.astype(np.int64), device=device)

@@ -38,7 +38,7 @@ def test_exact_score_log_prob_matches_the_mixture_on_the_gpu(name):
 
 
 def test_fit_on_the_gpu_learns_and_keeps_everything_there(trained, gaussian):
-    assert trained.device.type == "cuda" and trained.datamap.scale.device.type == "cuda"
+    assert trained.device.type == "cuda" and trained.sample(3, seed=0).device.type == "cuda"
     assert all(p.device.type == "cuda" for p in trained.parameters())
     test = gaussian.sample(1000, seed=1)
     gap = (gaussian.log_prob(test) - trained.log_prob(test.float()).double().cpu()).mean()

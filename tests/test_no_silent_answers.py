@@ -156,8 +156,11 @@ def test_labels_must_use_every_class():
     labels = np.where(X[:, 0] > 1, 10**7, 0)
     with pytest.raises(ValueError, match=r"labels must use every class 0..K-1 \(K = 10000001"):
         sdescore.fit(X, labels=labels, steps=1, progress=False)
-    with pytest.raises(ValueError, match="classes 1, 2, 3, 4, 5, ... have no row"):
+    with pytest.raises(ValueError, match="9999999 classes have no row, the first 1"):
         sdescore.fit_classifier(X, labels, steps=1, progress=False)
+    huge = np.where(X[:, 0] > 1, 2**63, 0).astype(np.uint64)  # wrapped to -2**63 before
+    with pytest.raises(ValueError, match=r"labels must be below 2\*\*63; got 9223372036854775808"):
+        sdescore.fit(X, labels=huge, steps=1, progress=False)
 
 
 def test_save_writes_through_links_keeps_modes_and_refuses_read_only_files(tmp_path):
@@ -242,3 +245,98 @@ def test_nan_and_inf_are_errors_not_results(exact_vp):
                        match=r"the score is not finite at t = 0, .* ask for t >= 1e-05"):
         network.score(X[:3], 0.0)
     assert torch.isfinite(network.score(X[:3], 1e-5)).all()
+
+
+def test_float64_data_keep_their_digits():
+    """Timestamps near 1.7e9 a few seconds apart: cast to float32 before the data map they
+    fall on a grid of 128 s. The map runs in float64, so the exact N(1.7e9, 5^2) score model
+    gives the closed-form density, and fit learns such a column instead of calling it
+    constant; samples come back in float64 with their digits."""
+    gaussian = sdescore.datasets.GaussianMixture([[0.0]], [[1.0]])
+    sde = sdescore.get_sde("vp")
+    model = sdescore.ScoreModel(sde, gaussian.score_fn(sde), (1,), loc=1.7e9, scale=5.0)
+    z = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    expected = gaussian.marginal(sde, sde.likelihood_eps).log_prob(z) - math.log(5.0)
+    torch.testing.assert_close(model.log_prob(1.7e9 + 5 * z).double(), expected,
+                               rtol=0, atol=1e-3)
+
+    rng = np.random.default_rng(1)
+    times = np.hstack([1.7e9 + rng.normal(0, 5, (400, 1)), rng.normal(size=(400, 1))])
+    fitted = sdescore.fit(times, steps=300, seed=0, progress=False)
+    draws = fitted.sample(200, seed=0)
+    assert draws.dtype == torch.float64 and fitted.dtype == torch.float32
+    assert len(np.unique(draws[:, 0].numpy())) == 200
+    assert 3 < (draws[:, 0] - 1.7e9).std().item() < 7
+    assert abs((draws[:, 0] - 1.7e9).mean().item()) < 2
+
+
+def test_dtype_asks_for_float64_throughout():
+    """fit(dtype="float64") trains and solves in float64, where tolerances far below
+    float32's reach are met: an exact Gaussian score's log_prob matches the closed form of
+    its linear flow to 1e-8 nats."""
+    model = sdescore.fit(X, steps=3, seed=0, dtype="float64", progress=False)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert model.log_prob(X[:3]).dtype == torch.float64
+    flow = fit_flow(X, "realnvp", steps=2, hidden=8, layers=1, seed=0, dtype=np.float64,
+                    progress=False)
+    assert flow.log_prob(X[:3]).dtype == torch.float64
+    with pytest.raises(ValueError, match="dtype must be float32 or float64; got 'float16'"):
+        sdescore.fit(X, steps=1, dtype="float16", progress=False)
+    # One Gaussian's probability flow is linear: x_T = m_T + sqrt(v_T / v_eps) (x - m_eps) per
+    # axis, so log p_ODE(x) = log N(x_T; 0, I) + (1/2) sum log(v_T / v_eps), prior included.
+    gaussian = sdescore.datasets.GaussianMixture([[1.0, -1.0]], [[2.0, 0.5]])
+    sde = sdescore.get_sde("subvp")
+    exact = sdescore.ScoreModel(sde, gaussian.score_fn(sde), (2,)).double()
+    x = gaussian.sample(5, seed=0)
+    start, end = gaussian.marginal(sde, sde.likelihood_eps), gaussian.marginal(sde, sde.T)
+    v_eps, v_T = start.covs[0].diagonal(), end.covs[0].diagonal()
+    x_T = end.means[0] + (v_T / v_eps).sqrt() * (x - start.means[0])
+    expected = (-0.5 * x_T**2 - 0.5 * math.log(2 * math.pi)).sum(1) + 0.5 * (v_T / v_eps).log().sum()
+    torch.testing.assert_close(exact.log_prob(x, rtol=1e-10, atol=1e-10), expected,
+                               rtol=0, atol=1e-8)
+
+
+def test_samples_are_drawn_in_batches_of_bounded_size(exact_vp, monkeypatch):
+    """sample(10**8) used to build all rows at once. A spy on the score sees at most
+    batch_size rows; the batched draws still follow N(0, I); a draw that fits in one batch
+    is the unbatched one."""
+    seen = []
+
+    def spied(x, t):
+        seen.append(x.shape[0])
+        return exact_vp.score_fn(x, t)
+
+    model = sdescore.ScoreModel(exact_vp.sde, spied, (2,))
+    draws = model.sample(3000, "ddpm", steps=50, seed=0, batch_size=700)
+    assert max(seen) == 700 and sum(seen) == 50 * 3000 and draws.shape == (3000, 2)
+    torch.testing.assert_close(draws.mean(0), torch.zeros(2), atol=0.1, rtol=0)
+    torch.testing.assert_close(draws.T.cov(), torch.eye(2), atol=0.1, rtol=0)
+    torch.testing.assert_close(model.sample(5, seed=1, batch_size=5), model.sample(5, seed=1))
+    seen.clear()
+    monkeypatch.setattr(sdescore.model, "SAMPLE_BATCH_NUMBERS", 8)  # 4 two-D rows
+    model.sample(10, "ddpm", steps=25, seed=0)
+    assert seen == [4] * 25 + [4] * 25 + [2] * 25
+    with pytest.raises(ValueError, match="batch_size must be > 0"):
+        model.sample(3, batch_size=0)
+
+
+def test_a_training_batch_is_never_larger_than_the_data():
+    """batch_size=10**7 on 300 rows used to draw 10**7 rows with replacement per step."""
+    sizes = []
+    loss = sdescore.losses.DenoisingScoreMatching(sdescore.get_sde("subvp"))
+
+    def spied(score_fn, x0, generator=None):
+        sizes.append(x0.shape[0])
+        return loss(score_fn, x0, generator=generator)
+
+    sdescore.fit(X, loss=spied, steps=2, batch_size=10**7, seed=0, progress=False)
+    assert sizes == [300, 300]
+
+
+def test_constant_images_are_named_and_huge_guidance_stops(exact_vp):
+    with pytest.raises(ValueError, match="data are constant"):
+        sdescore.fit(np.full((10, 1, 4, 4), 0.5), steps=1, progress=False)
+    log_q = lambda y, x, t: -((x[:, 0] - 2.0 * y) ** 2)  # noqa: E731
+    # guidance_scale=1e6 ran without end; now the adaptive solve stops and says why
+    with pytest.raises(RuntimeError, match="ODE solver 'dopri5' shrank its step to nothing"):
+        exact_vp.sample(4, y=1, classifier=log_q, guidance_scale=1e6, max_steps=200, seed=0)
