@@ -14,7 +14,7 @@ from .density import DensityModel
 from .io import register_format
 from .training import adam, check_budget, seeded, split, train_loop
 from .utils import make_generator
-from .validation import as_dataset, check_compute_dtype, check_count, choose
+from .validation import as_dataset, check_compute_dtype, check_count, check_positive, choose
 
 FLOW_FORMAT = "sdescore-flow-2"
 
@@ -138,17 +138,21 @@ class FlowModel(DensityModel):
 def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: int | None = None,
              batch_size: int = 256, lr: float = 1e-3, grad_clip: float | None = 1.0,
              hidden: int = 128, layers: int = 6,
-             validation=None, seed: int | None = None, dtype=torch.float32,
+             validation="auto", patience: int | None = 10, seed: int | None = None,
+             dtype=torch.float32,
              progress: bool = True, callback=None, log_every: int = 100) -> FlowModel:
     """Train a normflows flow on ``data`` by maximum likelihood.
 
     kind, for (n, d) vectors: "nsf" (autoregressive rational-quadratic splines with LU-linear
     permutations), "realnvp" (masked affine couplings with ActNorm) or "maf" (masked affine
     autoregressive); for (n, c, h, w) images: "glow" (a squeeze, then Glow steps).
-    hidden, layers: width and number of flow layers. Budget, grad_clip, validation, seed,
-    dtype, progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
+    hidden, layers: width and number of flow layers. validation and patience as in
+    ``sdescore.fit``, scored by the held-out negative log-likelihood (nats). Budget,
+    grad_clip, seed, dtype, progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
     """
     choose(kind, FLOWS, name="kind")
+    if patience is not None:
+        check_positive(patience, name="patience", integer=True)
     steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
     dtype = check_compute_dtype(dtype)
     x = as_dataset(data)
@@ -159,11 +163,23 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
         train = datamap.to_model(train, dtype)
         held = None if held is None else datamap.to_model(held, dtype)
         optimizer = adam(model.flow.parameters(), lr)
+        validate = None if held is None else _held_out_nll(held, datamap.log_det.item(),
+                                                           4 * batch_size)
         model.history = train_loop(
             model.flow, None, optimizer, lambda f, batch, generator=None: -f.log_prob(batch),
-            train, held, steps=steps, max_time=max_time, batch_size=batch_size,
-            progress=progress, callback=callback, log_every=log_every, grad_clip=grad_clip)
+            train, validate, steps=steps, max_time=max_time, batch_size=batch_size,
+            progress=progress, callback=callback, log_every=log_every, patience=patience,
+            grad_clip=grad_clip)
     return model.eval()
+
+
+def _held_out_nll(held, log_det: float, chunk: int):
+    """validate(flow) -> mean -log p(x) in nats over ``held`` rows in model coordinates."""
+    @torch.no_grad()
+    def validate(flow):
+        return -sum(flow.log_prob(part).sum().item() for part in held.split(chunk)) / len(held) \
+            - log_det
+    return validate
 
 
 register_format(FLOW_FORMAT, FlowModel.from_config)

@@ -6,6 +6,8 @@ those; without a model it standardises the data as ``fit`` does.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -13,7 +15,7 @@ from .datamap import DataMap, wide_dtype
 from .losses import UniformTimes
 from .nets import NoisyClassifierNet
 from .sde import sde_for_data
-from .training import adam, check_budget, seeded, split, train_loop
+from .training import adam, check_budget, seeded, split, train_loop, validation_loss
 from .validation import (as_batch, as_dataset, as_labels, as_times, check_compute_dtype,
                          count_classes)
 
@@ -111,10 +113,13 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
             return -classifier_net(sde_obj.perturb(x0, t, noise), t, y)
 
-        history = train_loop(net, None, adam(net.parameters(), lr), cross_entropy, train, held,
-                             steps=steps, max_time=max_time, batch_size=batch_size,
+        validate = (None if held is None else
+                    functools.partial(validation_loss, cross_entropy, held=held,
+                                      held_labels=held_labels, batch_size=4 * batch_size))
+        history = train_loop(net, None, adam(net.parameters(), lr), cross_entropy, train,
+                             validate, steps=steps, max_time=max_time, batch_size=batch_size,
                              progress=progress, callback=callback, log_every=log_every,
-                             labels=train_labels, held_labels=held_labels)
+                             labels=train_labels)
     classifier = NoisyClassifier(net, sde_obj, datamap)
     classifier.history = history
     return classifier.eval()

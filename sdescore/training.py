@@ -52,14 +52,31 @@ def seeded(seed: int | None, device: torch.device | None = None):
         yield
 
 
+def auto_validation_rows(n: int) -> int:
+    """Rows ``validation="auto"`` holds out of n: a tenth, at least min(64, n // 5) and at
+    most 2000; none below 20 rows, too few to spare."""
+    if n < 20:
+        return 0
+    return min(max(round(0.1 * n), min(64, n // 5)), 2000)
+
+
 def split(x: torch.Tensor, validation, labels: torch.Tensor | None = None):
-    """(train, validation or None, train labels, validation labels) from a fraction in (0, 1)
-    of the rows or from held-out data; labels (n,) or None follow their rows."""
-    if validation is None:
+    """(train, validation or None, train labels, validation labels) from "auto"
+    (``auto_validation_rows``), a fraction in (0, 1) of the rows, or held-out data; None or
+    0 holds out nothing. Labels (n,) or None follow their rows."""
+    if isinstance(validation, str) and validation == "auto":
+        held = auto_validation_rows(x.shape[0])
+        validation = held / x.shape[0] if held else None
+    if validation is None or (isinstance(validation, numbers.Real)
+                              and not isinstance(validation, bool) and validation == 0):
         return x, None, labels, None
+    if isinstance(validation, str):
+        raise ValueError(f"validation must be 'auto', a fraction in [0, 1) or data; got "
+                         f"{validation!r}")
     if isinstance(validation, numbers.Real) and not isinstance(validation, bool):
         if not 0 < validation < 1:
-            raise ValueError(f"validation must be a fraction in (0, 1) or data; got {validation}")
+            raise ValueError(f"validation must be 'auto', a fraction in [0, 1) or data; got "
+                             f"{validation}")
         order = torch.randperm(x.shape[0])
         held = max(1, int(round(validation * x.shape[0])))
         if held >= x.shape[0] - 1:
@@ -70,7 +87,7 @@ def split(x: torch.Tensor, validation, labels: torch.Tensor | None = None):
     if labels is not None:
         raise ValueError("with labels, validation must be a fraction of the data (held-out "
                          "rows would need their labels too)")
-    held = as_dataset(validation, name="validation", dtype=x.dtype)
+    held = as_dataset(validation, name="validation")
     if held.shape[1:] != x.shape[1:]:
         raise ValueError(f"validation rows have shape {tuple(held.shape[1:])}; data rows have "
                          f"{tuple(x.shape[1:])}")
@@ -119,8 +136,9 @@ def _loss(loss_fn, module, x0, labels, generator=None):
 
 
 @torch.no_grad()
-def validation_loss(loss_fn, module, held, held_labels, batch_size):
-    """Mean loss on held-out data with fixed times and noise (seed 0), comparable over steps."""
+def validation_loss(loss_fn, module, held, held_labels=None, batch_size=1024):
+    """Mean loss on held-out data with fixed times and noise (seed 0), comparable over steps:
+    a ``validate`` for ``train_loop``."""
     generator = torch.Generator(device=held.device).manual_seed(0)
     label_chunks = (held_labels.split(batch_size) if held_labels is not None
                     else [None] * len(held.split(batch_size)))
@@ -129,33 +147,49 @@ def validation_loss(loss_fn, module, held, held_labels, batch_size):
     return total / held.shape[0]
 
 
-def train_loop(module, averaged, optimizer, loss_fn, train, held, *, steps, max_time,
-               batch_size, progress, callback, log_every, labels=None, held_labels=None,
-               classes=None, label_dropout=0.0, grad_clip=None):
+def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, steps, max_time,
+               batch_size, progress, callback, log_every, patience: int | None = None,
+               labels=None, classes=None, label_dropout=0.0, grad_clip=None):
     """Minimise mean(loss_fn(module, batch)) over random batches of ``train`` until
     ``steps`` or ``max_time`` seconds (the clock is read before each step); returns the
     history records {step, seconds, loss[, val_loss]}, one every ``log_every`` steps and
     one at the last step. ``grad_clip``: largest gradient norm of a step (None: no
     clipping). ``averaged`` (a WeightAverage or None) is updated after every step and is
-    what validation on ``held`` scores. With ``labels`` (n,), each batch's labels reach the
-    loss, each replaced by the null label ``classes`` with probability ``label_dropout``.
-    callback(record) returning True stops training. Ctrl-C (KeyboardInterrupt) stops it
-    too, with a warning: the last record says ``"interrupted": True`` and the caller gets
-    the model trained so far. A budget that ends before the first step raises ValueError.
-    A ``batch_size`` above the number of training rows is cut to that number."""
+    the module evaluated and returned (else ``module`` itself).
+
+    validate(evaluated) -> float (lower is better), or None: scored at each record as
+    ``val_loss``. The weights of the best record are kept and restored at the end (that
+    record says ``"selected": True``); with ``patience``, training stops once that many
+    records in a row bring no improvement (the last record says ``"stopped": "patience"``).
+    A selection at the first record, or a held-out loss that rose after its best, is told
+    in one warning line.
+
+    With ``labels`` (n,), each batch's labels reach the loss, each replaced by the null
+    label ``classes`` with probability ``label_dropout``. callback(record) returning True
+    stops training. Ctrl-C (KeyboardInterrupt) stops it too, with a warning: the last record
+    says ``"interrupted": True`` and the caller gets the model trained so far. A budget that
+    ends before the first step raises ValueError. A ``batch_size`` above the number of
+    training rows is cut to that number."""
     batch_size = min(batch_size, train.shape[0])
     history, window, start, step = [], [], perf_counter(), 0
     parameters = list(module.parameters())
     evaluated = averaged.module if averaged is not None else module
+    best = {"val_loss": math.inf, "record": None, "index": None, "state": None}
 
     def record():
         entry = {"step": step, "seconds": perf_counter() - start,
                  "loss": sum(window) / len(window)}
-        if held is not None:
-            entry["val_loss"] = validation_loss(loss_fn, evaluated, held, held_labels,
-                                                4 * batch_size)
+        if validate is not None:
+            entry["val_loss"] = validate(evaluated)
+            if entry["val_loss"] < best["val_loss"]:
+                best.update(val_loss=entry["val_loss"], record=entry, index=len(history),
+                            state=copy.deepcopy(evaluated.state_dict()))
         history.append(entry)
         return entry
+
+    def out_of_patience():
+        return (patience is not None and best["index"] is not None
+                and len(history) - 1 - best["index"] >= patience)
 
     bar = tqdm(total=steps, disable=not progress, desc="fit", unit="step", mininterval=0.5)
     module.train()
@@ -192,6 +226,9 @@ def train_loop(module, averaged, optimizer, loss_fn, train, held, *, steps, max_
                                 refresh=False)
                 if callback is not None and callback(entry):
                     break
+                if out_of_patience():
+                    entry["stopped"] = "patience"
+                    break
     except KeyboardInterrupt:
         if step == 0:
             raise
@@ -207,4 +244,25 @@ def train_loop(module, averaged, optimizer, loss_fn, train, held, *, steps, max_
         record()
     if interrupted:
         history[-1]["interrupted"] = True
+    if best["record"] is not None:
+        _select(evaluated, best, history)
     return history
+
+
+def _select(evaluated, best, history) -> None:
+    """Restore the best record's weights into ``evaluated``, mark the record, and warn when
+    the choice says the run went wrong: best at its first record, or held-out loss rising."""
+    chosen = best["record"]
+    chosen["selected"] = True
+    evaluated.load_state_dict(best["state"])
+    if len(history) == 1:
+        return
+    if chosen is history[0]:
+        warnings.warn(f"held-out loss was best at the first evaluation (step {chosen['step']}) "
+                      "and never improved: the model may be too large for these data, or lr "
+                      "too high; the weights of that step are returned", stacklevel=4)
+    elif history[-1]["val_loss"] > chosen["val_loss"] + 0.01 * abs(chosen["val_loss"]) + 1e-3:
+        warnings.warn(f"held-out loss rose from {chosen['val_loss']:.4g} at step "
+                      f"{chosen['step']} to {history[-1]['val_loss']:.4g} at step "
+                      f"{history[-1]['step']}: the weights of step {chosen['step']} are "
+                      "returned", stacklevel=4)

@@ -329,7 +329,7 @@ def test_a_training_batch_is_never_larger_than_the_data():
         sizes.append(x0.shape[0])
         return loss(score_fn, x0, generator=generator)
 
-    sdescore.fit(X, loss=spied, steps=2, batch_size=10**7, seed=0, progress=False)
+    sdescore.fit(X, loss=spied, steps=2, batch_size=10**7, validation=0, seed=0, progress=False)
     assert sizes == [300, 300]
 
 

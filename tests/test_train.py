@@ -100,7 +100,7 @@ def test_max_time_stops_at_the_first_step_that_would_start_past_the_budget(monke
 
 def test_ve_sigma_max_defaults_to_the_largest_distance_in_standardised_data(gaussian):
     x = gaussian.sample(300, seed=10).float()
-    model = sdescore.fit(x, "ve", steps=1, progress=False)
+    model = sdescore.fit(x, "ve", steps=1, validation=0, progress=False)
     y = (x - x.mean(0)) / x.std(0)
     assert model.sde.sigma_max == pytest.approx(torch.cdist(y, y).max().item(), rel=1e-5)
 
@@ -231,7 +231,7 @@ def test_load_rejects_corrupt_foreign_and_hostile_files(tmp_path, monkeypatch):
     ({"steps": 0}, ValueError, "steps must be > 0"),
     ({"ema": 1.0}, ValueError, r"ema must be in \[0, 1\)"),
     ({"grad_clip": 0.0}, ValueError, "grad_clip must be > 0"),
-    ({"validation": 1.5}, ValueError, r"validation must be a fraction in \(0, 1\)"),
+    ({"validation": 1.5}, ValueError, r"validation must be 'auto', a fraction in \[0, 1\)"),
 ])
 def test_fit_rejects_bad_input_by_name(kwargs, error, message):
     arguments = {"data": np.random.default_rng(0).normal(size=(50, 2)), "steps": 1,
