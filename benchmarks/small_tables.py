@@ -8,6 +8,7 @@ sdescore runs choosing its weights by the held-out NLL bound (the default), by t
 loss ("sdescore-select-by-loss"), or without held-out rows ("sdescore-no-validation").
 
     python benchmarks/small_tables.py --budget 10 --sizes 100 1000
+    python benchmarks/small_tables.py --budget 10 --models sdescore --widths 0 32 128
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch
 import sdescore
 from sdescore.baselines import fit_flow
 from sdescore.datasets import load_benchmark
+from sdescore.nets import MLPScoreNet
 from sdescore.oracle import GaussianMixture
 
 from common import DATA_DIR, write
@@ -53,11 +55,13 @@ def gaussian_nll(train, test):
     return -law.log_prob(torch.as_tensor(test)).numpy()
 
 
-def run(model_name, train, budget, seed):
+def run(model_name, train, budget, seed, width=0):
     start = time.perf_counter()
     if model_name.startswith("sdescore"):
         options = {"sdescore": {}, "sdescore-select-by-loss": {"select_by": "loss"},
                    "sdescore-no-validation": {"validation": 0}}[model_name]
+        if width:
+            options["net"] = MLPScoreNet(train.shape[1], hidden=width)
         model = sdescore.fit(train, max_time=budget, seed=seed, progress=False, **options)
     else:
         model = fit_flow(train, model_name, max_time=budget, seed=seed, progress=False)
@@ -73,6 +77,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="+",
                         default=["sdescore", "sdescore-select-by-loss", "nsf", "maf"])
+    parser.add_argument("--widths", type=int, nargs="+", default=[0],
+                        help="sdescore network widths (0: the default width)")
     parser.add_argument("--out", help="results file name (default small_tables_<budget>s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -84,10 +90,13 @@ def main(argv=None):
         rows.append({**base, "model": "gaussian", "fit_s": 0.0, "steps": 0, "selected": "-",
                      "mean_nll": float(nll.mean()), "median_nll": float(np.median(nll))})
         print(rows[-1], flush=True)
-        for model_name in args.models:
-            model, fit_s, steps, chosen = run(model_name, train, args.budget, args.seed)
+        runs = [(m, w) for m in args.models for w in (args.widths if m.startswith("sdescore")
+                                                     else [0])]
+        for model_name, width in runs:
+            model, fit_s, steps, chosen = run(model_name, train, args.budget, args.seed, width)
             nll = -model.log_prob(test).double().numpy()
-            rows.append({**base, "model": model_name, "fit_s": fit_s, "steps": steps,
+            label = model_name + (f"-w{width}" if width else "")
+            rows.append({**base, "model": label, "fit_s": fit_s, "steps": steps,
                          "selected": str(chosen), "mean_nll": float(nll.mean()),
                          "median_nll": float(np.median(nll))})
             print(rows[-1], flush=True)
