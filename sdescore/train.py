@@ -27,7 +27,8 @@ from .validation import (as_dataset, as_labels, check_compute_dtype, check_posit
 
 def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         max_time: float | None = None, steps: int | None = None, batch_size: int = 256,
-        lr: float = 2e-3, grad_clip: float | None = 1.0, ema: float = 0.999,
+        lr: float = 2e-3, weight_decay: float = 0.0, grad_clip: float | None = 1.0,
+        ema: float = 0.999,
         validation="auto", patience: int | None = 10, select_by: str = "nll-bound",
         standardize: bool = True, eps: float | None = None, labels=None, label_dropout: float = 0.1,
         seed: int | None = None, device=None, dtype=torch.float32, progress: bool = True,
@@ -45,7 +46,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     the noise, score = -output / s(t)), "score", or a callable (net, sde) -> score module, e.g.
     ``functools.partial(parameterization.GaussianResidual, input_clip=5)``.
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
-    is given; with both, whichever ends first). batch_size, lr: Adam's; grad_clip: largest
+    is given; with both, whichever ends first). batch_size, lr: Adam's; weight_decay: AdamW's
+    decoupled decay (0: plain Adam); grad_clip: largest
     gradient norm of a step (None: off; without it one loss spike at step ~9200 cost a 2-D
     mixture 0.26 nats of KL, BENCHMARKS.md); ema: decay of the weight average used for
     evaluation (0 disables).
@@ -79,6 +81,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                              f"time; got {eps}")
     if patience is not None:
         check_positive(patience, name="patience", integer=True)
+    if weight_decay:
+        check_positive(weight_decay, name="weight_decay")
     measure = choose(select_by, HELD_OUT_MEASURES, name="select_by")
     if net is not None and not isinstance(net, torch.nn.Module):
         raise TypeError(f"net must be a torch.nn.Module taking (x, t); got {type(net).__name__}")
@@ -110,7 +114,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                          sde_obj)
         score_net.to(device, dtype)
         averaged = WeightAverage(score_net, ema) if ema else None
-        optimizer = adam(score_net.parameters(), lr)
+        optimizer = adam(score_net.parameters(), lr, weight_decay)
         validate = None if held is None else measure(
             loss_fn, sde_obj, held, _on(held_labels, device), datamap.log_det.item(),
             4 * batch_size)

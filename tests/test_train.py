@@ -232,6 +232,7 @@ def test_load_rejects_corrupt_foreign_and_hostile_files(tmp_path, monkeypatch):
     ({"ema": 1.0}, ValueError, r"ema must be in \[0, 1\)"),
     ({"grad_clip": 0.0}, ValueError, "grad_clip must be > 0"),
     ({"validation": 1.5}, ValueError, r"validation must be 'auto', a fraction in \[0, 1\)"),
+    ({"weight_decay": -1.0}, ValueError, r"weight_decay must be > 0; got -1.0"),
 ])
 def test_fit_rejects_bad_input_by_name(kwargs, error, message):
     arguments = {"data": np.random.default_rng(0).normal(size=(50, 2)), "steps": 1,
