@@ -4,6 +4,7 @@
 - ``dequantize``: uniform dequantisation of integer data to [0, 1).
 - ``load_benchmark(name)``: benchmark tables, scikit-learn's digits and analytic mixtures,
   split for training and testing.
+- ``load_mnist(data_dir, split)``: MNIST from its IDX files (``sdescore.mnist``).
 The analytic oracle ``GaussianMixture`` (and ``random_mixture``) lives in ``sdescore.oracle``
 and is importable from here too.
 """
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .mnist import load_mnist
 from .oracle import GaussianMixture, random_mixture
 from .validation import check_count, choose
 
-__all__ = ["GaussianMixture", "Split", "TOYS", "dequantize", "load_benchmark", "random_mixture",
-           "toy"]
+__all__ = ["GaussianMixture", "Split", "TOYS", "dequantize", "load_benchmark", "load_mnist",
+           "random_mixture", "toy"]
 
 
 def _eight_gaussians(rng, n):
