@@ -14,7 +14,7 @@ from .datamap import DataMap
 from .density import DensityModel
 from .guidance import classifier_free_guided, classifier_guided
 from .io import register_format
-from .likelihood import probability_flow_log_prob
+from .likelihood import bits_per_dim, probability_flow_log_prob
 from .modules import DEFAULT_MAX_STEPS, ForwardSDE, ReverseSDE
 from .nets import NETS, net_name
 from .parameterization import PARAMETERIZATIONS, parameterization_name
@@ -38,7 +38,9 @@ class ScoreModel(DensityModel):
     and return data coordinates, and ``log_prob`` includes the map's log-determinant.
     ``forward_sde`` and ``reverse_sde`` act in y. classes: for a
     class-conditional score_fn(x, t, y) (``fit(..., labels=...)``), the number of classes;
-    label ``classes`` means "no label".
+    label ``classes`` means "no label". levels: for a model of integer data k in
+    {0, ..., levels - 1} dequantised to x = (k + u) / levels (``fit`` on uint8 data), the
+    number of levels, which ``bits_per_dim`` needs.
     Computation runs in the model's dtype and device (``.double()``, ``.to(device)``). After
     each call of ``score``, ``log_prob`` or ``sample``, ``last_score_evals`` holds the number
     of batched score evaluations that call used.
@@ -47,7 +49,7 @@ class ScoreModel(DensityModel):
     file_format = SCORE_FORMAT
 
     def __init__(self, sde: SDE, score_fn: Callable, shape, *, datamap: DataMap | None = None,
-                 loc=None, scale=None, classes: int | None = None):
+                 loc=None, scale=None, classes: int | None = None, levels: int | None = None):
         if datamap is not None and (loc is not None or scale is not None):
             raise ValueError("pass either datamap or loc and scale, not both")
         if loc is not None or scale is not None:
@@ -60,7 +62,10 @@ class ScoreModel(DensityModel):
             raise TypeError(f"score_fn must be callable; got {type(score_fn).__name__}")
         self.sde = sde
         self.score_fn = score_fn
+        if levels is not None:
+            check_positive(levels, name="levels", integer=True)
         self.classes = classes
+        self.levels = None if levels is None else int(levels)
         self.last_score_evals = 0
         self._score_evals = 0
 
@@ -155,6 +160,42 @@ class ScoreModel(DensityModel):
             for batch, label in tqdm(list(zip(batches, labels)), disable=not show,
                                      desc="log_prob")]
         return self._finish(self.datamap.log_prob_to_data(torch.cat(results)))
+
+    @torch.no_grad()
+    def bits_per_dim(self, x, *, draws: int = 1, seed: int | None = None,
+                     **log_prob_options) -> torch.Tensor:
+        """Bits per dimension of discrete data under this model: x (n, *shape) -> (n,).
+
+        x: integers k in {0, ..., levels - 1}, each dequantised ``draws`` times to
+        (k + u) / levels with u ~ U[0, 1) and the bits averaged (an upper bound on the bits
+        of the bin's probability, by Jensen), or floats already dequantised in [0, 1).
+        bits/dim = -log p(x) / (D ln 2) + log2(levels). Needs ``levels`` (a model fitted on
+        uint8 data, or ``fit(..., levels=...)``); ``log_prob_options`` go to ``log_prob``.
+        """
+        if self.levels is None:
+            raise ValueError("bits_per_dim needs a model of integer data: fit it on uint8 data "
+                             "or with levels=...")
+        check_positive(draws, name="draws", integer=True)
+        integer = (not x.is_floating_point() if isinstance(x, torch.Tensor)
+                   else np.asarray(x).dtype.kind in "iu")
+        rows = self._read(x)
+        low, high = (0, self.levels - 1) if integer else (0, 1)
+        if (rows < low).any() or (rows > high).any() or (not integer and (rows == 1).any()):
+            raise ValueError(f"x must hold integers in [0, {self.levels - 1}] or dequantised "
+                             f"values in [0, 1); got values from {rows.min().item():g} to "
+                             f"{rows.max().item():g}")
+        if not integer:
+            draws = 1
+        generator = make_generator(seed, self.device)
+        repeated = rows.repeat(draws, *[1] * len(self.shape))  # (draws * n, *shape)
+        if integer:
+            noise = torch.rand(repeated.shape, generator=generator, dtype=repeated.dtype,
+                               device=self.device)
+            repeated = (repeated + noise) / self.levels
+        nll = -self.log_prob(repeated, seed=seed, **log_prob_options).double()
+        bits = bits_per_dim(nll.reshape(draws, rows.shape[0]).mean(0), self.dim,
+                            levels=self.levels)
+        return bits
 
     @torch.no_grad()
     def nll_bound(self, x, *, draws: int = 64, seed: int | None = None,
@@ -352,7 +393,7 @@ class ScoreModel(DensityModel):
                 "shape": list(self.shape), "parameterization": kind,
                 "parameterization_config": dict(self.score_fn.config),
                 "net": {"name": net_name(net), "config": dict(net.config)},
-                "datamap": self.datamap.config()}
+                "datamap": self.datamap.config(), "levels": self.levels}
 
     @classmethod
     def from_config(cls, config: dict) -> "ScoreModel":
@@ -370,7 +411,7 @@ class ScoreModel(DensityModel):
         score_fn = PARAMETERIZATIONS[kind](net, sde, **options)
         shape = tuple(config["shape"])
         return cls(sde, score_fn, shape, datamap=DataMap.from_config(config["datamap"], shape),
-                   classes=config["net"]["config"].get("classes"))
+                   classes=config["net"]["config"].get("classes"), levels=config.get("levels"))
 
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import numbers
 
+import numpy as np
 import torch
 
 from .bounds import nll_bound_terms
@@ -31,8 +32,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         ema: float = 0.999,
         validation="auto", patience: int | None = 10, select_by: str = "nll-bound",
         standardize: bool = True, eps: float | None = None, labels=None, label_dropout: float = 0.1,
-        seed: int | None = None, device=None, dtype=torch.float32, progress: bool = True,
-        callback=None, log_every: int = 100) -> ScoreModel:
+        levels: int | None = None, seed: int | None = None, device=None, dtype=torch.float32,
+        progress: bool = True, callback=None, log_every: int = 100) -> ScoreModel:
     """Train a score model on ``data`` and return it as a ScoreModel in the data's coordinates.
 
     data: (n, d) vectors or (n, c, h, w) images (array-like). sde: "subvp", "vp", "ve" or an
@@ -65,6 +66,9 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     labels: (n,) integer classes 0..K-1 for a class-conditional model (classifier-free
     guidance): the network learns score(x, t, y), and each training label is replaced by the
     null label with probability ``label_dropout`` so that it also learns score(x, t).
+    levels: for integer data k in {0, ..., levels - 1} (default 256 for uint8 data, images
+    or vectors): the model is fitted to x = (k + u) / levels in [0, 1), with fresh uniform u
+    at every batch, and keeps ``levels`` for ``bits_per_dim``; other data are continuous.
     seed: same seed, same machine, ``steps`` budget -> the same model; None: fresh
     randomness from torch's global generator (two calls differ). device: where to train
     (default CUDA when available). dtype: the network's and solvers' dtype, float32 or
@@ -98,7 +102,12 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
             else choose(parameterization, PARAMETERIZATIONS, name="parameterization"))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = check_compute_dtype(dtype)
+    levels = _discrete_levels(data, levels)
     x = as_dataset(data)
+    if levels and ((x != x.round()).any() or x.min() < 0 or x.max() >= levels):
+        raise ValueError(f"data must be integers in [0, {levels - 1}] to dequantise with "
+                         f"levels={levels}; got values from {x.min().item():g} to "
+                         f"{x.max().item():g}")
     classes = None
     if labels is not None:
         labels = as_labels(labels, x.shape[0])
@@ -108,7 +117,16 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
 
     with seeded(seed, device):
         train, held, train_labels, held_labels = split(x, validation, labels)
-        datamap = DataMap.standardizing(train) if standardize else DataMap.identity(x.shape[1:])
+        if levels:  # held-out rows dequantised once, training rows at every batch
+            held = None if held is None else (held + torch.rand_like(held)) / levels
+            train = train / levels
+            fitted_on = train + torch.rand_like(train) / levels
+        else:
+            fitted_on = train
+        datamap = (DataMap.standardizing(fitted_on) if standardize
+                   else DataMap.identity(x.shape[1:]))
+        augment = None if not levels else _dequantizer(1.0 / (levels * datamap.scale), device,
+                                                       dtype)
         train = datamap.to_model(train, dtype).to(device)
         held = None if held is None else datamap.to_model(held, dtype).to(device)
         sde_obj = sde_for_data(sde, train)
@@ -126,13 +144,34 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                              progress=progress, callback=callback, log_every=log_every,
                              patience=patience, labels=_on(train_labels, device),
                              classes=classes, label_dropout=label_dropout,
-                             grad_clip=grad_clip)
+                             grad_clip=grad_clip, augment=augment)
 
     final = averaged.module if averaged is not None else score_net
     model = ScoreModel(sde_obj, final, tuple(x.shape[1:]), datamap=datamap,
-                       classes=classes).to(device, dtype)
+                       classes=classes, levels=levels).to(device, dtype)
     model.history = history
     return model.eval()
+
+
+def _dequantizer(step, device, dtype):
+    """augment(batch) for rows k / levels in model coordinates: adds u / levels, mapped
+    (u ~ U[0, 1) fresh per entry), so that each batch sees a new dequantisation. step: the
+    mapped bin width, broadcasting to one row."""
+    step = step.to(device, dtype)
+    return lambda batch: batch + torch.rand_like(batch) * step
+
+
+def _discrete_levels(data, levels) -> int | None:
+    """The levels of integer data to dequantise: ``levels`` when given, 256 for uint8 data,
+    else None (continuous data)."""
+    if levels is None:
+        uint8 = ((isinstance(data, torch.Tensor) and data.dtype == torch.uint8)
+                 or (isinstance(data, np.ndarray) and data.dtype == np.uint8))
+        return 256 if uint8 else None
+    check_positive(levels, name="levels", integer=True)
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2; got {levels}")
+    return int(levels)
 
 
 def held_out_nll_bound(loss_fn, sde, held, labels, log_det, chunk, draws=8):

@@ -152,7 +152,7 @@ def validation_loss(loss_fn, module, held, held_labels=None, batch_size=1024):
 
 def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, steps, max_time,
                batch_size, progress, callback, log_every, patience: int | None = None,
-               labels=None, classes=None, label_dropout=0.0, grad_clip=None):
+               labels=None, classes=None, label_dropout=0.0, grad_clip=None, augment=None):
     """Minimise mean(loss_fn(module, batch)) over random batches of ``train`` until
     ``steps`` or ``max_time`` seconds (the clock is read before each step); returns the
     history records {step, seconds, loss[, val_loss]}, one every ``log_every`` steps and
@@ -167,8 +167,9 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
     A selection at the first record, or a held-out loss that rose after its best, is told
     in one warning line.
 
-    With ``labels`` (n,), each batch's labels reach the loss, each replaced by the null
-    label ``classes`` with probability ``label_dropout``. callback(record) returning True
+    augment(batch) -> batch, when given, transforms each training batch before the loss
+    (fresh dequantisation noise, for one). With ``labels`` (n,), each batch's labels reach
+    the loss, each replaced by the null label ``classes`` with probability ``label_dropout``. callback(record) returning True
     stops training. Ctrl-C (KeyboardInterrupt) stops it too, with a warning: the last record
     says ``"interrupted": True`` and the caller gets the model trained so far. A budget that
     ends before the first step raises ValueError. A ``batch_size`` above the number of
@@ -208,7 +209,8 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
                 if label_dropout:
                     dropped = torch.rand(batch_size, device=train.device) < label_dropout
                     batch_labels = batch_labels.masked_fill(dropped, classes)
-            loss = _loss(loss_fn, module, train[index], batch_labels).mean()
+            batch = train[index] if augment is None else augment(train[index])
+            loss = _loss(loss_fn, module, batch, batch_labels).mean()
             if not math.isfinite(loss.item()):
                 raise RuntimeError(f"training loss became {loss.item()} at step {step}; try a "
                                    "smaller lr or a larger eps")
