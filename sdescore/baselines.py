@@ -12,7 +12,8 @@ from torch import nn
 from .datamap import DataMap
 from .density import DensityModel
 from .io import register_format
-from .training import adam, check_budget, seeded, split, train_loop
+from .training import (adam, check_budget, check_levels, dequantized_split, dequantizer,
+                       discrete_levels, seeded, split, train_loop)
 from .utils import make_generator
 from .validation import as_dataset, check_compute_dtype, check_count, check_positive, choose
 
@@ -100,8 +101,8 @@ class FlowModel(DensityModel):
     file_format = FLOW_FORMAT
 
     def __init__(self, kind: str, shape, hidden: int = 128, layers: int = 6,
-                 datamap: DataMap | None = None):
-        super().__init__(shape, datamap)
+                 datamap: DataMap | None = None, levels: int | None = None):
+        super().__init__(shape, datamap, levels)
         self.kind, self.hidden, self.layers = kind, hidden, layers
         self.flow = build_flow(kind, self.shape, hidden, layers)
 
@@ -124,7 +125,7 @@ class FlowModel(DensityModel):
     def config(self) -> dict:
         """What ``load`` needs to rebuild this flow: kind, shape, size and data map."""
         return {"kind": self.kind, "shape": list(self.shape), "hidden": self.hidden,
-                "layers": self.layers, "datamap": self.datamap.config()}
+                "layers": self.layers, "datamap": self.datamap.config(), "levels": self.levels}
 
     @classmethod
     def from_config(cls, config: dict) -> "FlowModel":
@@ -132,14 +133,14 @@ class FlowModel(DensityModel):
         describes."""
         shape = tuple(config["shape"])
         return cls(config["kind"], shape, config["hidden"], config["layers"],
-                   DataMap.from_config(config["datamap"], shape))
+                   DataMap.from_config(config["datamap"], shape), config.get("levels"))
 
 
 def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: int | None = None,
              batch_size: int = 256, lr: float = 1e-3, grad_clip: float | None = 1.0,
              hidden: int = 128, layers: int = 6,
-             validation="auto", patience: int | None = 10, seed: int | None = None,
-             dtype=torch.float32,
+             validation="auto", patience: int | None = 10, levels: int | None = None,
+             seed: int | None = None, dtype=torch.float32,
              progress: bool = True, callback=None, log_every: int = 100) -> FlowModel:
     """Train a normflows flow on ``data`` by maximum likelihood.
 
@@ -147,7 +148,8 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     permutations), "realnvp" (masked affine couplings with ActNorm) or "maf" (masked affine
     autoregressive); for (n, c, h, w) images: "glow" (a squeeze, then Glow steps).
     hidden, layers: width and number of flow layers. validation and patience as in
-    ``sdescore.fit``, scored by the held-out negative log-likelihood (nats). Budget,
+    ``sdescore.fit``, scored by the held-out negative log-likelihood (nats); levels (uint8
+    data: 256) as in ``sdescore.fit``, fresh dequantisation at every batch. Budget,
     grad_clip, seed, dtype, progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
     """
     choose(kind, FLOWS, name="kind")
@@ -155,11 +157,14 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
         check_positive(patience, name="patience", integer=True)
     steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
     dtype = check_compute_dtype(dtype)
+    levels = discrete_levels(data, levels)
     x = as_dataset(data)
+    check_levels(x, levels)
     with seeded(seed):
         train, held, _, _ = split(x, validation)
-        datamap = DataMap.standardizing(train)
-        model = FlowModel(kind, tuple(x.shape[1:]), hidden, layers, datamap).to(dtype)
+        train, held, fitted_on = dequantized_split(train, held, levels)
+        datamap = DataMap.standardizing(fitted_on)
+        model = FlowModel(kind, tuple(x.shape[1:]), hidden, layers, datamap, levels).to(dtype)
         train = datamap.to_model(train, dtype)
         held = None if held is None else datamap.to_model(held, dtype)
         optimizer = adam(model.flow.parameters(), lr)
@@ -169,7 +174,7 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
             model.flow, None, optimizer, lambda f, batch, generator=None: -f.log_prob(batch),
             train, validate, steps=steps, max_time=max_time, batch_size=batch_size,
             progress=progress, callback=callback, log_every=log_every, patience=patience,
-            grad_clip=grad_clip)
+            grad_clip=grad_clip, augment=dequantizer(levels, datamap, train.device, dtype))
     return model.eval()
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 from torch import nn
 
 from .datamap import DataMap, wide_dtype
 from .io import save_payload
-from .validation import as_batch
+from .likelihood import bits_per_dim
+from .utils import make_generator
+from .validation import as_batch, check_positive
 
 
 class DensityModel(nn.Module):
@@ -27,12 +30,17 @@ class DensityModel(nn.Module):
     shape (default the identity). Computation runs in the model's dtype and device, which
     follow ``.to()`` and ``.double()``; inputs in data coordinates are read in float64 and
     mapped there, so only the standardised values are rounded to the model's dtype.
+    levels: for a model of integer data k in {0, ..., levels - 1} dequantised to
+    x = (k + u) / levels (fitted on uint8 data, or with ``levels=``), the number of levels,
+    which ``bits_per_dim`` needs; None for continuous data.
     """
 
     file_format: str
 
-    def __init__(self, shape, datamap: DataMap | None = None):
+    def __init__(self, shape, datamap: DataMap | None = None, levels: int | None = None):
         super().__init__()
+        if levels is not None:
+            check_positive(levels, name="levels", integer=True)
         shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
         if not shape or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
                                 and s > 0 for s in shape):
@@ -43,6 +51,7 @@ class DensityModel(nn.Module):
             raise ValueError(f"datamap is for samples of shape {datamap.shape}; the model's "
                              f"are {shape}")
         self.shape, self.datamap = shape, datamap
+        self.levels = None if levels is None else int(levels)
         self.history: list[dict] = []
         # an empty buffer whose dtype and device follow .to(): the model's, also for a
         # score function without weights
@@ -72,6 +81,46 @@ class DensityModel(nn.Module):
         """x checked at the door and mapped to model coordinates: (n, *shape) in the model's
         dtype."""
         return self.datamap.to_model(self._read(x, name), self.dtype)
+
+    @torch.no_grad()
+    def bits_per_dim(self, x, *, draws: int = 1, seed: int | None = None,
+                     **log_prob_options) -> torch.Tensor:
+        """Bits per dimension of discrete data under this model: x (n, *shape) -> (n,).
+
+        x: integers k in {0, ..., levels - 1}, each dequantised ``draws`` times to
+        (k + u) / levels with u ~ U[0, 1) and the bits averaged (an upper bound on the bits
+        of the bin's probability, by Jensen), or floats already dequantised in [0, 1).
+        bits/dim = -log p(x) / (D ln 2) + log2(levels). Needs ``levels`` (a model fitted on
+        uint8 data, or ``fit(..., levels=...)``); ``log_prob_options`` go to ``log_prob``.
+        """
+        if self.levels is None:
+            raise ValueError("bits_per_dim needs a model of integer data: fit it on uint8 data "
+                             "or with levels=...")
+        check_positive(draws, name="draws", integer=True)
+        integer = (not x.is_floating_point() if isinstance(x, torch.Tensor)
+                   else np.asarray(x).dtype.kind in "iu")
+        rows = self._read(x)
+        low, high = (0, self.levels - 1) if integer else (0, 1)
+        if (rows < low).any() or (rows > high).any() or (not integer and (rows == 1).any()):
+            raise ValueError(f"x must hold integers in [0, {self.levels - 1}] or dequantised "
+                             f"values in [0, 1); got values from {rows.min().item():g} to "
+                             f"{rows.max().item():g}")
+        if not integer:
+            draws = 1
+        generator = make_generator(seed, self.device)
+        repeated = rows.repeat(draws, *[1] * len(self.shape))  # (draws * n, *shape)
+        if integer:
+            noise = torch.rand(repeated.shape, generator=generator, dtype=repeated.dtype,
+                               device=self.device)
+            repeated = (repeated + noise) / self.levels
+        nll = -self._seeded_log_prob(repeated, seed, **log_prob_options).double()
+        bits = bits_per_dim(nll.reshape(draws, rows.shape[0]).mean(0), self.dim,
+                            levels=self.levels)
+        return bits
+
+    def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
+        """log_prob for ``bits_per_dim``; models whose log_prob draws randomness take the seed."""
+        return self.log_prob(x, **options)
 
     def save(self, path) -> None:
         """Write config, weights and training history to ``path`` atomically (a temporary

@@ -14,7 +14,7 @@ from .datamap import DataMap
 from .density import DensityModel
 from .guidance import classifier_free_guided, classifier_guided
 from .io import register_format
-from .likelihood import bits_per_dim, probability_flow_log_prob
+from .likelihood import probability_flow_log_prob
 from .modules import DEFAULT_MAX_STEPS, ForwardSDE, ReverseSDE
 from .nets import NETS, net_name
 from .parameterization import PARAMETERIZATIONS, parameterization_name
@@ -38,9 +38,7 @@ class ScoreModel(DensityModel):
     and return data coordinates, and ``log_prob`` includes the map's log-determinant.
     ``forward_sde`` and ``reverse_sde`` act in y. classes: for a
     class-conditional score_fn(x, t, y) (``fit(..., labels=...)``), the number of classes;
-    label ``classes`` means "no label". levels: for a model of integer data k in
-    {0, ..., levels - 1} dequantised to x = (k + u) / levels (``fit`` on uint8 data), the
-    number of levels, which ``bits_per_dim`` needs.
+    label ``classes`` means "no label". levels: see ``DensityModel``.
     Computation runs in the model's dtype and device (``.double()``, ``.to(device)``). After
     each call of ``score``, ``log_prob`` or ``sample``, ``last_score_evals`` holds the number
     of batched score evaluations that call used.
@@ -54,7 +52,7 @@ class ScoreModel(DensityModel):
             raise ValueError("pass either datamap or loc and scale, not both")
         if loc is not None or scale is not None:
             datamap = DataMap(0.0 if loc is None else loc, 1.0 if scale is None else scale, shape)
-        super().__init__(shape, datamap)
+        super().__init__(shape, datamap, levels)
         if not isinstance(sde, SDE):
             raise TypeError(f"sde must be an SDE object (see sdescore.get_sde); "
                             f"got {type(sde).__name__}")
@@ -62,10 +60,7 @@ class ScoreModel(DensityModel):
             raise TypeError(f"score_fn must be callable; got {type(score_fn).__name__}")
         self.sde = sde
         self.score_fn = score_fn
-        if levels is not None:
-            check_positive(levels, name="levels", integer=True)
         self.classes = classes
-        self.levels = None if levels is None else int(levels)
         self.last_score_evals = 0
         self._score_evals = 0
 
@@ -161,41 +156,8 @@ class ScoreModel(DensityModel):
                                      desc="log_prob")]
         return self._finish(self.datamap.log_prob_to_data(torch.cat(results)))
 
-    @torch.no_grad()
-    def bits_per_dim(self, x, *, draws: int = 1, seed: int | None = None,
-                     **log_prob_options) -> torch.Tensor:
-        """Bits per dimension of discrete data under this model: x (n, *shape) -> (n,).
-
-        x: integers k in {0, ..., levels - 1}, each dequantised ``draws`` times to
-        (k + u) / levels with u ~ U[0, 1) and the bits averaged (an upper bound on the bits
-        of the bin's probability, by Jensen), or floats already dequantised in [0, 1).
-        bits/dim = -log p(x) / (D ln 2) + log2(levels). Needs ``levels`` (a model fitted on
-        uint8 data, or ``fit(..., levels=...)``); ``log_prob_options`` go to ``log_prob``.
-        """
-        if self.levels is None:
-            raise ValueError("bits_per_dim needs a model of integer data: fit it on uint8 data "
-                             "or with levels=...")
-        check_positive(draws, name="draws", integer=True)
-        integer = (not x.is_floating_point() if isinstance(x, torch.Tensor)
-                   else np.asarray(x).dtype.kind in "iu")
-        rows = self._read(x)
-        low, high = (0, self.levels - 1) if integer else (0, 1)
-        if (rows < low).any() or (rows > high).any() or (not integer and (rows == 1).any()):
-            raise ValueError(f"x must hold integers in [0, {self.levels - 1}] or dequantised "
-                             f"values in [0, 1); got values from {rows.min().item():g} to "
-                             f"{rows.max().item():g}")
-        if not integer:
-            draws = 1
-        generator = make_generator(seed, self.device)
-        repeated = rows.repeat(draws, *[1] * len(self.shape))  # (draws * n, *shape)
-        if integer:
-            noise = torch.rand(repeated.shape, generator=generator, dtype=repeated.dtype,
-                               device=self.device)
-            repeated = (repeated + noise) / self.levels
-        nll = -self.log_prob(repeated, seed=seed, **log_prob_options).double()
-        bits = bits_per_dim(nll.reshape(draws, rows.shape[0]).mean(0), self.dim,
-                            levels=self.levels)
-        return bits
+    def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
+        return self.log_prob(x, seed=seed, **options)  # Hutchinson's probes
 
     @torch.no_grad()
     def nll_bound(self, x, *, draws: int = 64, seed: int | None = None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import numbers
 
-import numpy as np
 import torch
 
 from .bounds import nll_bound_terms
@@ -20,8 +19,8 @@ from .model import ScoreModel
 from .nets import default_net
 from .parameterization import PARAMETERIZATIONS
 from .sde import SDE, sde_for_data
-from .training import (WeightAverage, adam, check_budget, seeded, split, train_loop,
-                       validation_loss)
+from .training import (WeightAverage, adam, check_budget, check_levels, dequantized_split,
+                       dequantizer, discrete_levels, seeded, split, train_loop, validation_loss)
 from .validation import (as_dataset, as_labels, check_compute_dtype, check_positive, choose,
                          count_classes)
 
@@ -102,12 +101,9 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
             else choose(parameterization, PARAMETERIZATIONS, name="parameterization"))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = check_compute_dtype(dtype)
-    levels = _discrete_levels(data, levels)
+    levels = discrete_levels(data, levels)
     x = as_dataset(data)
-    if levels and ((x != x.round()).any() or x.min() < 0 or x.max() >= levels):
-        raise ValueError(f"data must be integers in [0, {levels - 1}] to dequantise with "
-                         f"levels={levels}; got values from {x.min().item():g} to "
-                         f"{x.max().item():g}")
+    check_levels(x, levels)
     classes = None
     if labels is not None:
         labels = as_labels(labels, x.shape[0])
@@ -117,16 +113,10 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
 
     with seeded(seed, device):
         train, held, train_labels, held_labels = split(x, validation, labels)
-        if levels:  # held-out rows dequantised once, training rows at every batch
-            held = None if held is None else (held + torch.rand_like(held)) / levels
-            train = train / levels
-            fitted_on = train + torch.rand_like(train) / levels
-        else:
-            fitted_on = train
+        train, held, fitted_on = dequantized_split(train, held, levels)
         datamap = (DataMap.standardizing(fitted_on) if standardize
                    else DataMap.identity(x.shape[1:]))
-        augment = None if not levels else _dequantizer(1.0 / (levels * datamap.scale), device,
-                                                       dtype)
+        augment = dequantizer(levels, datamap, device, dtype)
         train = datamap.to_model(train, dtype).to(device)
         held = None if held is None else datamap.to_model(held, dtype).to(device)
         sde_obj = sde_for_data(sde, train)
@@ -151,27 +141,6 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                        classes=classes, levels=levels).to(device, dtype)
     model.history = history
     return model.eval()
-
-
-def _dequantizer(step, device, dtype):
-    """augment(batch) for rows k / levels in model coordinates: adds u / levels, mapped
-    (u ~ U[0, 1) fresh per entry), so that each batch sees a new dequantisation. step: the
-    mapped bin width, broadcasting to one row."""
-    step = step.to(device, dtype)
-    return lambda batch: batch + torch.rand_like(batch) * step
-
-
-def _discrete_levels(data, levels) -> int | None:
-    """The levels of integer data to dequantise: ``levels`` when given, 256 for uint8 data,
-    else None (continuous data)."""
-    if levels is None:
-        uint8 = ((isinstance(data, torch.Tensor) and data.dtype == torch.uint8)
-                 or (isinstance(data, np.ndarray) and data.dtype == np.uint8))
-        return 256 if uint8 else None
-    check_positive(levels, name="levels", integer=True)
-    if levels < 2:
-        raise ValueError(f"levels must be >= 2; got {levels}")
-    return int(levels)
 
 
 def held_out_nll_bound(loss_fn, sde, held, labels, log_det, chunk, draws=8):

@@ -14,6 +14,7 @@ import numbers
 import warnings
 from time import perf_counter
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -50,6 +51,49 @@ def seeded(seed: int | None, device: torch.device | None = None):
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
+
+
+def discrete_levels(data, levels) -> int | None:
+    """The levels of integer data to dequantise: ``levels`` when given, 256 for uint8 data,
+    else None (continuous data)."""
+    if levels is None:
+        uint8 = ((isinstance(data, torch.Tensor) and data.dtype == torch.uint8)
+                 or (isinstance(data, np.ndarray) and data.dtype == np.uint8))
+        return 256 if uint8 else None
+    check_positive(levels, name="levels", integer=True)
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2; got {levels}")
+    return int(levels)
+
+
+def check_levels(x: torch.Tensor, levels: int | None) -> None:
+    """Refuse data that are not integers in [0, levels - 1] when dequantising."""
+    if levels and ((x != x.round()).any() or x.min() < 0 or x.max() >= levels):
+        raise ValueError(f"data must be integers in [0, {levels - 1}] to dequantise with "
+                         f"levels={levels}; got values from {x.min().item():g} to "
+                         f"{x.max().item():g}")
+
+
+def dequantized_split(train, held, levels: int | None):
+    """(training rows, held-out rows, rows to fit the data map on) for integer data:
+    training rows k / levels (``dequantizer`` adds u / levels per batch), held-out rows
+    dequantised once, so that their scores compare across steps; the map is fitted on one
+    dequantised draw. Unchanged for continuous data (levels None)."""
+    if not levels:
+        return train, held, train
+    held = None if held is None else (held + torch.rand_like(held)) / levels
+    train = train / levels
+    return train, held, train + torch.rand_like(train) / levels
+
+
+def dequantizer(levels: int | None, datamap, device, dtype):
+    """augment(batch) for rows k / levels in model coordinates: adds u / levels, mapped
+    (u ~ U[0, 1) fresh per entry), so that each batch sees a new dequantisation; None for
+    continuous data."""
+    if not levels:
+        return None
+    step = (1.0 / (levels * datamap.scale)).to(device, dtype)
+    return lambda batch: batch + torch.rand_like(batch) * step
 
 
 def auto_validation_rows(n: int) -> int:
