@@ -222,7 +222,7 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
     history, window, start, step = [], [], perf_counter(), 0
     parameters = list(module.parameters())
     evaluated = averaged.module if averaged is not None else module
-    best = {"val_loss": math.inf, "record": None, "index": None, "state": None}
+    best = {"val_loss": math.inf, "index": None, "state": None}
 
     def record():
         entry = {"step": step, "seconds": perf_counter() - start,
@@ -230,7 +230,7 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
         if validate is not None:
             entry["val_loss"] = validate(evaluated)
             if entry["val_loss"] < best["val_loss"]:
-                best.update(val_loss=entry["val_loss"], record=entry, index=len(history),
+                best.update(val_loss=entry["val_loss"], index=len(history),
                             state=copy.deepcopy(evaluated.state_dict()))
         history.append(entry)
         return entry
@@ -293,7 +293,7 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
         record()
     if interrupted:
         history[-1]["interrupted"] = True
-    if best["record"] is not None:
+    if best["index"] is not None:
         _select(evaluated, best, history)
     return history
 
@@ -301,7 +301,7 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
 def _select(evaluated, best, history) -> None:
     """Restore the best record's weights into ``evaluated``, mark the record, and warn when
     the choice says the run went wrong: best at its first record, or held-out loss rising."""
-    chosen = best["record"]
+    chosen = history[best["index"]]
     chosen["selected"] = True
     evaluated.load_state_dict(best["state"])
     if len(history) == 1:
