@@ -13,9 +13,10 @@ from torch import nn
 
 from .datamap import DataMap, wide_dtype
 from .losses import UniformTimes
-from .nets import NoisyClassifierNet
+from .nets import default_classifier_net
 from .sde import sde_for_data
-from .training import adam, check_budget, seeded, split, train_loop, validation_loss
+from .training import (adam, check_budget, check_levels, dequantized_split, dequantizer,
+                       discrete_levels, seeded, split, train_loop, validation_loss)
 from .validation import (as_batch, as_dataset, as_labels, as_times, check_compute_dtype,
                          count_classes)
 
@@ -23,20 +24,16 @@ from .validation import (as_batch, as_dataset, as_labels, as_times, check_comput
 class NoisyClassifier(nn.Module):
     """q_phi(y | x_t, t) for x_t in the data's coordinates, trained on perturbed data.
 
-    net: a NoisyClassifierNet on model coordinates y = datamap.to_model(x); sde: the SDE
-    whose perturbation it was trained on. log_prob(y (n,), x (n, *shape), t (n,)) -> (n,)
+    net: a NoisyClassifierNet or ConvClassifierNet on model coordinates y = datamap.to_model(x); sde: the SDE
+    whose perturbation it was trained on; classes: K. log_prob(y (n,), x (n, *shape), t (n,)) -> (n,)
     nats; calling the classifier is log_prob, so it is the ``log_q(y, x, t)`` that
     ``ScoreModel.sample(classifier=...)`` takes.
     """
 
-    def __init__(self, net: NoisyClassifierNet, sde, datamap: DataMap):
+    def __init__(self, net: nn.Module, sde, datamap: DataMap, classes: int):
         super().__init__()
-        self.net, self.sde, self.datamap = net, sde, datamap
+        self.net, self.sde, self.datamap, self.classes = net, sde, datamap, classes
         self.history: list[dict] = []
-
-    @property
-    def classes(self) -> int:
-        return self.net.config["classes"]
 
     @property
     def dtype(self) -> torch.dtype:
@@ -72,7 +69,8 @@ class NoisyClassifier(nn.Module):
 def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = True,
                    max_time: float | None = None, steps: int | None = None,
                    batch_size: int = 256, lr: float = 1e-3, hidden: int | None = None,
-                   validation=None, seed: int | None = None, dtype=torch.float32,
+                   net: nn.Module | None = None, validation=None, seed: int | None = None,
+                   levels: int | None = None, device=None, dtype=torch.float32,
                    progress: bool = True, callback=None,
                    log_every: int = 100) -> NoisyClassifier:
     """Train q_phi(y | x_t, t) by cross-entropy on x_t drawn from the SDE's kernel at
@@ -81,12 +79,21 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
     data: (n, d) or (n, c, h, w); labels: (n,) integers 0..K-1. model: a ScoreModel (any,
     also one built from a given score_fn) whose SDE and coordinates the classifier adopts,
     so that it can guide that model. Without a model: sde as in ``fit`` (default "subvp";
-    VE's sigma_max from the data) and standardize as in ``fit``. Budget, batch, lr,
-    validation, seed, dtype, progress and callback as in ``fit`` (no weight average).
+    VE's sigma_max from the data) and standardize as in ``fit``. net: a network (x, t, y)
+    -> log q(y | x, t) like ``sdescore.nets.ConvClassifierNet`` (default: that for images,
+    ``NoisyClassifierNet`` ``hidden`` wide for vectors). levels: as in ``fit`` (uint8 data
+    are dequantised with fresh noise at every batch; default the model's levels). Budget,
+    batch, lr, validation, seed, device, dtype, progress and callback as in ``fit`` (no
+    weight average).
     """
     steps = check_budget(max_time, steps, batch_size, lr)
+    if net is not None and not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module taking (x, t, y); got {type(net).__name__}")
     dtype = check_compute_dtype(dtype)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    levels = discrete_levels(data, levels if levels is not None or model is None else model.levels)
     x = as_dataset(data)
+    check_levels(x, levels)
     labels = as_labels(labels, x.shape[0])
     classes = count_classes(labels)
     if model is not None:
@@ -96,16 +103,22 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
         if sde is not None and repr(sde_for_data(sde, x)) != repr(model.sde):
             raise ValueError(f"sde={sde!r} differs from the model's {model.sde!r}; leave sde "
                              "out to use the model's")
-    with seeded(seed):
+    with seeded(seed, device):
         train, held, train_labels, held_labels = split(x, validation, labels)
+        train, held, fitted_on = dequantized_split(train, held, levels)
         if model is not None:
             datamap = model.datamap
         else:
-            datamap = DataMap.standardizing(train) if standardize else DataMap.identity(x.shape[1:])
-        train = datamap.to_model(train, dtype)
-        held = None if held is None else datamap.to_model(held, dtype)
+            datamap = (DataMap.standardizing(fitted_on) if standardize
+                       else DataMap.identity(x.shape[1:]))
+        augment = dequantizer(levels, datamap, device, dtype)
+        train = datamap.to_model(train, dtype).to(device)
+        held = None if held is None else datamap.to_model(held, dtype).to(device)
+        train_labels = train_labels.to(device)
+        held_labels = None if held_labels is None else held_labels.to(device)
         sde_obj = model.sde if model is not None else sde_for_data(sde or "subvp", train)
-        net = NoisyClassifierNet(train[0].numel(), classes, hidden).to(dtype)
+        net = (net if net is not None
+               else default_classifier_net(tuple(x.shape[1:]), classes, hidden)).to(device, dtype)
         times = UniformTimes(sde_obj, sde_obj.sampling_eps)
 
         def cross_entropy(classifier_net, x0, generator=None, y=None):
@@ -119,7 +132,7 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
         history = train_loop(net, None, adam(net.parameters(), lr), cross_entropy, train,
                              validate, steps=steps, max_time=max_time, batch_size=batch_size,
                              progress=progress, callback=callback, log_every=log_every,
-                             labels=train_labels)
-    classifier = NoisyClassifier(net, sde_obj, datamap)
+                             labels=train_labels, augment=augment)
+    classifier = NoisyClassifier(net, sde_obj, datamap, classes)
     classifier.history = history
     return classifier.eval()

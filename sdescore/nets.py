@@ -3,11 +3,13 @@
 - ``MLPScoreNet`` for vectors (n, d) and ``UNet`` for images (n, c, h, w); both take
   (x, t[, y]) with t (n,) in [0, T] and return a tensor like x. A parameterisation
   (``sdescore.parameterization``) turns that output into a score.
-- ``NoisyClassifierNet``: (x, t) -> class logits, for classifier guidance.
+- ``NoisyClassifierNet`` (vectors) and ``ConvClassifierNet`` (images): (x, t) -> class
+  logits, for classifier guidance.
 Networks know their constructor arguments (``config``) so that a model can be saved and rebuilt.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -122,59 +124,130 @@ class MLPScoreNet(nn.Module):
 
 
 class _ResBlock(nn.Module):
-    """Two 3x3 convolutions with group norm, the time embedding added in between."""
+    """Two 3x3 convolutions with group norm, the time embedding added in between and dropout
+    before the second."""
 
-    def __init__(self, cin: int, cout: int, emb: int):
+    def __init__(self, cin: int, cout: int, emb: int, dropout: float = 0.0):
         super().__init__()
         self.norm1 = nn.GroupNorm(min(8, cin), cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.time = nn.Linear(emb, cout)
         self.norm2 = nn.GroupNorm(min(8, cout), cout)
+        self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x, emb):
         h = self.conv1(torch.nn.functional.silu(self.norm1(x)))
         h = h + self.time(emb)[:, :, None, None]
-        h = self.conv2(torch.nn.functional.silu(self.norm2(h)))
+        h = self.conv2(self.dropout(torch.nn.functional.silu(self.norm2(h))))
         return h + self.skip(x)
 
 
-class UNet(nn.Module):
-    """A small U-Net for (n, c, h, w) images with h and w divisible by 4.
+class _SelfAttention(nn.Module):
+    """Multi-head self-attention over the h * w positions of (n, c, h, w), residual."""
 
-    channels: c; width: base feature count (doubled at each of two downsamplings);
-    embed_dim: size of the time embedding; classes: as for MLPScoreNet.
+    def __init__(self, channels: int, heads: int = 4):
+        super().__init__()
+        self.norm = nn.GroupNorm(min(8, channels), channels)
+        self.attention = nn.MultiheadAttention(channels, heads if channels % heads == 0 else 1,
+                                               batch_first=True)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        tokens = self.norm(x).reshape(n, c, h * w).transpose(1, 2)
+        out, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return x + out.transpose(1, 2).reshape(n, c, h, w)
+
+
+class _Level(nn.Module):
+    """A residual block, then self-attention when asked."""
+
+    def __init__(self, cin: int, cout: int, emb: int, dropout: float, attention: bool):
+        super().__init__()
+        self.block = _ResBlock(cin, cout, emb, dropout)
+        self.attention = _SelfAttention(cout) if attention else nn.Identity()
+
+    def forward(self, x, emb):
+        return self.attention(self.block(x, emb))
+
+
+# Parameter names of the U-Net before its levels were options (files saved then still load).
+_LEGACY_UNET_KEYS = {"down1.": "down.0.block.", "down2.": "down.1.block.", "mid.": "mid.block.",
+                     "up2.": "up.0.block.", "up1.": "up.1.block."}
+
+
+class UNet(nn.Module):
+    """A U-Net for (n, c, h, w) images with h and w divisible by 2 ** (len(channel_mults) - 1).
+
+    channels: c; width: base feature count; channel_mults: features of each resolution level
+    as multiples of width (level i works at h / 2^i; the last is the bottleneck), default
+    (1, 2, 2); attention_levels: levels whose blocks are followed by self-attention (e.g.
+    (2,) for the 7 x 7 level of 28 x 28 images); dropout: inside every residual block
+    (training only); embed_dim: size of the time embedding; classes: as for MLPScoreNet.
     forward(x, t (n,), y=None) -> (n, c, h, w).
     """
 
     def __init__(self, channels: int, width: int = 32, embed_dim: int = 128,
-                 classes: int | None = None):
+                 classes: int | None = None, channel_mults: tuple = (1, 2, 2),
+                 attention_levels: tuple = (), dropout: float = 0.0):
         super().__init__()
+        channel_mults, attention_levels = tuple(channel_mults), tuple(attention_levels)
+        if len(channel_mults) < 2 or any(int(m) != m or m < 1 for m in channel_mults):
+            raise ValueError(f"channel_mults must be two or more positive integers; got "
+                             f"{channel_mults}")
+        if any(level not in range(len(channel_mults)) for level in attention_levels):
+            raise ValueError(f"attention_levels must be level indices in 0..{len(channel_mults) - 1}"
+                             f"; got {attention_levels}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.config = {"channels": channels, "width": width, "embed_dim": embed_dim,
-                       "classes": classes}
+                       "classes": classes, "channel_mults": list(channel_mults),
+                       "attention_levels": list(attention_levels), "dropout": dropout}
         self.label_embed = _label_embedding(classes, embed_dim)
-        w1, w2, w3 = width, 2 * width, 2 * width
+        features = [width * m for m in channel_mults]
         self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim), nn.Linear(embed_dim, embed_dim),
                                    nn.SiLU())
-        self.inp = nn.Conv2d(channels, w1, 3, padding=1)
-        self.down1 = _ResBlock(w1, w1, embed_dim)
-        self.down2 = _ResBlock(w1, w2, embed_dim)
-        self.mid = _ResBlock(w2, w3, embed_dim)
-        self.up2 = _ResBlock(w3 + w2, w2, embed_dim)
-        self.up1 = _ResBlock(w2 + w1, w1, embed_dim)
-        self.out = nn.Sequential(nn.GroupNorm(min(8, w1), w1), nn.SiLU(), nn.Conv2d(w1, channels, 3, padding=1))
+        self.inp = nn.Conv2d(channels, width, 3, padding=1)
+        level = functools.partial(_Level, emb=embed_dim, dropout=dropout)
+        inputs = [width] + features[:-2]
+        self.down = nn.ModuleList(level(cin, cout, attention=i in attention_levels)
+                                  for i, (cin, cout) in enumerate(zip(inputs, features[:-1])))
+        self.mid = level(features[-2], features[-1], attention=len(features) - 1 in attention_levels)
+        self.up = nn.ModuleList(
+            level(below + features[i], features[i], attention=i in attention_levels)
+            for i, below in zip(range(len(features) - 2, -1, -1), features[:0:-1]))
+        self.out = nn.Sequential(nn.GroupNorm(min(8, width), width), nn.SiLU(),
+                                 nn.Conv2d(width, channels, 3, padding=1))
         self.pool = nn.AvgPool2d(2)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
 
     def forward(self, x, t, y=None):
         emb = _add_label(self.embed(t), self.label_embed, y)
-        h1 = self.down1(self.inp(x), emb)  # (h, w)
-        h2 = self.down2(self.pool(h1), emb)  # (h/2, w/2)
-        h = self.mid(self.pool(h2), emb)  # (h/4, w/4)
-        h = self.up2(torch.cat([self.upsample(h), h2], 1), emb)
-        h = self.up1(torch.cat([self.upsample(h), h1], 1), emb)
+        h = self.inp(x)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h if i == 0 else self.pool(h), emb)
+            skips.append(h)
+        h = self.mid(self.pool(h), emb)
+        for block in self.up:
+            h = block(torch.cat([self.upsample(h), skips.pop()], 1), emb)
         return self.out(h)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        legacy = prefix + "down1.conv1.weight" in state_dict
+        for key in [k for k in state_dict if legacy and k.startswith(prefix)]:
+            for old, new in _LEGACY_UNET_KEYS.items():
+                if key.startswith(prefix + old):
+                    state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _class_log_prob(logits, y):
+    """logits (n, classes) as they are, or log q(y | x) (n,) for labels y (n,)."""
+    if y is None:
+        return logits
+    return logits.log_softmax(-1).gather(1, y[:, None]).squeeze(1)
 
 
 class NoisyClassifierNet(nn.Module):
@@ -199,10 +272,37 @@ class NoisyClassifierNet(nn.Module):
         h = self.inp(x.reshape(x.shape[0], -1))
         for block in self.blocks:
             h = h + block(h + emb)
-        logits = self.out(h)
-        if y is None:
-            return logits
-        return logits.log_softmax(-1).gather(1, y[:, None]).squeeze(1)
+        return _class_log_prob(self.out(h), y)
+
+
+class ConvClassifierNet(nn.Module):
+    """The U-Net's downward half as a noisy image classifier: (n, c, h, w), t (n,) ->
+    logits (n, classes) from residual blocks at each level, downsampled between levels and
+    averaged over positions; with labels y (n,) it returns log q(y | x, t) (n,).
+    channels, width, channel_mults, embed_dim as for UNet."""
+
+    def __init__(self, channels: int, classes: int, width: int = 32,
+                 channel_mults: tuple = (1, 2, 2), embed_dim: int = 128):
+        super().__init__()
+        self.config = {"channels": channels, "classes": classes, "width": width,
+                       "channel_mults": list(channel_mults), "embed_dim": embed_dim}
+        features = [width * m for m in channel_mults]
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim, DEFAULT_MAX_FREQUENCY),
+                                   nn.Linear(embed_dim, embed_dim), nn.SiLU())
+        self.inp = nn.Conv2d(channels, width, 3, padding=1)
+        self.levels = nn.ModuleList(_ResBlock(cin, cout, embed_dim)
+                                    for cin, cout in zip([width] + features[:-1], features))
+        self.pool = nn.AvgPool2d(2)
+        self.out = nn.Sequential(nn.GroupNorm(min(8, features[-1]), features[-1]), nn.SiLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                 nn.Linear(features[-1], classes))
+
+    def forward(self, x, t, y=None):
+        emb = self.embed(t)
+        h = self.inp(x)
+        for i, block in enumerate(self.levels):
+            h = block(h if i == 0 else self.pool(h), emb)
+        return _class_log_prob(self.out(h), y)
 
 
 NETS = {"mlp": MLPScoreNet, "unet": UNet}
@@ -217,6 +317,14 @@ def default_net(shape: tuple, classes: int | None = None) -> nn.Module:
         return UNet(shape[0], classes=classes)
     raise ValueError(f"No default network for samples of shape {shape}: vectors (d,) or images "
                      "(c, h, w) with h and w divisible by 4 are supported; pass net=...")
+
+
+def default_classifier_net(shape: tuple, classes: int, hidden: int | None = None) -> nn.Module:
+    """A convolutional classifier for (c, h, w) images whose h and w are divisible by 4, else
+    an MLP on the flattened rows (``hidden`` wide)."""
+    if len(shape) == 3 and shape[1] % 4 == 0 and shape[2] % 4 == 0:
+        return ConvClassifierNet(shape[0], classes)
+    return NoisyClassifierNet(math.prod(shape), classes, hidden)
 
 
 def net_name(net: nn.Module) -> str:

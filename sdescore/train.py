@@ -59,8 +59,9 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     (off: the last weights are returned). They are scored every ``log_every`` steps by
     ``select_by``: "nll-bound" (the per-row bound on -log p in nats, ``nll_bound`` with 8
     draws and fixed randomness) or "loss" (the training loss); the best-scoring weights are
-    returned, and training stops once ``patience`` scorings in a row bring no improvement
-    (None: never). standardize: map the data to zero mean,
+    returned, and training stops once the best scoring is ``patience`` scorings old and at
+    least as old as the run was when it came (None: never stop early; the second condition
+    keeps slow, noisy progress on large data from being cut short). standardize: map the data to zero mean,
     unit variance inside the model. eps: smallest training time (default sde.likelihood_eps).
     labels: (n,) integer classes 0..K-1 for a class-conditional model (classifier-free
     guidance): the network learns score(x, t, y), and each training label is replaced by the

@@ -206,8 +206,10 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
 
     validate(evaluated) -> float (lower is better), or None: scored at each record as
     ``val_loss``. The weights of the best record are kept and restored at the end (that
-    record says ``"selected": True``); with ``patience``, training stops once that many
-    records in a row bring no improvement (the last record says ``"stopped": "patience"``).
+    record says ``"selected": True``); with ``patience``, training stops once the best record
+    is ``patience`` records old and at least as many records old as there were up to it (a
+    run that improves slowly but steadily, its scores noisy, is not cut short); the last
+    record then says ``"stopped": "patience"``.
     A selection at the first record, or a held-out loss that rose after its best, is told
     in one warning line.
 
@@ -228,7 +230,9 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
         entry = {"step": step, "seconds": perf_counter() - start,
                  "loss": sum(window) / len(window)}
         if validate is not None:
+            evaluated.eval()  # dropout off while scoring
             entry["val_loss"] = validate(evaluated)
+            module.train()
             if entry["val_loss"] < best["val_loss"]:
                 best.update(val_loss=entry["val_loss"], index=len(history),
                             state=copy.deepcopy(evaluated.state_dict()))
@@ -236,8 +240,10 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
         return entry
 
     def out_of_patience():
-        return (patience is not None and best["index"] is not None
-                and len(history) - 1 - best["index"] >= patience)
+        if patience is None or best["index"] is None:
+            return False
+        since_best = len(history) - 1 - best["index"]
+        return since_best >= max(patience, best["index"] + 1)
 
     bar = tqdm(total=steps, disable=not progress, desc="fit", unit="step", mininterval=0.5)
     module.train()

@@ -49,6 +49,22 @@ def test_the_best_scored_weights_are_restored_and_patience_stops_training():
     assert all(r["val_loss"] >= history[2]["val_loss"] for r in history)
 
 
+def test_slow_noisy_progress_is_not_cut_short_by_patience():
+    """A held-out score falling by 0.1 per record with one lucky record (20) that the trend
+    only beats 16 records later: patience 3 waits as many records as led to the lucky one,
+    so training goes on to the budget and returns the last, best weights."""
+    module = torch.nn.Linear(1, 1, bias=False)
+    scores = [10 - 0.1 * i for i in range(50)]
+    scores[20] = 10 - 0.1 * 35.5
+    calls = iter(scores)
+    history = training.train_loop(
+        module, None, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6),
+        torch.zeros(8, 1), lambda m: next(calls), steps=500, max_time=None, batch_size=8,
+        progress=False, callback=None, log_every=10, patience=3)
+    assert len(history) == 50 and "stopped" not in history[-1]
+    assert [i for i, r in enumerate(history) if r.get("selected")] == [49]
+
+
 def test_a_selection_at_the_first_record_is_told():
     module = torch.nn.Linear(1, 1, bias=False)
     module.weight.data.fill_(-1.0)
