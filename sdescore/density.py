@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batching import SAMPLE_BATCH_NUMBERS, batch_rows
 from .datamap import DataMap, wide_dtype
 from .io import save_payload
 from .likelihood import bits_per_dim
@@ -83,6 +84,18 @@ class DensityModel(nn.Module):
         return self.datamap.to_model(self._read(x, name), self.dtype)
 
     @torch.no_grad()
+    def _batch_rows(self, n: int, batch_size: int | None) -> int:
+        """Rows evaluated together for n inputs (``sdescore.batching.batch_rows``)."""
+        if batch_size is not None:
+            check_positive(batch_size, name="batch_size", integer=True)
+        return batch_rows(n, batch_size, self.device)
+
+    def _sample_rows(self, batch_size: int | None) -> int:
+        """Samples drawn together: ``batch_size``, else as many as hold 2**22 numbers."""
+        if batch_size is not None:
+            return check_positive(batch_size, name="batch_size", integer=True)
+        return max(1, SAMPLE_BATCH_NUMBERS // self.dim)
+
     def bits_per_dim(self, x, *, draws: int = 1, seed: int | None = None,
                      **log_prob_options) -> torch.Tensor:
         """Bits per dimension of discrete data under this model: x (n, *shape) -> (n,).

@@ -7,8 +7,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
+from .batching import in_batches
 from .bounds import nll_bound_terms
 from .datamap import DataMap
 from .density import DensityModel
@@ -24,7 +23,6 @@ from .utils import make_generator
 from .validation import as_labels, as_times, check_count, check_positive, choose
 
 SCORE_FORMAT = "sdescore-model-2"
-SAMPLE_BATCH_NUMBERS = 2**22  # numbers in one default sampling batch (rows x dim)
 
 
 class ScoreModel(DensityModel):
@@ -120,7 +118,7 @@ class ScoreModel(DensityModel):
     def log_prob(self, x, trace: str = "auto", *, eps: float | None = None,
                  solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
                  steps: int = 100, probes: int = 1, probe: str = "rademacher",
-                 seed: int | None = None, batch_size: int = 2048,
+                 seed: int | None = None, batch_size: int | None = None,
                  progress: bool | None = None, y=None,
                  max_steps: int = DEFAULT_MAX_STEPS) -> torch.Tensor:
         """Exact log-density log p_eps(x) in nats by the probability-flow ODE: x (n, *shape) -> (n,).
@@ -130,38 +128,40 @@ class ScoreModel(DensityModel):
         or "hutchinson"; probes/probe/seed set Hutchinson's probes, drawn once per solve.
         solver, rtol, atol: torchdiffeq options; steps: for fixed-grid solvers; max_steps: the
         most steps an adaptive solve may take before it stops with RuntimeError.
-        batch_size: points per ODE solve, which bounds memory; progress: a bar over the
-        batches (default: shown when there is more than one). ``last_score_evals`` sums the
-        evaluations of all batches. y: class labels (one integer or (n,)) for the conditional
+        batch_size: points per ODE solve, which bounds memory (default: all on a GPU, halved
+        while they do not fit; 2048 on a CPU, see ``sdescore.batching``); an adaptive solve
+        steps its batch together, so other batch sizes move results by about the solver's
+        tolerance. progress: a bar over the rows (default: shown when there is more than one
+        batch). ``last_score_evals`` sums the evaluations of all batches. y: class labels (one integer or (n,)) for the conditional
         log p(x | y) of a class-conditional model.
         """
         x = self._batch(x)
         eps = self._check_eps(eps, self.sde.likelihood_eps)
         for value, name in ((rtol, "rtol"), (atol, "atol")):
             check_positive(value, name=name)
-        for value, name in ((steps, "steps"), (probes, "probes"), (batch_size, "batch_size"),
-                            (max_steps, "max_steps")):
+        for value, name in ((steps, "steps"), (probes, "probes"), (max_steps, "max_steps")):
             check_positive(value, name=name, integer=True)
+        rows = self._batch_rows(x.shape[0], batch_size)
         generator = make_generator(seed, self.device)
-        batches = x.split(batch_size)
-        labels = ([None] * len(batches) if y is None
-                  else self._labels(y, x.shape[0]).split(batch_size))
-        show = len(batches) > 1 if progress is None else progress
+        labels = None if y is None else self._labels(y, x.shape[0])
         self._score_evals = 0
-        results = [probability_flow_log_prob(
-            self.sde, self._conditioned(label), self.shape, batch,
-            trace=trace, eps=eps, solver=solver, rtol=rtol, atol=atol, steps=steps,
-            probes=probes, probe=probe, max_steps=max_steps, generator=generator)
-            for batch, label in tqdm(list(zip(batches, labels)), disable=not show,
-                                     desc="log_prob")]
-        return self._finish(self.datamap.log_prob_to_data(torch.cat(results)))
+
+        def solve(part):
+            return probability_flow_log_prob(
+                self.sde, self._conditioned(None if labels is None else labels[part]),
+                self.shape, x[part], trace=trace, eps=eps, solver=solver, rtol=rtol, atol=atol,
+                steps=steps, probes=probes, probe=probe, max_steps=max_steps,
+                generator=generator)
+        log_p = in_batches(solve, x.shape[0], rows, progress=progress, desc="log_prob")
+        return self._finish(self.datamap.log_prob_to_data(log_p))
+
 
     def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
         return self.log_prob(x, seed=seed, **options)  # Hutchinson's probes
 
     @torch.no_grad()
     def nll_bound(self, x, *, draws: int = 64, seed: int | None = None,
-                  return_stderr: bool = False):
+                  return_stderr: bool = False, batch_size: int | None = None):
         """Upper bound on -log p_theta^SDE(x) in nats: x (n, *shape) -> (n,).
 
         The likelihood-weighted denoising objective plus the prior term (Song, Durkan, Murray
@@ -169,7 +169,7 @@ class ScoreModel(DensityModel):
         importance-sampled in proportion to g^2 / s^2 on [eps, T] and stratified, z in
         antithetic pairs, and the N(0, I) score's share computed in closed form (a control
         variate). With ``return_stderr``, returns (bound, a conservative standard error),
-        both (n,).
+        both (n,). batch_size: points evaluated together, as in ``log_prob``.
 
         It bounds the reverse-SDE model's -log p, not the probability-flow ODE's that
         ``log_prob`` computes; the two coincide only for the exact score. Per point the
@@ -179,10 +179,15 @@ class ScoreModel(DensityModel):
         """
         x = self._batch(x)
         check_positive(draws, name="draws", integer=True)
+        rows = self._batch_rows(x.shape[0], batch_size)
+        generator = make_generator(seed, self.device)
         self._score_evals = 0
-        bound, stderr = nll_bound_terms(self.sde, self._score, x,
-                                        draws=draws, eps=self.sde.likelihood_eps,
-                                        generator=make_generator(seed, self.device))
+
+        def estimate(part):
+            return torch.stack(nll_bound_terms(self.sde, self._score, x[part], draws=draws,
+                                               eps=self.sde.likelihood_eps,
+                                               generator=generator), 1)
+        bound, stderr = in_batches(estimate, x.shape[0], rows, progress=False).unbind(1)
         bound = self._finish(bound - self.datamap.log_det)  # -log p_x = -log p_y - log|det|
         return (bound, stderr) if return_stderr else bound
 
@@ -200,7 +205,8 @@ class ScoreModel(DensityModel):
         eps: the last time (default ``sde.sampling_eps``); denoise: finish with Tweedie's
         E[x_0 | x_eps]; seed: makes the draw repeatable. batch_size: samples drawn together,
         which bounds memory (default: as many as hold 2**22 numbers, e.g. 2,097,152 2-D points
-        or 5,349 28 x 28 images); the draws of a seed depend on it only when n exceeds it.
+        or 5,349 28 x 28 images; a batch that runs out of GPU memory is halved); the draws
+        of a seed depend on it only when n exceeds it.
         y: class labels (one integer or (n,)) to sample p(x | y). With ``classifier`` (a
         ``NoisyClassifier`` or any callable log_q(y, x, t) -> (n,) on data coordinates) the
         score becomes score + guidance_scale * grad_x log q(y | x_t, t) (classifier
@@ -212,24 +218,21 @@ class ScoreModel(DensityModel):
         sampler = choose(method, SAMPLERS, name="method")
         sampler.check(method, self.sde, options)
         eps = self._check_eps(eps, self.sde.sampling_eps)
-        size = (max(1, SAMPLE_BATCH_NUMBERS // self.dim) if batch_size is None
-                else check_positive(batch_size, name="batch_size", integer=True))
+        size = self._sample_rows(batch_size)
         labels = self._guidance_labels(n, y, classifier, guidance_scale)
         generator = make_generator(seed, self.device)
         self._score_evals = 0
-        batches = []
-        for lo in range(0, max(n, 1), size):
-            rows = slice(lo, min(lo + size, n))
-            count = rows.stop - rows.start
-            x = self.sde.prior_sample((count,) + self.shape, generator=generator,
-                                      device=self.device, dtype=self.dtype)
-            if count:
+
+        def draw(rows):
+            x = self.sde.prior_sample((rows.stop - rows.start,) + self.shape,
+                                      generator=generator, device=self.device, dtype=self.dtype)
+            if rows.stop > rows.start:
                 score = self._guided(None if labels is None else labels[rows], classifier,
                                      guidance_scale)
                 x = self._run(sampler, score, x, eps=eps, generator=generator,
                               progress=progress, denoise=denoise, **options)
-            batches.append(self.datamap.to_data(x))
-        return self._finish(torch.cat(batches))
+            return self.datamap.to_data(x)
+        return self._finish(in_batches(draw, n, size, progress=False))
 
     def _run(self, sampler, score, x, *, eps, generator, progress, denoise, **options):
         """Carry x (n, *shape) in model coordinates from T to eps with ``sampler``, then

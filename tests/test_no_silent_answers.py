@@ -313,7 +313,7 @@ def test_samples_are_drawn_in_batches_of_bounded_size(exact_vp, monkeypatch):
     torch.testing.assert_close(draws.T.cov(), torch.eye(2), atol=0.1, rtol=0)
     torch.testing.assert_close(model.sample(5, seed=1, batch_size=5), model.sample(5, seed=1))
     seen.clear()
-    monkeypatch.setattr(sdescore.model, "SAMPLE_BATCH_NUMBERS", 8)  # 4 two-D rows
+    monkeypatch.setattr(sdescore.density, "SAMPLE_BATCH_NUMBERS", 8)  # 4 two-D rows
     model.sample(10, "ddpm", steps=25, seed=0)
     assert seen == [4] * 25 + [4] * 25 + [2] * 25
     with pytest.raises(ValueError, match="batch_size must be > 0"):

@@ -1,0 +1,89 @@
+"""Batch sizes (issue 17, item 4): one batch on a GPU, halved while it runs out of memory,
+a fixed number of rows on a CPU, and results that do not depend on the batch."""
+import pytest
+import torch
+
+import sdescore
+from sdescore.batching import CPU_BATCH_ROWS, batch_rows, in_batches
+
+from conftest import make_sde
+
+
+def test_rows_per_batch_by_device():
+    assert batch_rows(50_000, None, torch.device("cuda")) == 50_000
+    assert batch_rows(50_000, None, torch.device("cpu")) == CPU_BATCH_ROWS
+    assert batch_rows(10, None, torch.device("cpu")) == 10
+    assert batch_rows(50_000, 300, torch.device("cuda")) == 300
+
+
+def _out_of_memory_above(limit, sizes):
+    def evaluate(part):
+        sizes.append(part.stop - part.start)
+        if part.stop - part.start > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return torch.arange(part.start, part.stop, dtype=torch.float64) ** 2
+    return evaluate
+
+
+def test_a_batch_that_runs_out_of_memory_is_halved_until_it_fits():
+    sizes = []
+    out = in_batches(_out_of_memory_above(3, sizes), 11, 11)
+    torch.testing.assert_close(out, torch.arange(11, dtype=torch.float64) ** 2)
+    assert sizes[:4] == [11, 6, 3, 3]  # then batches of 3 (the last one short)
+    assert max(sizes[3:]) == 3 and sum(s for s in sizes if s <= 3) == 11
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        in_batches(_out_of_memory_above(0, []), 4, 4)
+
+
+@pytest.fixture(scope="module")
+def exact_model():
+    mixture = sdescore.datasets.random_mixture(3, seed=3)
+    sde = make_sde("subvp")
+    return mixture, sdescore.ScoreModel(sde, mixture.score_fn(sde), (3,))
+
+
+def test_log_prob_does_not_depend_on_the_batch(exact_model):
+    """A fixed-grid solve gives each row the same arithmetic in any batch (float rounding);
+    the adaptive default steps a batch together, so rows move by about its tolerance."""
+    mixture, model = exact_model
+    x = mixture.sample(37, seed=0).float()
+    fixed = {"solver": "rk4", "steps": 40}
+    whole = model.log_prob(x, **fixed)
+    torch.testing.assert_close(model.log_prob(x, batch_size=5, **fixed), whole,
+                               rtol=0, atol=1e-5)
+    adaptive = model.log_prob(x)
+    torch.testing.assert_close(model.log_prob(x, batch_size=4), adaptive, rtol=0, atol=1e-3)
+    torch.testing.assert_close(adaptive.double(), mixture.log_prob(x.double()), rtol=0,
+                               atol=2e-3)
+
+
+def test_log_prob_recovers_from_running_out_of_memory(exact_model, monkeypatch):
+    mixture, model = exact_model
+    x = mixture.sample(9, seed=1).float()
+    expected = model.log_prob(x, solver="rk4", steps=20)
+    solve = sdescore.model.probability_flow_log_prob
+    sizes = []
+
+    def small_memory(sde, score, shape, rows, **options):
+        sizes.append(rows.shape[0])
+        if rows.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return solve(sde, score, shape, rows, **options)
+
+    monkeypatch.setattr(sdescore.model, "probability_flow_log_prob", small_memory)
+    torch.testing.assert_close(model.log_prob(x, solver="rk4", steps=20, batch_size=9),
+                               expected, rtol=0, atol=1e-5)
+    assert sizes[:4] == [9, 5, 3, 2]
+
+
+def test_nll_bound_in_batches_estimates_the_same_bound(exact_model):
+    """Batches draw their own t and z, so per-row values differ by Monte Carlo noise; the
+    mean over rows agrees within its standard error, and both bound the exact NLL."""
+    mixture, model = exact_model
+    x = mixture.sample(400, seed=2).float()
+    whole, se = model.nll_bound(x, draws=16, seed=0, return_stderr=True)
+    batched = model.nll_bound(x, draws=16, seed=0, batch_size=7)
+    noise = 4 * (se.square().sum().sqrt() / 400).item()
+    assert abs(whole.mean() - batched.mean()) < noise
+    truth = -mixture.log_prob(x.double()).mean().item()
+    assert batched.mean() > truth - noise
