@@ -18,6 +18,7 @@ import torch
 from .baselines import FLOWS, fit_flow
 from .likelihood import bits_per_dim
 from .metrics import energy_distance, mean_and_se
+from .plot import comparison
 from .train import fit
 from .validation import check_positive, choose
 
@@ -105,43 +106,5 @@ def write_report(rows: list[dict], path, command: str, machine: str = "") -> str
         lines.append("| " + " | ".join("-" if c == "nan" else c for c in cells) + " |")
     table = "\n".join(lines)
     path.with_suffix(".md").write_text(f"`{command}`\n\n{table}\n")
-    _plot(rows, path.with_suffix(".png"))
+    comparison(rows).savefig(path.with_suffix(".png"), dpi=100)
     return table
-
-
-def _plot(rows, path):
-    """One panel per set: each model's mean test NLL above the best model's there, in nats
-    (D ln 2 nats per bit/dim on discrete data), with standard errors; 0 marks the winner and
-    a model that failed or gave an infinite NLL is marked so."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [{**r, "model": r["model"].split(" (failed")[0]} for r in rows]
-    sets = list(dict.fromkeys(r["data"] for r in rows))
-    names = list(dict.fromkeys(r["model"] for r in rows))
-    columns = min(3, len(sets))
-    lines = math.ceil(len(sets) / columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.2 * lines), squeeze=False)
-    for ax, data in zip(axes.flat, sets):
-        here = {r["model"]: r for r in rows if r["data"] == data}
-        shown = [n for n in names if n in here]  # e.g. image-only models skip tabular sets
-        values = [here[n]["test_nll"] for n in shown]
-        finite = [v for v in values if math.isfinite(v)]
-        best = min(finite) if finite else 0.0
-        ax.bar(range(len(shown)), [v - best if math.isfinite(v) else 0.0 for v in values],
-               yerr=[here[n]["test_nll_se"] if math.isfinite(v) else 0.0
-                     for n, v in zip(shown, values)],
-               color=[f"C{names.index(n)}" for n in shown])  # one colour per model throughout
-        for i, value in enumerate(values):
-            if not math.isfinite(value):
-                ax.text(i, 0, "failed / inf", rotation=90, ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(range(len(shown)), shown, rotation=30, ha="right", fontsize=8)
-        ax.set_title(data, fontsize=10)
-        ax.set_ylabel("test NLL above the best (nats)", fontsize=8)
-    for ax in list(axes.flat)[len(sets):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
