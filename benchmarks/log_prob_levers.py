@@ -35,24 +35,27 @@ from common import timed, write  # noqa: E402
 
 
 def reference_log_prob(model, x, seed=0):
-    """scipy RK45 (rtol = atol = 1e-5) from eps = 1e-5 to T with one Rademacher probe."""
+    """scipy RK45 (rtol = atol = 1e-5) from eps = 1e-5 to T with one Rademacher probe; the
+    score runs on x's device, the solver's state lives in NumPy on the CPU."""
     sde, n = model.sde, x.shape[0]
     y0 = model.datamap.to_model(x).reshape(n, -1)
     flow = ProbabilityFlowODE(sde, model._score, model.shape)
-    probe = draw_probes("rademacher", 1, y0, torch.Generator().manual_seed(seed))
+    probe = draw_probes("rademacher", 1, y0, torch.Generator(y0.device).manual_seed(seed))
     counter = {"evals": 0}
 
     def rhs(t, state):
         counter["evals"] += 1
-        y = torch.as_tensor(state[: y0.numel()], dtype=x.dtype).reshape(y0.shape)
+        y = torch.as_tensor(state[: y0.numel()], dtype=x.dtype,
+                            device=x.device).reshape(y0.shape)
         with torch.no_grad():
             drift, div = hutchinson_divergence(lambda v: flow(torch.tensor(t), v), y, probe)
-        return np.concatenate([drift.reshape(-1).numpy(), div.numpy()]).astype(np.float64)
+        return np.concatenate([drift.reshape(-1).cpu().numpy(),
+                               div.cpu().numpy()]).astype(np.float64)
 
-    state0 = np.concatenate([y0.reshape(-1).numpy(), np.zeros(n)])
+    state0 = np.concatenate([y0.reshape(-1).cpu().numpy(), np.zeros(n)])
     solution = solve_ivp(rhs, (sde.likelihood_eps, sde.T), state0, rtol=1e-5, atol=1e-5,
                          method="RK45")
-    final = torch.as_tensor(solution.y[:, -1], dtype=x.dtype)
+    final = torch.as_tensor(solution.y[:, -1], dtype=x.dtype, device=x.device)
     y_T, delta = final[: y0.numel()].reshape(x.shape), final[y0.numel():]
     return sde.prior_log_prob(y_T) + delta + model.datamap.log_det, counter["evals"]
 
