@@ -10,6 +10,7 @@ mean under a single Gaussian fitted to the training rows (linear regression on t
 observed entries).
 """
 import argparse
+import sys
 
 import numpy as np
 
@@ -24,7 +25,11 @@ parser.add_argument("--rows", type=int, default=500, help="test rows to impute")
 parser.add_argument("--data-dir", default="../shared/data")
 args = parser.parse_args()
 
-split = load_benchmark(args.data, args.data_dir)
+try:
+    split = load_benchmark(args.data, args.data_dir)
+except FileNotFoundError as err:
+    print(f"The {args.data} data set is not here, so this example stops: {err}")
+    sys.exit(0)
 model = sdescore.fit(split.train, "subvp", max_time=args.seconds, seed=0)
 
 test = split.test[: args.rows]

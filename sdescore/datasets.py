@@ -139,7 +139,7 @@ class Split:
     image_shape: tuple | None = None
 
 
-def _paper_split(name, x, levels=None, oracle=None, shuffle=True, image_shape=None):
+def paper_split(name, x, levels=None, oracle=None, shuffle=True, image_shape=None):
     """Shuffle with seed 2019 (unless already shuffled); test = last min(1000, n // 10) rows,
     validation = the min(1000, (n - test) // 10) before them, train = the rest (the split of
     the sliced-score-matching paper)."""
@@ -181,38 +181,38 @@ def _wine(colour):
     def load(folder):
         raw = np.loadtxt(folder / "wine" / f"winequality-{colour}.csv", delimiter=",", skiprows=1)
         x = _dequantize_columns(raw[:, :-1], np.random.RandomState(2019))
-        return _paper_split(f"{colour}wine", _whiten(_paper_order(x)), shuffle=False)
+        return paper_split(f"{colour}wine", _whiten(_paper_order(x)), shuffle=False)
     return load
 
 
 def _parkinsons(folder):
     raw = np.loadtxt(folder / "parkinsons" / "parkinsons_updrs.data", delimiter=",", skiprows=1)
     x = _drop_correlated(raw[:, 3:])
-    return _paper_split("parkinsons", _whiten(_paper_order(x)), shuffle=False)
+    return paper_split("parkinsons", _whiten(_paper_order(x)), shuffle=False)
 
 
 def _uci(file, name):
     def load(folder):
-        return _paper_split(name, np.loadtxt(folder / "uci" / file))
+        return paper_split(name, np.loadtxt(folder / "uci" / file))
     return load
 
 
 def _magic(folder):
     with np.load(folder / "magic" / "MagicTelescope.npz", allow_pickle=False) as archive:
-        return _paper_split("magic", archive["x"][:, 1:])
+        return paper_split("magic", archive["x"][:, 1:])
 
 
 def _digits(folder):
     from sklearn.datasets import load_digits
 
-    return _paper_split("digits", dequantize(load_digits().data.astype(int), levels=17, seed=0),
+    return paper_split("digits", dequantize(load_digits().data.astype(int), levels=17, seed=0),
                         levels=17, image_shape=(1, 8, 8))
 
 
 def _mixture(dim):
     def load(folder):
         mixture = random_mixture(dim, components=3, seed=dim)
-        return _paper_split(f"mixture{dim}", mixture.sample(22000, seed=0).numpy(),
+        return paper_split(f"mixture{dim}", mixture.sample(22000, seed=0).numpy(),
                             oracle=mixture)
     return load
 
@@ -224,7 +224,12 @@ BENCHMARK_SETS = {
                                                                 "protein"),
     "magic": _magic,
 }
-NEEDS_FOLDER = {"redwine", "whitewine", "parkinsons", "power", "protein", "magic"}
+# The file each real table is read from, under data_dir (sources: README, "Data for the
+# benchmarks").
+BENCHMARK_FILES = {"redwine": "wine/winequality-red.csv", "whitewine": "wine/winequality-white.csv",
+                   "parkinsons": "parkinsons/parkinsons_updrs.data", "power": "uci/power-plant.txt",
+                   "protein": "uci/protein-tertiary-structure.txt",
+                   "magic": "magic/MagicTelescope.npz"}
 
 
 def load_benchmark(name: str, data_dir=None) -> Split:
@@ -234,11 +239,13 @@ def load_benchmark(name: str, data_dir=None) -> Split:
     dequantised to [0, 1) with 17 levels), redwine, whitewine, parkinsons (preprocessed as in
     the sliced-score-matching paper: dequantised or decorrelated, PCA-whitened), power,
     protein, magic. The real tables are read from ``data_dir`` (default ``../shared/data``
-    from the working directory); a missing folder raises FileNotFoundError saying so.
+    from the working directory; ``BENCHMARK_FILES`` names each file); a missing file raises
+    FileNotFoundError naming it.
     """
     loader = choose(name, BENCHMARK_SETS, name="data set")
     folder = Path(data_dir) if data_dir is not None else Path("..") / "shared" / "data"
-    if name in NEEDS_FOLDER and not folder.is_dir():
-        raise FileNotFoundError(f"{name} needs the data folder {folder} (see shared/data/README.md);"
-                                " pass data_dir=...")
+    if name in BENCHMARK_FILES and not (folder / BENCHMARK_FILES[name]).is_file():
+        raise FileNotFoundError(f"{name} needs the file {folder / BENCHMARK_FILES[name]} (where "
+                                "to get it: README.md, 'Data for the benchmarks'); pass "
+                                "data_dir=...")
     return loader(folder)

@@ -54,6 +54,7 @@ class DensityModel(nn.Module):
         self.shape, self.datamap = shape, datamap
         self.levels = None if levels is None else int(levels)
         self.history: list[dict] = []
+        self.feature_names: list[str] | None = None  # the data's column names, when known
         # an empty buffer whose dtype and device follow .to(): the model's, also for a
         # score function without weights
         self.register_buffer("_placement", torch.empty(0), persistent=False)

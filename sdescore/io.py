@@ -1,6 +1,7 @@
 """Saving and loading models: atomic writes, safe reads, one ``load`` for every model kind.
 
-A model file is a dict {"format": ..., "config": ..., "state_dict": ..., "history": ...}
+A model file is a dict {"format": ..., "config": ..., "state_dict": ..., "history": ...,
+"feature_names": ...}
 written by ``torch.save`` to a temporary file and renamed into place, and read back with
 ``torch.load(weights_only=True)``, which refuses to run code from the file. This layer knows
 no model class: each kind registers its formats (``register_format``) where it is defined.
@@ -41,6 +42,7 @@ def save_payload(model, path, fmt: str) -> None:
     if mode is not None and not mode & stat.S_IWUSR:
         raise PermissionError(f"{path} is read-only: not overwritten")
     payload = {"format": fmt, "config": model.config(), "history": model.history,
+               "feature_names": model.feature_names,
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -88,4 +90,5 @@ def load(path, map_location="cpu"):
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{path} holds a damaged or incompatible sdescore model: {err}") from err
     model.history = list(payload.get("history", []))
+    model.feature_names = payload.get("feature_names")
     return model.eval().to(map_location)

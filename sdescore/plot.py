@@ -61,11 +61,13 @@ def image_grid(images, *, columns: int | None = None, levels: int | None = None,
     return fig
 
 
-def samples_against_data(samples, data, *, columns: list[int] | None = None,
+def samples_against_data(samples, data=None, *, columns: list[int] | None = None,
                          max_points: int = 2000, names: list[str] | None = None):
-    """Scatter of samples (n, d) over data (m, d): one panel for d = 2, else a pairwise grid
-    of ``columns`` (default the first four), each pair once; ``max_points`` rows of each."""
-    s, x = _array(samples, "samples")[:max_points], _array(data, "data")[:max_points]
+    """Scatter of samples (n, d) over data (m, d) (or alone when data is None): one panel
+    for d = 2, else a pairwise grid of ``columns`` (default the first four), each pair once;
+    ``max_points`` rows of each; names: the columns' labels."""
+    s = _array(samples, "samples")[:max_points]
+    x = s[:0] if data is None else _array(data, "data")[:max_points]
     if s.ndim != 2 or x.ndim != 2 or s.shape[1] != x.shape[1]:
         raise ValueError(f"samples and data must be (n, d) with the same d; got {s.shape} "
                          f"and {x.shape}")
@@ -79,11 +81,12 @@ def samples_against_data(samples, data, *, columns: list[int] | None = None,
     fig = _figure(3.2 * side, 3.0 * math.ceil(len(pairs) / side))
     for k, (a, b) in enumerate(pairs):
         ax = fig.add_subplot(math.ceil(len(pairs) / side), side, k + 1)
-        ax.scatter(x[:, a], x[:, b], s=3, alpha=0.4, label="data")
+        if data is not None:
+            ax.scatter(x[:, a], x[:, b], s=3, alpha=0.4, label="data")
         ax.scatter(s[:, a], s[:, b], s=3, alpha=0.4, label="samples")
         ax.set_xlabel(names[a])
         ax.set_ylabel(names[b])
-        if k == 0:
+        if k == 0 and data is not None:
             ax.legend(markerscale=4, fontsize=8)
     fig.tight_layout()
     return fig

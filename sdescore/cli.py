@@ -1,0 +1,305 @@
+"""The ``sdescore`` command: fit, log-prob, sample, compare and info from a shell.
+
+    sdescore fit DATA -o MODEL [--sde subvp] [--max-time S | --steps N] [--loss dsm]
+                 [--seed K] [--columns C ...] [--labels COLUMN] [--device cuda]
+    sdescore log-prob MODEL DATA -o OUT.csv [--bits-per-dim]
+    sdescore sample MODEL -n N -o OUT.csv|OUT.npy|OUT.png [--method ode] [--seed K]
+    sdescore compare DATA --models score nsf --budget S -o DIR
+    sdescore info MODEL
+
+DATA is a .csv file (a header row is optional; ``--columns`` picks columns by name or
+0-based index), a .npy file or a .npz file (its one array, or the array named x or data).
+Bad input ends the command with status 2 and one line naming the problem.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .compare import MODELS, compare, write_report
+from .datasets import paper_split
+from .io import load
+from .sde import SDES
+from .train import fit
+
+TABLE_SUFFIXES = (".csv", ".npy", ".npz")
+
+
+class CommandError(Exception):
+    """A problem with the command's input, told in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CommandError(message)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _pick(names: list[str] | None, width: int, wanted: list[str]) -> list[int]:
+    """Column indices for names or 0-based indices in ``wanted``."""
+    picked = []
+    for item in wanted:
+        if names is not None and item in names:
+            picked.append(names.index(item))
+        elif item.isdigit() and int(item) < width:
+            picked.append(int(item))
+        else:
+            known = f"; columns are {', '.join(names)}" if names else f" of {width}"
+            raise CommandError(f"no column {item!r}{known}")
+    return picked
+
+
+def read_table(path, columns: list[str] | None = None, labels: str | None = None):
+    """(rows float64 (n, d), column names or None, labels int64 (n,) or None) from DATA."""
+    path = Path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise CommandError(f"{path}: DATA must be a {', '.join(TABLE_SUFFIXES)} file")
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file")
+    if path.suffix == ".csv":
+        with open(path, newline="") as handle:
+            cells = [row for row in csv.reader(handle) if row]
+        if not cells:
+            raise CommandError(f"{path}: the file is empty")
+        names = None
+        if not all(_is_number(c) for c in cells[0]):
+            names, cells = [c.strip() for c in cells[0]], cells[1:]
+        width = len(names) if names else len(cells[0])
+        for i, row in enumerate(cells):
+            if len(row) != width:
+                raise CommandError(f"{path}: row {i + 1} has {len(row)} columns, not {width}")
+        table = np.empty((len(cells), width), dtype=object)
+        table[:] = cells if cells else np.empty((0, width))
+    else:
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise CommandError(f"{path}: not a readable NumPy file: {err}") from err
+        if path.suffix == ".npz":
+            keys = list(loaded.keys())
+            key = keys[0] if len(keys) == 1 else next((k for k in ("x", "data") if k in keys), None)
+            if key is None:
+                raise CommandError(f"{path}: holds arrays {', '.join(keys)}; name one x or data")
+            loaded = loaded[key]
+        table, names = np.asarray(loaded), None
+        if table.ndim != 2:
+            raise CommandError(f"{path}: the array must have shape (n, d); got {table.shape}")
+        width = table.shape[1]
+    label_column = None if labels is None else _pick(names, width, [labels])[0]
+    keep = (_pick(names, width, columns) if columns
+            else [i for i in range(width) if i != label_column])
+    x = _numbers(table[:, keep], [names[i] if names else str(i) for i in keep], path)
+    y = None
+    if label_column is not None:
+        y = _numbers(table[:, [label_column]], [labels], path)[:, 0]
+        if (y != np.round(y)).any():
+            raise CommandError(f"{path}: labels column {labels!r} must hold integers")
+        y = y.astype(np.int64)
+    return x, ([names[i] for i in keep] if names else None), y
+
+
+def _numbers(block: np.ndarray, names: list[str], path) -> np.ndarray:
+    try:
+        return block.astype(np.float64)
+    except (TypeError, ValueError):
+        for j, name in enumerate(names):
+            for i, value in enumerate(block[:, j]):
+                if not _is_number(str(value)):
+                    raise CommandError(f"{path}: column {name!r}, row {i + 1}: {value!r} is "
+                                       "not a number") from None
+        raise
+
+
+def _write_csv(path, header, rows) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _load_model(path, device=None):
+    if not Path(path).is_file():
+        raise CommandError(f"{path}: no such model file")
+    return load(path, map_location=device or "cpu")
+
+
+def _matching_rows(model, path):
+    """DATA's rows in the model's columns: by name when both have names, else all."""
+    names = getattr(model, "feature_names", None)
+    x, file_names, _ = read_table(path)
+    if names and file_names:
+        x, _, _ = read_table(path, columns=names)
+        file_names = names
+    if x.shape[1] != model.dim or len(model.shape) != 1:
+        raise CommandError(f"{path}: rows have {x.shape[1]} columns; the model expects "
+                           f"{model.dim}")
+    return x, file_names
+
+
+def run_fit(args) -> str:
+    x, names, labels = read_table(args.data, args.columns, args.labels)
+    if args.max_time is None and args.steps is None:
+        raise CommandError("give a budget: --max-time SECONDS or --steps N")
+    model = fit(x, args.sde, loss=args.loss, max_time=args.max_time, steps=args.steps,
+                labels=labels, seed=args.seed, device=args.device, progress=not args.quiet)
+    model.feature_names = names
+    model.save(args.output)
+    return _summary(model, f"{args.data}: {x.shape[0]} rows x {x.shape[1]} columns")
+
+
+def _summary(model, data_line: str | None = None) -> str:
+    config = model.config()
+    lines = [] if data_line is None else [f"data:       {data_line}"]
+    if "sde" in config:
+        net = config["net"]
+        parameters = sum(p.numel() for p in model.parameters())
+        lines += [f"model:      score model, {model.sde!r}, {config['parameterization']} "
+                  f"parameterisation",
+                  f"network:    {net['name']} {json.dumps(net['config'])}, {parameters} "
+                  "parameters"]
+    else:
+        lines.append(f"model:      {config['kind']} flow, {config['layers']} layers, width "
+                     f"{config['hidden']}")
+    lines.append(f"samples:    shape {tuple(model.shape)}"
+                 + (f", columns {', '.join(model.feature_names)}" if model.feature_names else "")
+                 + (f", {model.levels} levels" if model.levels else ""))
+    if model.history:
+        last = model.history[-1]
+        chosen = next((r for r in model.history if r.get("selected")), None)
+        held = (f"; weights of step {chosen['step']}, held-out score {chosen['val_loss']:.4g} "
+                "nats per row" if chosen else "; no held-out rows")
+        lines.append(f"training:   {last['step']} steps in {last['seconds']:.1f} s, last loss "
+                     f"{last['loss']:.4g}{held}")
+    return "\n".join(lines)
+
+
+def run_log_prob(args) -> str:
+    model = _load_model(args.model, args.device)
+    x, names = _matching_rows(model, args.data)
+    if args.bits_per_dim:
+        values, column = model.bits_per_dim(x), "bits_per_dim"
+    else:
+        values, column = model.log_prob(x), "log_prob"
+    values = values.double().cpu().numpy()
+    header = (names or [f"x{i}" for i in range(x.shape[1])]) + [column]
+    _write_csv(args.output, header, np.column_stack([x, values]).tolist())
+    return f"wrote {len(values)} rows to {args.output} (last column {column})"
+
+
+def run_sample(args) -> str:
+    model = _load_model(args.model, args.device)
+    samples = model.sample(args.n, method=args.method, seed=args.seed).double().cpu().numpy()
+    output = Path(args.output)
+    if output.suffix == ".npy":
+        np.save(output, samples)
+    elif output.suffix == ".csv":
+        if len(model.shape) != 1:
+            raise CommandError("CSV output is for vector samples; use .npy or .png for images")
+        header = model.feature_names or [f"x{i}" for i in range(model.dim)]
+        _write_csv(output, header, samples.tolist())
+    else:
+        from . import plot
+        figure = (plot.image_grid(samples) if len(model.shape) == 3
+                  else plot.samples_against_data(samples, names=model.feature_names))
+        figure.savefig(output, dpi=100)
+    return f"wrote {len(samples)} samples to {output}"
+
+
+def run_compare(args) -> str:
+    x, _, _ = read_table(args.data, args.columns)
+    split = paper_split(Path(args.data).stem, x)
+    rows = compare(split, args.models, max_time=args.budget, seed=args.seed)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_report(rows, out / "compare", "sdescore " + " ".join(sys.argv[1:]))
+
+
+def run_info(args) -> str:
+    model = _load_model(args.model)
+    payload = torch.load(args.model, map_location="cpu", weights_only=True)
+    return f"file:       {args.model} (format {payload['format']})\n" + _summary(model)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sdescore", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = commands.add_parser("fit", help="train a score model on a table")
+    sub.add_argument("data")
+    sub.add_argument("-o", "--output", required=True, help="model file to write")
+    sub.add_argument("--sde", default="subvp", choices=sorted(SDES))
+    budget = sub.add_mutually_exclusive_group()
+    budget.add_argument("--max-time", type=float, help="training seconds")
+    budget.add_argument("--steps", type=int, help="training steps")
+    sub.add_argument("--loss", default="dsm")
+    sub.add_argument("--seed", type=int)
+    sub.add_argument("--columns", nargs="+", help="columns to model (names or indices)")
+    sub.add_argument("--labels", help="column of integer class labels (conditional model)")
+    sub.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.set_defaults(run=run_fit)
+
+    sub = commands.add_parser("log-prob", help="log-density (nats) of each row")
+    sub.add_argument("model")
+    sub.add_argument("data")
+    sub.add_argument("-o", "--output", required=True, help="CSV to write")
+    sub.add_argument("--bits-per-dim", action="store_true", help="bits/dim instead")
+    sub.add_argument("--device")
+    sub.set_defaults(run=run_log_prob)
+
+    sub = commands.add_parser("sample", help="draw samples")
+    sub.add_argument("model")
+    sub.add_argument("-n", type=int, required=True, help="number of samples")
+    sub.add_argument("-o", "--output", required=True, help=".csv, .npy or .png")
+    sub.add_argument("--method", default="ode")
+    sub.add_argument("--seed", type=int)
+    sub.add_argument("--device")
+    sub.set_defaults(run=run_sample)
+
+    sub = commands.add_parser("compare", help="score model against flows, side by side")
+    sub.add_argument("data")
+    sub.add_argument("--models", nargs="+", default=["score", "nsf"], choices=sorted(MODELS))
+    sub.add_argument("--budget", type=float, default=60.0, help="training seconds per model")
+    sub.add_argument("--columns", nargs="+")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("-o", "--output", required=True, help="folder for the report")
+    sub.set_defaults(run=run_compare)
+
+    sub = commands.add_parser("info", help="what a model file holds")
+    sub.add_argument("model")
+    sub.set_defaults(run=run_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; 0 on success, 2 (one line on stderr) on bad input."""
+    try:
+        args = _parser().parse_args(argv)
+        if getattr(args, "output", None) and args.command != "compare":
+            folder = Path(args.output).resolve().parent
+            if not folder.is_dir():
+                raise CommandError(f"{args.output}: folder {folder} does not exist")
+        print(args.run(args))
+        return 0
+    except CommandError as err:
+        message = str(err)
+    except (ValueError, TypeError, FileNotFoundError, PermissionError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    print(f"sdescore: error: {message}", file=sys.stderr)
+    return 2

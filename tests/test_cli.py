@@ -1,0 +1,123 @@
+"""The ``sdescore`` command (issue 18): its files match the Python API, and bad input ends
+with status 2 and one line that names the problem."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sdescore
+from sdescore.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*argv, cwd):
+    """The command as a user runs it: a new Python process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "sdescore", *map(str, argv)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], np.array(rows[1:], dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    x = np.random.default_rng(0).normal(size=(300, 2)) * [1.0, 2.0]
+    labels = np.arange(300) % 3
+    with open(folder / "train.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["height", "class", "width"])
+        writer.writerows([[a, k, b] for (a, b), k in zip(x, labels)])
+    return folder, x
+
+
+def test_fit_log_prob_and_sample_match_the_python_api(table):
+    folder, x = table
+    done = _run("fit", "train.csv", "-o", "model.pt", "--steps", 60, "--seed", 0,
+                "--columns", "height", "width", "--quiet", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert "300 rows x 2 columns" in done.stdout and "60 steps" in done.stdout
+    model = sdescore.load(folder / "model.pt")
+    assert model.feature_names == ["height", "width"]
+    # the same fit from Python: same seed, same machine, same steps -> the same model
+    again = sdescore.fit(x, steps=60, seed=0, progress=False)
+    probe = torch.tensor([[0.3, -1.0], [1.5, 2.0]])
+    torch.testing.assert_close(model.score(probe, 0.5), again.score(probe, 0.5))
+
+    assert main(["log-prob", str(folder / "model.pt"), str(folder / "train.csv"),
+                 "-o", str(folder / "lp.csv")]) == 0
+    header, values = _read_csv(folder / "lp.csv")
+    assert header == ["height", "width", "log_prob"]
+    np.testing.assert_allclose(values[:, :2], x)
+    np.testing.assert_allclose(values[:, 2], model.log_prob(x).double().numpy(), rtol=1e-6)
+
+    assert main(["sample", str(folder / "model.pt"), "-n", "7", "-o", str(folder / "s.csv"),
+                 "--seed", "3"]) == 0
+    header, samples = _read_csv(folder / "s.csv")
+    assert header == ["height", "width"]
+    np.testing.assert_allclose(samples, model.sample(7, seed=3).double().numpy(), rtol=1e-6)
+    assert main(["sample", str(folder / "model.pt"), "-n", "50", "-o",
+                 str(folder / "s.png")]) == 0
+    assert (folder / "s.png").stat().st_size > 0
+
+    assert main(["info", str(folder / "model.pt")]) == 0
+
+
+def test_labels_column_trains_a_conditional_model(table):
+    folder, _ = table
+    assert main(["fit", str(folder / "train.csv"), "-o", str(folder / "cond.pt"), "--steps",
+                 "5", "--labels", "class", "--quiet"]) == 0
+    model = sdescore.load(folder / "cond.pt")
+    assert model.classes == 3 and model.feature_names == ["height", "width"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit", "missing.csv", "-o", "m.pt", "--steps", "5"], "missing.csv: no such file"),
+    (["fit", "train.csv", "-o", "m.pt"], "give a budget"),
+    (["fit", "train.csv", "-o", "m.pt", "--steps", "5", "--sde", "foo"], "invalid choice: 'foo'"),
+    (["fit", "train.csv", "-o", "m.pt", "--steps", "5", "--columns", "depth"],
+     "no column 'depth'; columns are height, class, width"),
+    (["fit", "words.csv", "-o", "m.pt", "--steps", "5"], "column 'b', row 2: 'many' is not a number"),
+    (["fit", "train.csv", "-o", "m.pt", "--steps", "0"], "steps must be > 0"),
+    (["log-prob", "train.csv", "train.csv", "-o", "lp.csv"], "is not a readable sdescore model"),
+    (["log-prob", "model.pt", "three.csv", "-o", "lp.csv"], "rows have 3 columns; the model expects 2"),
+    (["sample", "model.pt", "-n", "5", "-o", "s.csv", "--method", "magic"], "Unknown method 'magic'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_ends_with_one_line_naming_the_problem(table, argv, message, monkeypatch,
+                                                         capsys):
+    """In-process for speed; an unknown command also through a new process (no traceback)."""
+    folder, _ = table
+    (folder / "words.csv").write_text("a,b\n1,2\n3,many\n")
+    (folder / "three.csv").write_text("1,2,3\n4,5,6\n")
+    if not (folder / "model.pt").exists():
+        sdescore.fit(np.random.default_rng(1).normal(size=(50, 2)), steps=2,
+                     progress=False).save(folder / "model.pt")
+    if argv[0] == "frobnicate":
+        done = _run(*argv, cwd=folder)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        lines = done.stderr.strip().splitlines()
+    else:
+        monkeypatch.chdir(folder)
+        assert main(argv) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_compare_writes_the_side_by_side_report(table, capsys):
+    folder, _ = table
+    assert main(["compare", str(folder / "train.csv"), "--columns", "height", "width",
+                 "--models", "score", "--budget", "1", "-o", str(folder / "report")]) == 0
+    report = (folder / "report" / "compare.md").read_text()
+    assert "| train | sdescore subvp |" in report
+    assert (folder / "report" / "compare.png").stat().st_size > 0
