@@ -13,6 +13,7 @@ from .batching import in_batches
 from .datamap import DataMap
 from .density import DensityModel
 from .io import register_format
+from .distributed import agreed_seed
 from .training import (adam, check_budget, check_levels, dequantized_split, dequantizer,
                        discrete_levels, seeded, split, train_loop)
 from .utils import make_generator
@@ -170,6 +171,7 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     levels = discrete_levels(data, levels)
     x = as_dataset(data)
     check_levels(x, levels)
+    seed = agreed_seed(seed)  # under torch.distributed: rank 0's, on every rank
     with seeded(seed):
         train, held, _, _ = split(x, validation)
         train, held, fitted_on = dequantized_split(train, held, levels)

@@ -15,6 +15,7 @@ from .datamap import DataMap, wide_dtype
 from .losses import UniformTimes
 from .nets import default_classifier_net
 from .sde import sde_for_data
+from .distributed import agreed_seed
 from .training import (adam, check_budget, check_levels, dequantized_split, dequantizer,
                        discrete_levels, seeded, split, train_loop, validation_loss)
 from .validation import (as_batch, as_dataset, as_labels, as_times, check_compute_dtype,
@@ -103,6 +104,7 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
         if sde is not None and repr(sde_for_data(sde, x)) != repr(model.sde):
             raise ValueError(f"sde={sde!r} differs from the model's {model.sde!r}; leave sde "
                              "out to use the model's")
+    seed = agreed_seed(seed)
     with seeded(seed, device):
         train, held, train_labels, held_labels = split(x, validation, labels)
         train, held, fitted_on = dequantized_split(train, held, levels)

@@ -16,14 +16,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from .compare import MODELS, compare, write_report
 from .datasets import paper_split
+from . import distributed
+from .distributed import is_main
 from .io import load
 from .sde import SDES
 from .train import fit
@@ -196,17 +200,25 @@ def run_log_prob(args) -> str:
     if args.bits_per_dim:
         values, column = model.bits_per_dim(x), "bits_per_dim"
     else:
-        values, column = model.log_prob(x), "log_prob"
+        values, column = distributed.log_prob(model, x), "log_prob"  # shared by the ranks
     values = values.double().cpu().numpy()
     header = (names or [f"x{i}" for i in range(x.shape[1])]) + [column]
-    _write_csv(args.output, header, np.column_stack([x, values]).tolist())
+    if is_main():
+        _write_csv(args.output, header, np.column_stack([x, values]).tolist())
     return f"wrote {len(values)} rows to {args.output} (last column {column})"
 
 
 def run_sample(args) -> str:
     model = _load_model(args.model, args.device)
-    samples = model.sample(args.n, method=args.method, seed=args.seed).double().cpu().numpy()
-    output = Path(args.output)
+    samples = distributed.sample(model, args.n, method=args.method,
+                                 seed=args.seed).double().cpu().numpy()
+    if is_main():
+        _write_samples(model, samples, Path(args.output))
+    return f"wrote {len(samples)} samples to {args.output}"
+
+
+def _write_samples(model, samples: np.ndarray, output: Path) -> None:
+    """.npy as they are, .csv with the training columns' names, anything else a figure."""
     if output.suffix == ".npy":
         np.save(output, samples)
     elif output.suffix == ".csv":
@@ -219,7 +231,6 @@ def run_sample(args) -> str:
         figure = (plot.image_grid(samples) if len(model.shape) == 3
                   else plot.samples_against_data(samples, names=model.feature_names))
         figure.savefig(output, dpi=100)
-    return f"wrote {len(samples)} samples to {output}"
 
 
 def run_compare(args) -> str:
@@ -287,15 +298,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_torchrun() -> None:
+    """Under ``torchrun`` (WORLD_SIZE > 1 in the environment), join its process group:
+    NCCL with one GPU per local rank when CUDA is present, else gloo."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; 0 on success, 2 (one line on stderr) on bad input."""
+    """Run one command; 0 on success, 2 (one line on stderr) on bad input. Under
+    ``torchrun`` it trains data-parallel, and only rank 0 prints and writes."""
     try:
         args = _parser().parse_args(argv)
+        _join_torchrun()
         if getattr(args, "output", None) and args.command != "compare":
             folder = Path(args.output).resolve().parent
             if not folder.is_dir():
                 raise CommandError(f"{args.output}: folder {folder} does not exist")
-        print(args.run(args))
+        report = args.run(args)
+        if is_main():
+            print(report)
         return 0
     except CommandError as err:
         message = str(err)

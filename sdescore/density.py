@@ -17,6 +17,7 @@ from torch import nn
 
 from .batching import SAMPLE_BATCH_NUMBERS, batch_rows
 from .datamap import DataMap, wide_dtype
+from .distributed import is_main
 from .io import save_payload
 from .likelihood import bits_per_dim
 from .utils import make_generator
@@ -138,5 +139,7 @@ class DensityModel(nn.Module):
 
     def save(self, path) -> None:
         """Write config, weights and training history to ``path`` atomically (a temporary
-        file, then a rename); ``sdescore.load`` reads it back without running code."""
-        save_payload(self, path, self.file_format)
+        file, then a rename); ``sdescore.load`` reads it back without running code. Under
+        torch.distributed only rank 0 writes (every rank holds the same model after ``fit``)."""
+        if is_main():
+            save_payload(self, path, self.file_format)

@@ -19,6 +19,7 @@ from .model import ScoreModel
 from .nets import default_net
 from .parameterization import PARAMETERIZATIONS
 from .sde import SDE, sde_for_data
+from .distributed import agreed_seed
 from .training import (WeightAverage, adam, check_budget, check_levels, dequantized_split,
                        dequantizer, discrete_levels, seeded, split, train_loop, validation_loss)
 from .validation import (as_dataset, as_labels, check_compute_dtype, check_positive, choose,
@@ -112,6 +113,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         if not 0 <= label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1); got {label_dropout}")
 
+    seed = agreed_seed(seed)  # under torch.distributed: rank 0's, on every rank
     with seeded(seed, device):
         train, held, train_labels, held_labels = split(x, validation, labels)
         train, held, fitted_on = dequantized_split(train, held, levels)

@@ -16,8 +16,11 @@ from time import perf_counter
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .distributed import (any_rank, broadcast_module, from_rank0, is_main, mean_over_ranks,
+                          per_rank_generator_seed, world)
 from .validation import as_dataset, check_positive, check_seed
 
 DEFAULT_STEPS = 5000
@@ -223,12 +226,19 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
     batch_size = min(batch_size, train.shape[0])
     history, window, start, step = [], [], perf_counter(), 0
     parameters = list(module.parameters())
+    rank, processes = world()
+    objective = _Objective(loss_fn, module)
+    if processes > 1:  # data-parallel: gradients averaged over the ranks' own batches
+        device = parameters[0].device
+        objective = DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None)
+        per_rank_generator_seed()
     evaluated = averaged.module if averaged is not None else module
     best = {"val_loss": math.inf, "index": None, "state": None}
 
     def record():
         entry = {"step": step, "seconds": perf_counter() - start,
-                 "loss": sum(window) / len(window)}
+                 "loss": mean_over_ranks(sum(window) / len(window))}
         if validate is not None:
             evaluated.eval()  # dropout off while scoring
             entry["val_loss"] = validate(evaluated)
@@ -245,12 +255,14 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
         since_best = len(history) - 1 - best["index"]
         return since_best >= max(patience, best["index"] + 1)
 
-    bar = tqdm(total=steps, disable=not progress, desc="fit", unit="step", mininterval=0.5)
+    bar = tqdm(total=steps, disable=not progress or rank != 0, desc="fit", unit="step",
+               mininterval=0.5)
     module.train()
     interrupted = False
     try:
         while steps is None or step < steps:
-            if max_time is not None and perf_counter() - start >= max_time:
+            time_up = max_time is not None and perf_counter() - start >= max_time
+            if any_rank(time_up):  # every rank stops at the same step
                 break
             index = torch.randint(0, train.shape[0], (batch_size,), device=train.device)
             batch_labels = None
@@ -260,8 +272,8 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
                     dropped = torch.rand(batch_size, device=train.device) < label_dropout
                     batch_labels = batch_labels.masked_fill(dropped, classes)
             batch = train[index] if augment is None else augment(train[index])
-            loss = _loss(loss_fn, module, batch, batch_labels).mean()
-            if not math.isfinite(loss.item()):
+            loss = objective(batch, batch_labels).mean()
+            if any_rank(not math.isfinite(loss.item())):
                 raise RuntimeError(f"training loss became {loss.item()} at step {step}; try a "
                                    "smaller lr or a larger eps")
             optimizer.zero_grad(set_to_none=True)
@@ -279,10 +291,10 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
                 window = []
                 bar.set_postfix({k: f"{v:.4g}" for k, v in entry.items() if "loss" in k},
                                 refresh=False)
-                if callback is not None and callback(entry):
-                    break
+                stop = callback is not None and callback(entry)
                 if out_of_patience():
                     entry["stopped"] = "patience"
+                if any_rank(stop or "stopped" in entry):
                     break
     except KeyboardInterrupt:
         if step == 0:
@@ -301,7 +313,20 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
         history[-1]["interrupted"] = True
     if best["index"] is not None:
         _select(evaluated, best, history)
-    return history
+    broadcast_module(evaluated)  # every rank returns rank 0's weights and history
+    return from_rank0(history)
+
+
+class _Objective(torch.nn.Module):
+    """The per-example loss of ``module`` as one module, so that DistributedDataParallel
+    sees every network call of a step (a loss may call the network more than once)."""
+
+    def __init__(self, loss_fn, module):
+        super().__init__()
+        self.loss_fn, self.module = loss_fn, module
+
+    def forward(self, x0, labels=None):
+        return _loss(self.loss_fn, self.module, x0, labels)
 
 
 def _select(evaluated, best, history) -> None:
@@ -310,7 +335,7 @@ def _select(evaluated, best, history) -> None:
     chosen = history[best["index"]]
     chosen["selected"] = True
     evaluated.load_state_dict(best["state"])
-    if len(history) == 1:
+    if len(history) == 1 or not is_main():  # one warning per run, from rank 0
         return
     if chosen is history[0]:
         warnings.warn(f"held-out loss was best at the first evaluation (step {chosen['step']}) "

@@ -1,0 +1,152 @@
+"""torch.distributed (issue 19), on the CPU with gloo and two processes started here:
+identical weights on every rank, the averaged update of two ranks at batch b equals one
+process at 2b on the same rows, sharded evaluation in input order, and max_time stopping
+every rank together."""
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import sdescore
+from sdescore import distributed, training
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                                reason="torch.distributed with gloo is not available")
+
+
+def _launch(worker, tmp_path, *args, processes=2, timeout=240):
+    """Run worker(rank, processes, folder, *args) in ``processes`` new processes joined by
+    a gloo group; fail (not hang) after ``timeout`` seconds."""
+    context = mp.spawn(_entry, args=(processes, str(tmp_path), worker, args), nprocs=processes,
+                       join=False)
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.terminate()
+            pytest.fail(f"{worker.__name__} did not finish in {timeout} s (a rank waits "
+                        "for another)")
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(processes)]
+
+
+def _entry(rank, processes, folder, worker, args):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
+                            world_size=processes)
+    try:
+        torch.save(worker(rank, *args), f"{folder}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _data():
+    return torch.randn(400, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 2.0])
+
+
+def _fit_worker(rank):
+    seen = []
+    loss = sdescore.losses.DenoisingScoreMatching(sdescore.get_sde("subvp"))
+
+    def spied(score_fn, x0, generator=None):
+        seen.append(x0.detach().clone())
+        return loss(score_fn, x0, generator=generator)
+
+    model = sdescore.fit(_data(), loss=spied, steps=30, log_every=10, seed=rank + 5,
+                         progress=False)
+    flow = sdescore.baselines.fit_flow(_data(), "realnvp", steps=10, hidden=8, layers=1,
+                                       log_every=5, progress=False)
+    return {"weights": model.state_dict(), "history": model.history, "first_batch": seen[0],
+            "flow": flow.state_dict()}
+
+
+def test_every_rank_ends_with_the_same_weights_from_its_own_batches(tmp_path):
+    ranks = _launch(_fit_worker, tmp_path)
+    for name in ("weights", "flow"):
+        first, second = ranks[0][name], ranks[1][name]
+        assert all(torch.equal(first[k], second[k]) for k in first), name
+    assert ranks[0]["history"] == ranks[1]["history"]
+    # the ranks agreed on rank 0's seed, yet each drew its own batches
+    assert not torch.equal(ranks[0]["first_batch"], ranks[1]["first_batch"])
+
+
+def _squared_error(module, x0, generator=None):
+    return (module(x0)[:, 0] - x0.sum(1)) ** 2
+
+
+def _step_worker(rank, rows):
+    module = torch.nn.Linear(2, 1)
+    torch.manual_seed(0)
+    module.reset_parameters()
+    mine = rows[rank].expand(4, 2)  # every row of this rank is the same, so any batch is
+    training.train_loop(module, None, torch.optim.SGD(module.parameters(), lr=0.1),
+                        _squared_error, mine, steps=1, max_time=None, batch_size=4,
+                        progress=False, callback=None, log_every=1)
+    return {"weights": module.state_dict()}
+
+
+def test_two_ranks_at_batch_b_update_like_one_process_at_2b(tmp_path):
+    rows = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    ranks = _launch(_step_worker, tmp_path, rows)
+    module = torch.nn.Linear(2, 1)
+    torch.manual_seed(0)
+    module.reset_parameters()
+    both = torch.cat([rows[0].expand(4, 2), rows[1].expand(4, 2)])  # 2b rows, the same ones
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    _squared_error(module, both).mean().backward()
+    optimizer.step()
+    for rank in ranks:
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(rank["weights"][key], value, rtol=1e-6, atol=1e-7)
+
+
+def _exact_model():
+    mixture = sdescore.datasets.random_mixture(2, seed=2)
+    sde = sdescore.get_sde("subvp")
+    return mixture, sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
+
+
+def _evaluate_worker(rank):
+    mixture, model = _exact_model()
+    x = mixture.sample(7, seed=0).float()
+    return {"log_prob": distributed.log_prob(model, x, solver="rk4", steps=30),
+            "bound": distributed.nll_bound(model, x, draws=4, seed=1),
+            "samples": distributed.sample(model, 5, seed=3, method="ode")}
+
+
+def test_sharded_evaluation_matches_one_process_in_input_order(tmp_path):
+    ranks = _launch(_evaluate_worker, tmp_path)
+    mixture, model = _exact_model()
+    x = mixture.sample(7, seed=0).float()
+    alone = model.log_prob(x, solver="rk4", steps=30)
+    for rank in ranks:
+        torch.testing.assert_close(rank["log_prob"], alone, rtol=0, atol=1e-5)
+        assert rank["bound"].shape == (7,) and rank["samples"].shape == (5, 2)
+    assert torch.equal(ranks[0]["samples"], ranks[1]["samples"])
+    assert torch.equal(ranks[0]["bound"], ranks[1]["bound"])
+    # rank 0 drew the first 2 samples with seed 3, rank 1 the last 3 with seed 4
+    torch.testing.assert_close(ranks[0]["samples"][:2], model.sample(2, seed=3))
+    torch.testing.assert_close(ranks[0]["samples"][2:], model.sample(3, seed=4))
+    # without a process group the same calls are the one-process ones
+    torch.testing.assert_close(distributed.log_prob(model, x, solver="rk4", steps=30), alone)
+
+
+def _slow_rank_worker(rank):
+    loss = sdescore.losses.DenoisingScoreMatching(sdescore.get_sde("subvp"))
+
+    def slow(score_fn, x0, generator=None):
+        if rank == 1:
+            time.sleep(0.01)  # rank 1 runs behind: rank 0's clock runs out first
+        return loss(score_fn, x0, generator=generator)
+
+    start = time.monotonic()
+    model = sdescore.fit(_data(), loss=slow, max_time=1.5, validation=0, progress=False,
+                         seed=0)
+    return {"steps": model.history[-1]["step"], "seconds": time.monotonic() - start}
+
+
+def test_max_time_stops_every_rank_at_the_same_step(tmp_path):
+    ranks = _launch(_slow_rank_worker, tmp_path, timeout=120)
+    assert ranks[0]["steps"] == ranks[1]["steps"] > 0
+    assert all(rank["seconds"] < 30 for rank in ranks)
