@@ -4,9 +4,9 @@ The bare loop is what a user would write: the default network for d-dimensional 
 (``MLPScoreNet`` under the Gaussian-residual parameterisation), the same DSM loss, random
 batches, ``torch.optim.Adam``, nothing else; once with Adam's default implementation and
 once with the fused kernel that ``fit`` uses (where the device has it), which isolates what
-the library adds. ``fit`` adds its weight average, gradient
-clipping, the finite-loss check and history (held-out selection off, ``validation=0``, so
-that both see the same rows). Both run ``--steps`` steps after a short warm-up; steps per
+the library adds. ``fit`` adds its weight average, gradient clipping, the finite-loss check
+and history (held-out selection off, ``validation=0``, so that both see the same rows); it
+is also timed with ``ema=0, grad_clip=None``, which shows what those two cost. All run ``--steps`` steps after a short warm-up; steps per
 second are medians of ``--repeats`` runs, alternated. Run from the project root:
 
     python benchmarks/fit_overhead.py [--device cpu] [--dim 6] [--batch-sizes 256 4096]
@@ -59,10 +59,10 @@ def bare_loop_seconds(x, device, batch_size, steps, fused=False):
     return time.perf_counter() - start
 
 
-def fit_seconds(x, device, batch_size, steps):
+def fit_seconds(x, device, batch_size, steps, **options):
     """Seconds of ``sdescore.fit`` for ``steps`` steps (its own clock, from its history)."""
     model = sdescore.fit(x, steps=steps, batch_size=batch_size, validation=0, device=device,
-                         progress=False, log_every=steps)
+                         progress=False, log_every=steps, **options)
     _sync(device)
     return model.history[-1]["seconds"]
 
@@ -74,16 +74,18 @@ def overhead_rows(dim, device, batch_sizes, steps, repeats):
     for batch_size in batch_sizes:
         bare_loop_seconds(x, device, batch_size, 50)  # warm-up (kernels, allocator)
         fit_seconds(x, device, batch_size, 50)
-        bare, fused, library = [], [], []
+        bare, fused, library, plain = [], [], [], []
         for _ in range(repeats):
             bare.append(bare_loop_seconds(x, device, batch_size, steps))
             fused.append(bare_loop_seconds(x, device, batch_size, steps, fused=True))
             library.append(fit_seconds(x, device, batch_size, steps))
-        bare_rate, fused_rate, fit_rate = (steps / statistics.median(s)
-                                           for s in (bare, fused, library))
+            plain.append(fit_seconds(x, device, batch_size, steps, ema=0, grad_clip=None))
+        bare_rate, fused_rate, fit_rate, plain_rate = (steps / statistics.median(s)
+                                                       for s in (bare, fused, library, plain))
         rows.append({"device": str(device), "dim": dim, "batch_size": batch_size,
                      "bare_steps_per_s": bare_rate, "bare_fused_steps_per_s": fused_rate,
-                     "fit_steps_per_s": fit_rate, "fit_over_bare": fit_rate / bare_rate,
+                     "fit_steps_per_s": fit_rate, "fit_no_average_no_clip_steps_per_s": plain_rate,
+                     "fit_over_bare": fit_rate / bare_rate,
                      "fit_over_bare_fused": fit_rate / fused_rate})
         print(rows[-1], flush=True)
     return rows

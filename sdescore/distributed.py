@@ -54,13 +54,14 @@ def agreed_seed(seed: int | None) -> int | None:
     return int(value.item())
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank when ``flag`` is true on any (one all-reduce; free alone)."""
-    if world()[1] == 1:
-        return flag
-    value = torch.tensor([int(flag)], device=_collective_device())
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+def any_rank(*flags: bool):
+    """Each flag, true on every rank when it is true on any (one all-reduce for all of them;
+    free alone); one flag gives a bool, several a tuple."""
+    if world()[1] > 1:
+        value = torch.tensor([int(f) for f in flags], device=_collective_device())
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        flags = tuple(bool(v) for v in value.tolist())
+    return flags[0] if len(flags) == 1 else tuple(flags)
 
 
 def mean_over_ranks(value: float) -> float:

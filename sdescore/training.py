@@ -273,7 +273,11 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
                     batch_labels = batch_labels.masked_fill(dropped, classes)
             batch = train[index] if augment is None else augment(train[index])
             loss = objective(batch, batch_labels).mean()
-            if any_rank(not math.isfinite(loss.item())):
+            # one agreement per step: every rank stops, or fails, at the same step
+            time_up, failed = any_rank(time_up, not math.isfinite(loss.item()))
+            if time_up:
+                break
+            if failed:
                 raise RuntimeError(f"training loss became {loss.item()} at step {step}; try a "
                                    "smaller lr or a larger eps")
             optimizer.zero_grad(set_to_none=True)
