@@ -181,6 +181,13 @@ def _summary(model, data_line: str | None = None) -> str:
     else:
         lines.append(f"model:      {config['kind']} flow, {config['layers']} layers, width "
                      f"{config['hidden']}")
+    loc, scale = model.datamap.loc.flatten(), model.datamap.scale.flatten()
+    shown = min(4, loc.numel())
+    more = ", ..." if loc.numel() > shown else ""
+    lines.append(f"data map:   x -> (x - loc) / scale, loc "
+                 f"[{', '.join(f'{v:.4g}' for v in loc[:shown].tolist())}{more}], scale "
+                 f"[{', '.join(f'{v:.4g}' for v in scale[:shown].tolist())}{more}], data "
+                 f"{config['datamap']['data_dtype']}")
     lines.append(f"samples:    shape {tuple(model.shape)}"
                  + (f", columns {', '.join(model.feature_names)}" if model.feature_names else "")
                  + (f", {model.levels} levels" if model.levels else ""))

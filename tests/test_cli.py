@@ -41,7 +41,7 @@ def table(tmp_path_factory):
     return folder, x
 
 
-def test_fit_log_prob_and_sample_match_the_python_api(table):
+def test_fit_log_prob_and_sample_match_the_python_api(table, capsys):
     folder, x = table
     done = _run("fit", "train.csv", "-o", "model.pt", "--steps", 60, "--seed", 0,
                 "--columns", "height", "width", "--quiet", cwd=folder)
@@ -70,7 +70,12 @@ def test_fit_log_prob_and_sample_match_the_python_api(table):
                  str(folder / "s.png")]) == 0
     assert (folder / "s.png").stat().st_size > 0
 
+    capsys.readouterr()
     assert main(["info", str(folder / "model.pt")]) == 0
+    info = capsys.readouterr().out
+    assert "format sdescore-model-2" in info and "columns height, width" in info
+    scale = ", ".join(f"{v:.4g}" for v in model.datamap.scale.tolist())
+    assert f"scale [{scale}]" in info and "60 steps" in info
 
 
 def test_labels_column_trains_a_conditional_model(table):
