@@ -2,8 +2,13 @@
 identical weights on every rank, the averaged update of two ranks at batch b equals one
 process at 2b on the same rows, sharded evaluation in input order, and max_time stopping
 every rank together."""
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -150,3 +155,19 @@ def test_max_time_stops_every_rank_at_the_same_step(tmp_path):
     ranks = _launch(_slow_rank_worker, tmp_path, timeout=120)
     assert ranks[0]["steps"] == ranks[1]["steps"] > 0
     assert all(rank["seconds"] < 30 for rank in ranks)
+
+
+def test_the_command_runs_under_torchrun_unchanged(tmp_path):
+    """`torchrun --nproc-per-node 2 -m sdescore fit ...`: two ranks train, rank 0 alone
+    prints the summary and writes the model."""
+    np.savetxt(tmp_path / "t.csv", np.random.default_rng(0).normal(size=(200, 2)),
+               delimiter=",", header="a,b", comments="")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "sdescore", "fit", "t.csv", "-o", "m.pt", "--steps", "20", "--seed", "0",
+         "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("training:") == 1 and "20 steps" in done.stdout
+    assert sdescore.load(tmp_path / "m.pt").feature_names == ["a", "b"]
