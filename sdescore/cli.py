@@ -256,7 +256,8 @@ def run_info(args) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sdescore", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="sdescore", description="Score-based density models from a shell: "
+                     "fit, log-prob, sample, compare, info.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub = commands.add_parser("fit", help="train a score model on a table")
     sub.add_argument("data")
