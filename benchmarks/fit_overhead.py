@@ -33,7 +33,8 @@ from sdescore.training import adam  # noqa: E402
 from common import write  # noqa: E402
 
 
-def _sync(device):
+def synchronize(device):
+    """Wait for the device's queued work (CUDA), so that a clock reading means it is done."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -47,7 +48,7 @@ def bare_loop_seconds(x, device, batch_size, steps, fused=False):
     optimizer = (adam(score_fn.parameters(), 1e-3) if fused
                  else torch.optim.Adam(score_fn.parameters(), lr=1e-3))
     train = x.to(device)
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         batch = train[torch.randint(0, train.shape[0], (batch_size,), device=device)]
@@ -55,7 +56,7 @@ def bare_loop_seconds(x, device, batch_size, steps, fused=False):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -63,7 +64,7 @@ def fit_seconds(x, device, batch_size, steps, **options):
     """Seconds of ``sdescore.fit`` for ``steps`` steps (its own clock, from its history)."""
     model = sdescore.fit(x, steps=steps, batch_size=batch_size, validation=0, device=device,
                          progress=False, log_every=steps, **options)
-    _sync(device)
+    synchronize(device)
     return model.history[-1]["seconds"]
 
 

@@ -32,17 +32,15 @@ import sdescore  # noqa: E402
 from sdescore.baselines import fit_flow  # noqa: E402
 from sdescore.datasets import load_mnist, random_mixture  # noqa: E402
 from common import DATA_DIR, write  # noqa: E402
-from fit_overhead import overhead_rows  # noqa: E402
+from fit_overhead import overhead_rows, synchronize  # noqa: E402
 from log_prob_levers import reference_log_prob  # noqa: E402
 
 
 def _timed(device, fn):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     result = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return result, time.perf_counter() - start
 
 

@@ -85,7 +85,6 @@ class DensityModel(nn.Module):
         dtype."""
         return self.datamap.to_model(self._read(x, name), self.dtype)
 
-    @torch.no_grad()
     def _batch_rows(self, n: int, batch_size: int | None) -> int:
         """Rows evaluated together for n inputs (``sdescore.batching.batch_rows``)."""
         if batch_size is not None:
@@ -98,6 +97,7 @@ class DensityModel(nn.Module):
             return check_positive(batch_size, name="batch_size", integer=True)
         return max(1, SAMPLE_BATCH_NUMBERS // self.dim)
 
+    @torch.no_grad()
     def bits_per_dim(self, x, *, draws: int = 1, seed: int | None = None,
                      **log_prob_options) -> torch.Tensor:
         """Bits per dimension of discrete data under this model: x (n, *shape) -> (n,).

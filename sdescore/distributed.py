@@ -109,7 +109,7 @@ def _share(n: int) -> slice:
 
 def _gather(local: torch.Tensor, n: int, device) -> torch.Tensor:
     """Every rank's share (rows), padded to one length, gathered and cut back, in rank order."""
-    rank, size = world()
+    size = world()[1]
     longest = -(-n // size)
     where = _collective_device(device)
     padded = torch.zeros((longest,) + tuple(local.shape[1:]), dtype=local.dtype, device=where)

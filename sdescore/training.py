@@ -218,8 +218,9 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
 
     augment(batch) -> batch, when given, transforms each training batch before the loss
     (fresh dequantisation noise, for one). With ``labels`` (n,), each batch's labels reach
-    the loss, each replaced by the null label ``classes`` with probability ``label_dropout``. callback(record) returning True
-    stops training. Ctrl-C (KeyboardInterrupt) stops it too, with a warning: the last record
+    the loss, each replaced by the null label ``classes`` with probability
+    ``label_dropout``. callback(record) returning True stops training. Under
+    torch.distributed the ranks agree on every stop (``sdescore.distributed``). Ctrl-C (KeyboardInterrupt) stops it too, with a warning: the last record
     says ``"interrupted": True`` and the caller gets the model trained so far. A budget that
     ends before the first step raises ValueError. A ``batch_size`` above the number of
     training rows is cut to that number."""
