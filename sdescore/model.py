@@ -11,13 +11,14 @@ from .batching import in_batches
 from .bounds import nll_bound_terms
 from .datamap import DataMap
 from .density import DensityModel
+from .dpm_solver import tweedie_denoise
 from .guidance import classifier_free_guided, classifier_guided
 from .io import register_format
 from .likelihood import probability_flow_log_prob
 from .modules import DEFAULT_MAX_STEPS, ForwardSDE, ReverseSDE
 from .nets import NETS, net_name
 from .parameterization import PARAMETERIZATIONS, parameterization_name
-from .sampling import SAMPLERS, tweedie_denoise
+from .sampling import SAMPLERS
 from .sde import SDE, SDES, get_sde
 from .utils import make_generator
 from .validation import as_labels, as_times, check_count, check_positive, choose

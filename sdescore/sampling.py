@@ -10,6 +10,7 @@ in ``modules``.
   ratio, then a reverse-SDE step (Song et al. 2021, Alg. 1-2).
 - "langevin": annealed Langevin dynamics over the SDE's noise levels, corrector steps only
   (NCSN, Song and Ermon 2019); with a ``mask`` it moves only the masked entries (imputation).
+- "dpm": DPM-Solver++ multistep in log-SNR (``dpm_solver``): 20 score evaluations by default.
 - "ddpm": DDPM's ancestral sampling (Ho et al. 2020), VP only; its last step is already the
   denoising step.
 """
@@ -22,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .ddpm import ddpm_betas
+from .dpm_solver import SPACINGS, sample_dpm
 from .modules import (DEFAULT_MAX_STEPS, ReverseSDE, integrate_probability_flow,
                       integrate_reverse_sde)
 from .sde import VPSDE
@@ -138,6 +140,17 @@ def _name(value, name):
         raise TypeError(f"{name} must be a name (str); got {type(value).__name__}")
 
 
+def _order(value, name):
+    if isinstance(value, bool) or value not in (1, 2, 3):
+        raise ValueError(f"{name} must be 1, 2 or 3; got {value!r}")
+
+
+def _spacing(value, name):
+    _name(value, name)
+    if value not in SPACINGS:
+        raise ValueError(f"{name} must be one of {', '.join(SPACINGS)}; got {value!r}")
+
+
 @dataclass(frozen=True)
 class Sampler:
     """A sampler and what it needs and does: ``options`` maps each option it takes to the
@@ -174,13 +187,9 @@ SAMPLERS = {
     "langevin": Sampler(sample_langevin, {"levels": _positive_integer,
                                           "steps_per_level": _positive_integer,
                                           "snr": _positive}),
+    "dpm": Sampler(sample_dpm, {"steps": _positive_integer, "order": _order,
+                                "spacing": _spacing}),
     "ddpm": Sampler(sample_ddpm, {"steps": _positive_integer}, sde_type=VPSDE, denoises=True,
                     requirement="the DDPM schedule belongs to the VP SDE"),
 }
 
-
-def tweedie_denoise(sde, score, x, t):
-    """E[x_0 | x_t] = (x + s(t)^2 score(x, t)) / m(t): the usual last denoising step."""
-    m = append_dims(sde.mean_scale(t), x.ndim)
-    s2 = append_dims(sde.marginal_std(t) ** 2, x.ndim)
-    return (x + s2 * score(x, t)) / m

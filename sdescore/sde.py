@@ -43,6 +43,19 @@ class SDE:
         """The inverse of marginal_std: the t with s(t) = std."""
         raise NotImplementedError
 
+    def std_at_log_snr(self, log_snr: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """The s(t) at which log(m(t) / s(t)) = log_snr."""
+        raise NotImplementedError
+
+    def log_snr(self, t: torch.Tensor) -> torch.Tensor:
+        """lambda(t) = log(m(t) / s(t)), half the log signal-to-noise ratio of the kernel,
+        decreasing in t (+inf at t = 0 where s(0) = 0); t (n,) -> (n,)."""
+        return torch.log(self.mean_scale(t)) - torch.log(self.marginal_std(t))
+
+    def time_at_log_snr(self, log_snr: torch.Tensor) -> torch.Tensor:
+        """The inverse of log_snr: the t with lambda(t) = log_snr."""
+        return self.time_at_std(self.std_at_log_snr(log_snr))
+
     def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """f(x, t): x (n, *shape), t (n,) -> (n, *shape)."""
         return append_dims(self.drift_coef(t), x.ndim) * x
@@ -125,6 +138,9 @@ class VESDE(SDE):
     def time_at_std(self, std):
         return torch.log1p((std / self.sigma_min) ** 2) / (2 * self.log_ratio)
 
+    def std_at_log_snr(self, log_snr):
+        return torch.exp(-log_snr)  # m = 1
+
     def params(self):
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
@@ -175,6 +191,9 @@ class VPSDE(SDE):
     def time_at_std(self, std):
         return self.time_at_integrated_beta(-torch.log1p(-std**2))
 
+    def std_at_log_snr(self, log_snr):
+        return torch.sqrt(torch.sigmoid(-2 * log_snr))  # m^2 + s^2 = 1
+
     def params(self):
         return {"beta_min": self.beta_min, "beta_max": self.beta_max}
 
@@ -195,6 +214,10 @@ class SubVPSDE(VPSDE):
 
     def time_at_std(self, std):
         return self.time_at_integrated_beta(-torch.log1p(-std))
+
+    def std_at_log_snr(self, log_snr):
+        # s = 1 - m^2 with m = e^lambda s: the positive root of e^(2 lambda) s^2 + s - 1 = 0
+        return 2 / (1 + torch.sqrt(1 + 4 * torch.exp(2 * log_snr)))
 
 
 SDES = {cls.name: cls for cls in (VESDE, VPSDE, SubVPSDE)}

@@ -87,6 +87,11 @@ def exact_vp():
     ("langevin", {"snr": math.nan}, ValueError, "snr must be > 0; got nan"),
     ("langevin", {"levels": 0}, ValueError, "levels must be > 0"),  # returned prior noise
     ("ddpm", {"steps": 0}, ValueError, "steps must be > 0"),
+    ("dpm", {"steps": 0}, ValueError, "steps must be > 0"),
+    ("dpm", {"order": 4}, ValueError, "order must be 1, 2 or 3; got 4"),
+    ("dpm", {"order": True}, ValueError, "order must be 1, 2 or 3; got True"),
+    ("dpm", {"spacing": "cosine"}, ValueError, "spacing must be one of log-snr, time, "
+                                               "quadratic; got 'cosine'"),
     ("sde", {"solver": 3}, TypeError, "solver must be a name"),
     ("ode", {"snr": 0.1}, TypeError, "unexpected keyword argument 'snr' for method 'ode'; "
                                      "its options are: solver, rtol, atol, steps"),

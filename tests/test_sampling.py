@@ -40,7 +40,7 @@ def test_statistic_catches_a_20_percent_error_in_one_components_spread(mixture, 
     assert mmd(wrong, mixture.sample(N, seed=101), BANDWIDTHS) > threshold
 
 
-@pytest.mark.parametrize("method", ["ode", "sde", "pc", "langevin"])
+@pytest.mark.parametrize("method", ["ode", "sde", "pc", "langevin", "dpm"])
 def test_sampler_reproduces_the_mixture_with_its_exact_score(mixture, threshold, sde, method):
     model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
     samples = model.sample(N, method, seed=3)

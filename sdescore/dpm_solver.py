@@ -1,0 +1,87 @@
+"""DPM-Solver++ (Lu et al. 2022): the probability-flow ODE as an exponential integrator in
+log-SNR, with the model read as a data prediction.
+
+With lambda(t) = log(m(t) / s(t)) and Tweedie's data prediction D(x, t) = (x + s^2 score) / m,
+the probability-flow ODE reads dx/dlambda = (dlog s / dlambda) x + m D. Its linear part
+integrates exactly, so a step from lambda_u to lambda_v = lambda_u + h is
+
+    x_v = (s_v / s_u) x_u + s_v * integral_{lambda_u}^{lambda_v} e^lambda D dlambda,
+
+and the multistep solver of order k replaces D by the polynomial through its last k values
+(one score evaluation per step), whose integral against e^lambda is exact:
+    s_v * integral e^lambda (lambda - lambda_u)^j / j! dlambda = m_v psi_j(h),
+    psi_0 = 1 - e^-h,  psi_j = h^j / j! - psi_(j-1).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm.auto import tqdm
+
+from .utils import append_dims
+
+SPACINGS = ("log-snr", "time", "quadratic")
+
+
+def step_times(sde, eps: float, steps: int, spacing: str, like: torch.Tensor) -> torch.Tensor:
+    """``steps`` + 1 times from T down to eps (float64): evenly spaced in lambda ("log-snr"),
+    in t ("time"), or in sqrt(t) ("quadratic", denser near the data)."""
+    ends = torch.tensor([sde.T, eps], dtype=torch.float64)
+    if spacing == "log-snr":
+        lam = sde.log_snr(ends)
+        times = sde.time_at_log_snr(torch.linspace(lam[0], lam[1], steps + 1,
+                                                   dtype=torch.float64))
+        times[0], times[-1] = sde.T, eps  # the ends exactly, not through the round trip
+    elif spacing == "time":
+        times = torch.linspace(sde.T, eps, steps + 1, dtype=torch.float64)
+    elif spacing == "quadratic":
+        times = torch.linspace(math.sqrt(sde.T), math.sqrt(eps), steps + 1,
+                               dtype=torch.float64) ** 2
+    else:
+        raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}; got {spacing!r}")
+    return times.to(like.device)
+
+
+def exponential_weights(h: float, offsets: list[float]) -> list[float]:
+    """The weights beta_i with s_v * integral_0^h e^(lambda_u + u) P(u) du = m_v sum_i
+    beta_i D_i, P the polynomial through (offsets[i], D_i) (offsets: lambda_i - lambda_u,
+    the first 0, the rest earlier, negative), in float64."""
+    k = len(offsets)
+    psi = [-math.expm1(-h)]
+    for j in range(1, k):
+        psi.append(h**j / math.factorial(j) - psi[-1])
+    # P(u) = sum_j c_j u^j / j! with V c = D, V_ij = offsets_i^j / j!: weights = V^-T psi
+    vandermonde = torch.tensor([[u**j / math.factorial(j) for j in range(k)] for u in offsets],
+                               dtype=torch.float64)
+    return torch.linalg.solve(vandermonde.T, torch.tensor(psi, dtype=torch.float64)).tolist()
+
+
+def tweedie_denoise(sde, score, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The data prediction D(x, t) = E[x_0 | x_t] = (x + s(t)^2 score(x, t)) / m(t) (Tweedie):
+    x (n, *shape), t (n,); also the samplers' usual last denoising step."""
+    m = append_dims(sde.mean_scale(t), x.ndim)
+    s2 = append_dims(sde.marginal_std(t) ** 2, x.ndim)
+    return (x + s2 * score(x, t)) / m
+
+
+def sample_dpm(sde, score, x, *, eps, generator=None, progress=False, steps=20, order=3,
+               spacing="log-snr"):
+    """DPM-Solver++ multistep from T to eps in ``steps`` steps, one score evaluation each:
+    order 1 (DDIM), 2 or 3, lower in the first steps until enough evaluations are known;
+    times by ``step_times(spacing)``. Deterministic: ``generator`` is unused."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3; got {order!r}")
+    times = step_times(sde, eps, steps, spacing, x)
+    lam = sde.log_snr(times).tolist()
+    std = sde.marginal_std(times).tolist()
+    scale = sde.mean_scale(times).tolist()
+    n = x.shape[0]
+    known = []  # (lambda_i, D_i), newest first
+    for i in tqdm(range(steps), disable=not progress, desc="dpm sampling"):
+        t = times[i].to(x.dtype).expand(n)
+        known = [(lam[i], tweedie_denoise(sde, score, x, t))] + known[:order - 1]
+        weights = exponential_weights(lam[i + 1] - lam[i], [li - lam[i] for li, _ in known])
+        x = std[i + 1] / std[i] * x + scale[i + 1] * sum(w * d for w, (_, d) in
+                                                         zip(weights, known))
+    return x
