@@ -9,7 +9,8 @@ signal-to-noise ratio), t = t(u). The same recipes and the reference then run on
 trained on those mixtures, against a tight float64 solve of the same network. Run from the
 project root:
 
-    python benchmarks/log_prob_levers.py [--points 500] [--dims 2 6 16]
+    python benchmarks/log_prob_levers.py [--points 500] [--dims 2 6 16] [--sde subvp]
+                                         [--recipes "rk4 8" dpm] [--no-trained] [--out NAME]
 """
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ import sdescore  # noqa: E402
 from sdescore.datasets import random_mixture  # noqa: E402
 from sdescore.likelihood import draw_probes, exact_divergence, hutchinson_divergence  # noqa: E402
 from sdescore.modules import LogDensityODE, ProbabilityFlowODE, solve_ode  # noqa: E402
-from sdescore.sde import SubVPSDE, VPSDE  # noqa: E402
 from common import timed, write  # noqa: E402
 
 
@@ -60,17 +60,6 @@ def reference_log_prob(model, x, seed=0):
     return sde.prior_log_prob(y_T) + delta + model.datamap.log_det, counter["evals"]
 
 
-def time_at_log_snr(sde, log_snr):
-    """t at which log(m(t)^2 / s(t)^2) = log_snr (float64 tensor), in closed form."""
-    e = torch.exp(0.5 * log_snr)  # m / s
-    if isinstance(sde, SubVPSDE):  # m = exp(-B/2), s = 1 - m^2: solve e m^2 + m - e = 0
-        m = 2 * e / (1 + torch.sqrt(1 + 4 * e**2))  # = (sqrt(1 + 4 e^2) - 1) / (2 e)
-        return sde.time_at_integrated_beta(-2 * torch.log(m))
-    if isinstance(sde, VPSDE):  # m^2 = sigmoid(log_snr)
-        return sde.time_at_integrated_beta(torch.nn.functional.softplus(-log_snr))
-    return sde.time_at_std(1 / e)  # VE: m = 1
-
-
 def _scalar(fn, t):
     return float(fn(torch.tensor(t, dtype=torch.float64)))
 
@@ -81,7 +70,7 @@ TIME_VARIABLES = {
     "log t": (lambda sde: (torch.exp, math.log)),
     "log s(t)": (lambda sde: (lambda u: sde.time_at_std(torch.exp(u)),
                               lambda t: math.log(_scalar(sde.marginal_std, t)))),
-    "-log SNR": (lambda sde: (lambda u: time_at_log_snr(sde, -u),
+    "-log SNR": (lambda sde: (lambda u: sde.time_at_log_snr(-u / 2),
                               lambda t: 2 * math.log(_scalar(sde.marginal_std, t)
                                                      / _scalar(sde.mean_scale, t)))),
 }
@@ -135,6 +124,8 @@ RECIPES = {
        for variable in TIME_VARIABLES},
     **{f"exact rk4 8 steps in {variable}": {"variable": variable, "solver": "rk4", "steps": 8}
        for variable in TIME_VARIABLES},
+    **{f"exact dpm {steps} steps": {"solver": "dpm", "steps": steps}
+       for steps in (20, 30, 40, 60, 80)},
 }
 
 
@@ -186,7 +177,16 @@ def main():
     parser.add_argument("--points", type=int, default=500)
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 6, 16])
     parser.add_argument("--sde", default="subvp")
+    parser.add_argument("--recipes", nargs="+", default=None,
+                        help="run only the recipes whose names contain one of these")
+    parser.add_argument("--no-trained", action="store_true",
+                        help="skip the rows on trained networks")
+    parser.add_argument("--out", default="log_prob_levers")
     args = parser.parse_args()
+    if args.recipes:
+        for name in list(RECIPES):
+            if not any(part in name for part in args.recipes):
+                del RECIPES[name]
     rows = []
     for dim in args.dims:
         mixture = random_mixture(dim, components=3, seed=dim)
@@ -208,9 +208,10 @@ def main():
                          "score_evals": used.last_score_evals,
                          "mean_abs_err": (estimate.double() - truth).abs().mean().item()})
             print(rows[-1], flush=True)
-    rows += trained_rows(args)
+    if not args.no_trained:
+        rows += trained_rows(args)
     command = "python benchmarks/log_prob_levers.py " + " ".join(sys.argv[1:])
-    print(write("log_prob_levers", rows, ["dim", "recipe", "points_per_s", "speedup",
+    print(write(args.out, rows, ["dim", "recipe", "points_per_s", "speedup",
                                           "score_evals", "mean_abs_err"], command.strip()))
 
 

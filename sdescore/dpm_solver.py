@@ -43,18 +43,25 @@ def step_times(sde, eps: float, steps: int, spacing: str, like: torch.Tensor) ->
     return times.to(like.device)
 
 
-def exponential_weights(h: float, offsets: list[float]) -> list[float]:
-    """The weights beta_i with s_v * integral_0^h e^(lambda_u + u) P(u) du = m_v sum_i
-    beta_i D_i, P the polynomial through (offsets[i], D_i) (offsets: lambda_i - lambda_u,
-    the first 0, the rest earlier, negative), in float64."""
+def polynomial_weights(moments: list[float], offsets: list[float]) -> list[float]:
+    """Weights w with sum_i w_i P(offsets_i) = sum_j c_j moments_j for every polynomial
+    P(u) = sum_j c_j u^j / j! of degree < len(offsets) (offsets distinct, float64):
+    moments_j is the rule's value on u^j / j!, e.g. its integral over a step."""
     k = len(offsets)
-    psi = [-math.expm1(-h)]
-    for j in range(1, k):
-        psi.append(h**j / math.factorial(j) - psi[-1])
-    # P(u) = sum_j c_j u^j / j! with V c = D, V_ij = offsets_i^j / j!: weights = V^-T psi
     vandermonde = torch.tensor([[u**j / math.factorial(j) for j in range(k)] for u in offsets],
                                dtype=torch.float64)
-    return torch.linalg.solve(vandermonde.T, torch.tensor(psi, dtype=torch.float64)).tolist()
+    return torch.linalg.solve(vandermonde.T, torch.tensor(moments[:k],
+                                                          dtype=torch.float64)).tolist()
+
+
+def exponential_weights(h: float, offsets: list[float]) -> list[float]:
+    """The weights beta_i with s_v integral_0^h e^(lambda_u + u) P(u) du = m_v sum_i beta_i
+    D_i, P the polynomial through (offsets[i], D_i) (offsets: lambda_i - lambda_u, the first
+    0), for a step of h in lambda, either sign."""
+    psi = [-math.expm1(-h)]
+    for j in range(1, len(offsets)):
+        psi.append(h**j / math.factorial(j) - psi[-1])
+    return polynomial_weights(psi, offsets)
 
 
 def tweedie_denoise(sde, score, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -65,23 +72,33 @@ def tweedie_denoise(sde, score, x: torch.Tensor, t: torch.Tensor) -> torch.Tenso
     return (x + s2 * score(x, t)) / m
 
 
-def sample_dpm(sde, score, x, *, eps, generator=None, progress=False, steps=20, order=3,
-               spacing="log-snr"):
-    """DPM-Solver++ multistep from T to eps in ``steps`` steps, one score evaluation each:
-    order 1 (DDIM), 2 or 3, lower in the first steps until enough evaluations are known;
-    times by ``step_times(spacing)``. Deterministic: ``generator`` is unused."""
-    if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3; got {order!r}")
-    times = step_times(sde, eps, steps, spacing, x)
+def exponential_multistep(sde, predict, x: torch.Tensor, times: torch.Tensor, *, order: int,
+                          progress: bool = False, desc: str = "dpm") -> torch.Tensor:
+    """Carry x (n, *shape) along the probability-flow ODE through ``times`` (float64, in
+    either direction) by the multistep exponential integrator of ``order`` (1, 2 or 3, lower
+    in the first steps until enough predictions are known). predict(x, t) -> D (n, *shape),
+    t (n,), is called once per step, at each time but the last."""
     lam = sde.log_snr(times).tolist()
     std = sde.marginal_std(times).tolist()
     scale = sde.mean_scale(times).tolist()
     n = x.shape[0]
     known = []  # (lambda_i, D_i), newest first
-    for i in tqdm(range(steps), disable=not progress, desc="dpm sampling"):
+    for i in tqdm(range(len(times) - 1), disable=not progress, desc=desc):
         t = times[i].to(x.dtype).expand(n)
-        known = [(lam[i], tweedie_denoise(sde, score, x, t))] + known[:order - 1]
+        known = [(lam[i], predict(x, t))] + known[:order - 1]
         weights = exponential_weights(lam[i + 1] - lam[i], [li - lam[i] for li, _ in known])
         x = std[i + 1] / std[i] * x + scale[i + 1] * sum(w * d for w, (_, d) in
                                                          zip(weights, known))
     return x
+
+
+def sample_dpm(sde, score, x, *, eps, generator=None, progress=False, steps=20, order=3,
+               spacing="log-snr"):
+    """DPM-Solver++ multistep from T to eps in ``steps`` steps, one score evaluation each,
+    order 1 (DDIM), 2 or 3; times by ``step_times(spacing)``. Deterministic: ``generator``
+    is unused."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3; got {order!r}")
+    return exponential_multistep(sde, lambda y, t: tweedie_denoise(sde, score, y, t), x,
+                                 step_times(sde, eps, steps, spacing, x), order=order,
+                                 progress=progress, desc="dpm sampling")

@@ -128,7 +128,9 @@ class ScoreModel(DensityModel):
         through the flow. trace: "auto" (exact up to 64 dimensions, else Hutchinson), "exact"
         or "hutchinson"; probes/probe/seed set Hutchinson's probes, drawn once per solve.
         solver, rtol, atol: torchdiffeq options; steps: for fixed-grid solvers; max_steps: the
-        most steps an adaptive solve may take before it stops with RuntimeError.
+        most steps an adaptive solve may take before it stops with RuntimeError. solver
+        "dpm": the exponential integrator in log-SNR (``likelihood.log_snr_log_prob``), third
+        order, ``steps`` + 1 evaluations, times evenly spaced in sqrt(t).
         batch_size: points per ODE solve, which bounds memory (default: all on a GPU, halved
         while they do not fit; 2048 on a CPU, see ``sdescore.batching``); an adaptive solve
         steps its batch together, so other batch sizes move results by about the solver's

@@ -28,6 +28,24 @@ def test_log_prob_matches_analytic_mixture_density_with_exact_trace(sde, dim):
     assert model.last_score_evals > 0
 
 
+@pytest.mark.parametrize("name", ["vp", "subvp", "ve"])
+def test_log_snr_integrator_converges_to_the_analytic_density(name):
+    """solver="dpm" on a 2-D mixture in float64: 80 steps are within 2e-3 nats of the closed
+    form, and doubling the steps from 40 to 80 cuts the error by more than 4 (measured
+    6-9x: the state moves at third order, the divergence's integral at fourth). VE with
+    sigma_max = 50, whose prior matches p_T to far below these errors."""
+    sde = sdescore.get_sde("ve", sigma_max=50.0) if name == "ve" else make_sde(name)
+    mixture = random_mixture(2, seed=2)
+    model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,)).double()
+    x = mixture.sample(200, seed=5)
+    errors = []
+    for steps in (40, 80):
+        errors.append((model.log_prob(x, solver="dpm", steps=steps) - mixture.log_prob(x))
+                      .abs().mean().item())
+        assert model.last_score_evals == steps + 1
+    assert errors[1] < 2e-3 and errors[0] / errors[1] > 4, f"errors at 40, 80 steps: {errors}"
+
+
 def test_tight_float64_solve_reaches_the_prior_mismatch_floor(mixture2d, double_model):
     """rtol = atol = 1e-8 in float64: the remaining error is the density gap between p_eps,
     p_0 and the prior (below 1e-3 nats here), so the solver itself adds nothing visible."""
@@ -104,7 +122,10 @@ def test_raw_adaptive_solve_asks_for_times_past_T(mixture2d):
     lambda m, x: m.sample(64, "sde", steps=50),
     lambda m, x: m.sample(64, "pc", steps=50),
     lambda m, x: m.sample(64, "langevin", levels=10, steps_per_level=2),
-], ids=["log_prob", "hutchinson-bosh3", "rk4", "ode", "sde", "pc", "langevin"])
+    lambda m, x: m.log_prob(x, solver="dpm", steps=10),
+    lambda m, x: m.sample(64, "dpm", steps=10),
+], ids=["log_prob", "hutchinson-bosh3", "rk4", "ode", "sde", "pc", "langevin", "log_prob-dpm",
+        "dpm"])
 def test_score_is_never_asked_for_a_time_outside_0_T(mixture2d, sde, call):
     seen = []
     model = sdescore.ScoreModel(sde, _recording(mixture2d.score_fn(sde), seen), (2,))
