@@ -9,7 +9,6 @@ from sdescore.dpm_solver import exponential_weights, sample_dpm, step_times
 from sdescore.metrics import mmd
 from sdescore.modules import integrate_probability_flow
 
-from conftest import make_sde
 
 N = 2000
 BANDWIDTHS = (0.2, 0.5, 1.0)
