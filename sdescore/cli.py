@@ -3,7 +3,7 @@
     sdescore fit DATA -o MODEL [--sde subvp] [--max-time S | --steps N] [--loss dsm]
                  [--seed K] [--columns C ...] [--labels COLUMN] [--device cuda]
     sdescore log-prob MODEL DATA -o OUT.csv [--bits-per-dim]
-    sdescore sample MODEL -n N -o OUT.csv|OUT.npy|OUT.png [--method ode] [--seed K]
+    sdescore sample MODEL -n N -o OUT.csv|OUT.npy|OUT.png [--method ode] [--steps S] [--seed K]
     sdescore compare DATA --models score nsf --budget S -o DIR
     sdescore info MODEL
 
@@ -217,8 +217,9 @@ def run_log_prob(args) -> str:
 
 def run_sample(args) -> str:
     model = _load_model(args.model, args.device)
-    samples = distributed.sample(model, args.n, method=args.method,
-                                 seed=args.seed).double().cpu().numpy()
+    options = {} if args.steps is None else {"steps": args.steps}
+    samples = distributed.sample(model, args.n, method=args.method, seed=args.seed,
+                                 **options).double().cpu().numpy()
     if is_main():
         _write_samples(model, samples, Path(args.output))
     return f"wrote {len(samples)} samples to {args.output}"
@@ -286,7 +287,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("model")
     sub.add_argument("-n", type=int, required=True, help="number of samples")
     sub.add_argument("-o", "--output", required=True, help=".csv, .npy or .png")
-    sub.add_argument("--method", default="ode")
+    sub.add_argument("--method", default="ode",
+                     help="ode, sde, pc, langevin, dpm, ddpm (VP models)")
+    sub.add_argument("--steps", type=int, help="the method's steps (default: its own)")
     sub.add_argument("--seed", type=int)
     sub.add_argument("--device")
     sub.set_defaults(run=run_sample)

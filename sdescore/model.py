@@ -203,7 +203,8 @@ class ScoreModel(DensityModel):
 
         method: "ode" (probability-flow ODE; options solver, rtol, atol, steps, max_steps), "sde"
         (reverse SDE with torchsde; solver, steps), "pc" (predictor-corrector; steps, snr,
-        corrector_steps), "langevin" (annealed Langevin; levels, steps_per_level, snr) or,
+        corrector_steps), "langevin" (annealed Langevin; levels, steps_per_level, snr), "dpm"
+        (DPM-Solver++ in log-SNR, one evaluation per step; steps=20, order=3, spacing) or,
         for VP models, "ddpm" (DDPM ancestral sampling; steps, whose last step denoises).
         eps: the last time (default ``sde.sampling_eps``); denoise: finish with Tweedie's
         E[x_0 | x_eps]; seed: makes the draw repeatable. batch_size: samples drawn together,

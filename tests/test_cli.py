@@ -66,6 +66,11 @@ def test_fit_log_prob_and_sample_match_the_python_api(table, capsys):
     header, samples = _read_csv(folder / "s.csv")
     assert header == ["height", "width"]
     np.testing.assert_allclose(samples, model.sample(7, seed=3).double().numpy(), rtol=1e-6)
+    assert main(["sample", str(folder / "model.pt"), "-n", "7", "-o", str(folder / "d.npy"),
+                 "--method", "dpm", "--steps", "12", "--seed", "3"]) == 0
+    np.testing.assert_allclose(np.load(folder / "d.npy"),
+                               model.sample(7, "dpm", steps=12, seed=3).double().numpy(),
+                               rtol=1e-6)
     assert main(["sample", str(folder / "model.pt"), "-n", "50", "-o",
                  str(folder / "s.png")]) == 0
     assert (folder / "s.png").stat().st_size > 0
@@ -97,6 +102,8 @@ def test_labels_column_trains_a_conditional_model(table):
     (["log-prob", "train.csv", "train.csv", "-o", "lp.csv"], "is not a readable sdescore model"),
     (["log-prob", "model.pt", "three.csv", "-o", "lp.csv"], "rows have 3 columns; the model expects 2"),
     (["sample", "model.pt", "-n", "5", "-o", "s.csv", "--method", "magic"], "Unknown method 'magic'"),
+    (["sample", "model.pt", "-n", "5", "-o", "s.csv", "--method", "langevin", "--steps", "9"],
+     "unexpected keyword argument 'steps' for method 'langevin'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_ends_with_one_line_naming_the_problem(table, argv, message, monkeypatch,

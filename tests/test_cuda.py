@@ -31,10 +31,11 @@ def test_exact_score_log_prob_matches_the_mixture_on_the_gpu(name):
     sde = sdescore.get_sde(name, **({"sigma_max": 10.0} if name == "ve" else {}))
     model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (3,)).to(CUDA)
     x = mixture.sample(300, seed=1)
-    estimate = model.log_prob(x.float())  # CPU rows go to the model's device
-    assert estimate.device.type == "cuda"
-    error = (estimate.double().cpu() - mixture.log_prob(x)).abs().mean()
-    assert error < 0.01, f"mean |error| {error:.4f} nats"
+    for options in ({}, {"solver": "dpm", "steps": 80}):
+        estimate = model.log_prob(x.float(), **options)  # CPU rows go to the model's device
+        assert estimate.device.type == "cuda"
+        error = (estimate.double().cpu() - mixture.log_prob(x)).abs().mean()
+        assert error < 0.01, f"{options}: mean |error| {error:.4f} nats"
 
 
 def test_fit_on_the_gpu_learns_and_keeps_everything_there(trained, gaussian):
@@ -56,11 +57,11 @@ def test_gpu_and_cpu_copies_agree_and_survive_save_load(trained, tmp_path):
         torch.testing.assert_close(loaded.log_prob(x, **fixed).cpu(), on_gpu, rtol=0, atol=1e-3)
 
 
-@pytest.mark.parametrize("method", ["ode", "sde", "pc", "langevin", "ddpm"])
+@pytest.mark.parametrize("method", ["ode", "sde", "pc", "langevin", "ddpm", "dpm"])
 def test_every_sampler_runs_seeded_on_the_gpu(method, gaussian):
     sde = sdescore.get_sde("vp")
     model = sdescore.ScoreModel(sde, gaussian.score_fn(sde), (2,)).to(CUDA)
-    options = {"ode": {}, "langevin": {}}.get(method, {"steps": 200})
+    options = {"ode": {}, "langevin": {}, "dpm": {}}.get(method, {"steps": 200})
     first = model.sample(2000, method, seed=7, **options)
     assert first.device.type == "cuda"
     torch.testing.assert_close(first, model.sample(2000, method, seed=7, **options))
