@@ -46,6 +46,20 @@ def test_log_snr_integrator_converges_to_the_analytic_density(name):
     assert errors[1] < 2e-3 and errors[0] / errors[1] > 4, f"errors at 40, 80 steps: {errors}"
 
 
+@pytest.mark.parametrize("dim", [2, 6, 16])
+def test_the_dpm_preset_is_within_a_hundredth_of_a_nat(dim):
+    """log_prob(solver="dpm") at its default 60 steps, float32, sub-VP, on the benchmark's
+    points (benchmarks/log_prob_levers.py): mean |error| <= 0.01 nats (measured 0.0008,
+    0.0026 and 0.0080), with steps + 1 evaluations."""
+    mixture = random_mixture(dim, 3, seed=dim)
+    sde = make_sde("subvp")
+    model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (dim,))
+    x = mixture.sample(500, seed=1)
+    error = (model.log_prob(x.float(), solver="dpm").double() - mixture.log_prob(x)).abs()
+    assert error.mean() <= 0.01, f"mean |error| {error.mean():.4f} nats"
+    assert model.last_score_evals == 61
+
+
 def test_tight_float64_solve_reaches_the_prior_mismatch_floor(mixture2d, double_model):
     """rtol = atol = 1e-8 in float64: the remaining error is the density gap between p_eps,
     p_0 and the prior (below 1e-3 nats here), so the solver itself adds nothing visible."""
