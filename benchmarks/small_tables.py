@@ -10,6 +10,7 @@ loss ("sdescore-select-by-loss"), or without held-out rows ("sdescore-no-validat
     python benchmarks/small_tables.py --budget 10 --sizes 100 1000
     python benchmarks/small_tables.py --budget 10 --models sdescore --widths 0 32 128
     python benchmarks/small_tables.py --budget 10 --models sdescore --weight-decays 0 0.01 0.1
+    python benchmarks/small_tables.py --budget 10 --models sdescore --dropouts 0 0.1 0.3
 """
 from __future__ import annotations
 
@@ -56,13 +57,15 @@ def gaussian_nll(train, test):
     return -law.log_prob(torch.as_tensor(test)).numpy()
 
 
-def run(model_name, train, budget, seed, width=0, weight_decay=0.0):
+def run(model_name, train, budget, seed, width=0, weight_decay=0.0, dropout=None):
     start = time.perf_counter()
     if model_name.startswith("sdescore"):
         options = {"sdescore": {}, "sdescore-select-by-loss": {"select_by": "loss"},
                    "sdescore-no-validation": {"validation": 0}}[model_name]
-        if width:
-            options["net"] = MLPScoreNet(train.shape[1], hidden=width)
+        if width or dropout is not None:
+            torch.manual_seed(seed)  # the same initial weights for every dropout
+            options["net"] = MLPScoreNet(train.shape[1], hidden=width or None,
+                                         dropout=dropout or 0.0)
         if weight_decay:
             options["weight_decay"] = weight_decay
         model = sdescore.fit(train, max_time=budget, seed=seed, progress=False, **options)
@@ -84,6 +87,8 @@ def main(argv=None):
                         help="sdescore network widths (0: the default width)")
     parser.add_argument("--weight-decays", type=float, nargs="+", default=[0.0],
                         help="sdescore weight decays (AdamW; 0: Adam)")
+    parser.add_argument("--dropouts", type=float, nargs="+", default=[None],
+                        help="sdescore MLP dropout on each residual block (default: none given)")
     parser.add_argument("--out", help="results file name (default small_tables_<budget>s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -95,15 +100,17 @@ def main(argv=None):
         rows.append({**base, "model": "gaussian", "fit_s": 0.0, "steps": 0, "selected": "-",
                      "mean_nll": float(nll.mean()), "median_nll": float(np.median(nll))})
         print(rows[-1], flush=True)
-        runs = [(m, w, decay) for m in args.models
+        runs = [(m, w, decay, drop) for m in args.models
                 for w in (args.widths if m.startswith("sdescore") else [0])
-                for decay in (args.weight_decays if m.startswith("sdescore") else [0.0])]
-        for model_name, width, decay in runs:
+                for decay in (args.weight_decays if m.startswith("sdescore") else [0.0])
+                for drop in (args.dropouts if m.startswith("sdescore") else [None])]
+        for model_name, width, decay, drop in runs:
             model, fit_s, steps, chosen = run(model_name, train, args.budget, args.seed, width,
-                                              decay)
+                                              decay, drop)
             nll = -model.log_prob(test).double().numpy()
-            label = model_name + (f"-w{width}" if width else "") + (f"-wd{decay:g}" if decay
-                                                                     else "")
+            label = (model_name + (f"-w{width}" if width else "")
+                     + (f"-wd{decay:g}" if decay else "")
+                     + (f"-dropout{drop:g}" if drop is not None else ""))
             rows.append({**base, "model": label, "fit_s": fit_s, "steps": steps,
                          "selected": str(chosen), "mean_nll": float(nll.mean()),
                          "median_nll": float(np.median(nll))})

@@ -92,18 +92,22 @@ class MLPScoreNet(nn.Module):
     and time variable (see SinusoidalTimeEmbedding). Up to 30 by default: at 1000 the
     network varies so fast in t that log_prob's ODE solver needs 4-8x more steps, for no
     better fit (BENCHMARKS.md, "time embedding"); classes: number of class labels for a conditional network
-    (None: unconditional). forward(x (n, d), t (n,), y=None) -> (n, d), y (n,) integer
-    labels or None for the null label.
+    (None: unconditional); dropout: on each residual block's output while training.
+    forward(x (n, d), t (n,), y=None) -> (n, d), y (n,) integer labels or None for the null
+    label.
     """
 
     def __init__(self, dim: int, hidden: int | None = None, depth: int = 3, embed_dim: int = 64,
                  classes: int | None = None, max_frequency: float = DEFAULT_MAX_FREQUENCY,
-                 time_input: str = "linear"):
+                 time_input: str = "linear", dropout: float = 0.0):
         super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         hidden = hidden or default_width(dim)
         self.config = {"dim": dim, "hidden": hidden, "depth": depth, "embed_dim": embed_dim,
                        "classes": classes, "max_frequency": max_frequency,
-                       "time_input": time_input}
+                       "time_input": time_input, "dropout": dropout}
+        self.dropout = nn.Dropout(dropout)
         self.label_embed = _label_embedding(classes, hidden)
         self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim, max_frequency, time_input),
                                    nn.Linear(embed_dim, hidden),
@@ -119,7 +123,7 @@ class MLPScoreNet(nn.Module):
         emb = _add_label(self.embed(t), self.label_embed, y)
         h = self.inp(x)
         for block, proj in zip(self.blocks, self.time_proj):
-            h = h + block(h + proj(emb))
+            h = h + self.dropout(block(h + proj(emb)))
         return self.out(h)
 
 

@@ -41,9 +41,10 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     loss: "dsm" (lambda = s^2), "dsm-likelihood" (lambda = g^2, importance-sampled t), "ssm",
     "ssm-vr", "ncsn", or a loss object from sdescore.losses. net: a network taking (x, t)
     (default: MLP for vectors, ``nets.default_width(d)`` wide, U-Net for images; with
-    held-out selection on, widths 32/64/128 and weight decays 0/0.01/0.1 showed no rule in n
-    on ten tables of 100-1000 rows, so the width depends on d alone: BENCHMARKS.md, "Small
-    tables"); parameterization: "residual" (the network
+    held-out selection on, widths 32/64/128, weight decays 0/0.01/0.1 and MLP dropout
+    0/0.1/0.3 showed no rule in n on ten tables of 100-1000 rows, so the width depends on d
+    alone and there is no decay or dropout: BENCHMARKS.md, "Small tables" and "Dropout for
+    the MLP"); parameterization: "residual" (the network
     predicts how the noise departs from its value for N(0, I) data, from an input
     soft-clipped to 3 standard deviations, so the score falls back to that Gaussian's far
     from the data; see parameterization.GaussianResidual), "noise" (the network predicts

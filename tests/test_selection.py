@@ -148,3 +148,23 @@ def test_the_default_fit_on_a_small_table_stays_near_the_truth():
     held_out = model.log_prob(test.float()).double().mean().item()
     assert held_out > law.log_prob(test).mean().item() - 0.6
     assert held_out > fitted.log_prob(test).mean().item() - 0.5
+
+
+def test_mlp_dropout_acts_while_training_only_and_survives_save_load(tmp_path):
+    """Dropout on the residual blocks: two training-mode passes differ, the fitted (eval)
+    model is deterministic and equal to its saved copy; a rate of 1 is refused."""
+    from sdescore.nets import MLPScoreNet
+
+    torch.manual_seed(0)
+    net = MLPScoreNet(2, hidden=16, dropout=0.3)
+    x, t = torch.randn(8, 2), torch.full((8,), 0.5)
+    assert not torch.equal(net.train()(x, t), net(x, t))
+    model = sdescore.fit(torch.randn(200, 2), net=net, steps=3, validation=0, seed=0,
+                         progress=False)
+    model.save(tmp_path / "mlp.pt")
+    loaded = sdescore.load(tmp_path / "mlp.pt")
+    assert loaded.score_fn.net.config["dropout"] == 0.3
+    torch.testing.assert_close(model.score(x, 0.5), model.score(x, 0.5), rtol=0, atol=0)
+    torch.testing.assert_close(loaded.score(x, 0.5), model.score(x, 0.5), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        MLPScoreNet(2, dropout=1.0)
