@@ -4,8 +4,8 @@
                              [--data-dir DIR] [--out gpu] [--quick]
 
 Sections, in one run (about 8 minutes on one GPU at the defaults):
-1. ``log_prob`` at its defaults on the exact score of ``random_mixture(D, 3, seed=D)``
-   (D = 2, 6, 16; --points points), against the reference recipe (scipy RK45 at
+1. ``log_prob`` at its defaults, and with ``solver="dpm"``, on the exact score of
+   ``random_mixture(D, 3, seed=D)`` (D = 2, 6, 16; --points points), against the reference recipe (scipy RK45 at
    rtol = atol = 1e-5, one Rademacher probe, the score on the device) and against the old
    fixed batch of 2048: points/s and mean |error| in nats against the closed form.
 2. ``fit`` steps/s against a bare PyTorch loop on the same 6-D network
@@ -56,6 +56,8 @@ def log_prob_rows(device, points):
         recipes = {"sdescore default": lambda: model.log_prob(x, progress=False),
                    "sdescore, batches of 2048": lambda: model.log_prob(x, batch_size=2048,
                                                                        progress=False),
+                   "sdescore solver=dpm": lambda: model.log_prob(x, solver="dpm",
+                                                                 progress=False),
                    "reference (scipy RK45, 1 probe)": lambda: reference_log_prob(model, x)[0]}
         for name, run in recipes.items():
             log_p, seconds = _timed(device, run)
@@ -91,7 +93,8 @@ def mnist_rows(device, budget, data_dir, test_images, train_images):
 
 def sampling_rows(device, model, n):
     rows = []
-    for method, options in (("ode", {}), ("sde", {}), ("pc", {}), ("langevin", {})):
+    for method, options in (("ode", {}), ("sde", {}), ("pc", {}), ("langevin", {}),
+                            ("dpm", {})):
         _, seconds = _timed(device, lambda: model.sample(n, method, seed=0, **options))
         rows.append({"method": method, "samples": n, "seconds": seconds,
                      "score_evals": model.last_score_evals})
