@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from .validation import check_count
+
 
 def world() -> tuple[int, int]:
     """(rank, number of processes): (0, 1) without an initialised process group."""
@@ -135,16 +137,19 @@ def _no_rows(model):
 
 
 def log_prob(model, x, **options) -> torch.Tensor:
-    """``model.log_prob(x, **options)`` (n,) with each rank solving its share of the rows."""
-    rows = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+    """``model.log_prob(x, **options)`` (n,) with each rank solving its share of the rows.
+    Every rank checks all of x first, so bad input raises on every rank, not on the one
+    whose share holds it while the others wait for it."""
+    rows = model._read(x)
     return _sharded(model, rows.shape[0], lambda part: model.log_prob(rows[part], **options),
                     _no_rows(model))
 
 
 def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
     """``model.nll_bound(x, **options)`` (n,) with each rank estimating its share (rank r
-    draws with seed + r when a seed is given)."""
-    rows = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+    draws with seed + r when a seed is given); x checked whole on every rank, as for
+    ``log_prob``."""
+    rows = model._read(x)
     rank_seed = None if seed is None else seed + world()[0]
     return _sharded(model, rows.shape[0],
                     lambda part: model.nll_bound(rows[part], seed=rank_seed, **options),
@@ -154,6 +159,7 @@ def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
 def sample(model, n: int, *, seed: int | None = None, **options) -> torch.Tensor:
     """n samples (n, *shape), each rank drawing its share (rank r with seed + r when a seed
     is given); every rank returns all n in rank order."""
+    n = check_count(n)
     rank_seed = None if seed is None else seed + world()[0]
     return _sharded(model, n, lambda part: model.sample(part.stop - part.start,
                                                         seed=rank_seed, **options),

@@ -115,9 +115,17 @@ def _exact_model():
 def _evaluate_worker(rank):
     mixture, model = _exact_model()
     x = mixture.sample(7, seed=0).float()
+    bad = x.clone()
+    bad[-1, 0] = float("nan")  # in rank 1's share only
+    try:
+        distributed.log_prob(model, bad)
+        refused = ""
+    except ValueError as err:
+        refused = str(err)
     return {"log_prob": distributed.log_prob(model, x, solver="rk4", steps=30),
             "bound": distributed.nll_bound(model, x, draws=4, seed=1),
-            "samples": distributed.sample(model, 5, seed=3, method="ode")}
+            "samples": distributed.sample(model, 5, seed=3, method="ode"),
+            "refused": refused}
 
 
 def test_sharded_evaluation_matches_one_process_in_input_order(tmp_path):
@@ -128,6 +136,8 @@ def test_sharded_evaluation_matches_one_process_in_input_order(tmp_path):
     for rank in ranks:
         torch.testing.assert_close(rank["log_prob"], alone, rtol=0, atol=1e-5)
         assert rank["bound"].shape == (7,) and rank["samples"].shape == (5, 2)
+        # a NaN in one rank's share is refused on every rank (no rank left waiting)
+        assert "x contains NaN or inf" in rank["refused"]
     assert torch.equal(ranks[0]["samples"], ranks[1]["samples"])
     assert torch.equal(ranks[0]["bound"], ranks[1]["bound"])
     # rank 0 drew the first 2 samples with seed 3, rank 1 the last 3 with seed 4
