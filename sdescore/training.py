@@ -263,8 +263,8 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
     try:
         while steps is None or step < steps:
             time_up = max_time is not None and perf_counter() - start >= max_time
-            if any_rank(time_up):  # every rank stops at the same step
-                break
+            if time_up and processes == 1:
+                break  # alone: no batch drawn; ranks agree on it with the loss, below
             index = torch.randint(0, train.shape[0], (batch_size,), device=train.device)
             batch_labels = None
             if labels is not None:
