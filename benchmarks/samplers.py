@@ -27,8 +27,8 @@ import sdescore  # noqa: E402
 from sdescore.datasets import GaussianMixture, random_mixture  # noqa: E402
 from sdescore.metrics import energy_distance  # noqa: E402
 from common import write  # noqa: E402
+from oracle_core import SAMPLER_MIXTURE  # noqa: E402
 
-TEST_MIXTURE = ([[1.0, 0.5], [-1.0, -0.5]], [[[0.3, 0.1], [0.1, 0.2]], [[0.1, 0.0], [0.0, 0.25]]])
 # VE with sigma_max = 50, whose prior matches p_T of these mixtures (benchmarks/oracle_core.py)
 SDES = {"vp": {}, "subvp": {}, "ve": {"sigma_max": 50.0}}
 
@@ -55,7 +55,7 @@ def describe(method, options):
 
 def mixture_rows(args):
     rows = []
-    targets = {"2-D test mixture": GaussianMixture(*TEST_MIXTURE),
+    targets = {"2-D test mixture": GaussianMixture(*SAMPLER_MIXTURE),
                "random_mixture(16)": random_mixture(16, 3, seed=16)}
     for label, mixture in targets.items():
         floor = [energy_distance(mixture.sample(args.points, seed=1000 + 2 * i),

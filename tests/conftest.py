@@ -1,8 +1,11 @@
 """Shared fixtures: analytic Gaussian mixtures whose every p_t is known in closed form."""
 import pytest
 
+import torch
+
 import sdescore
-from sdescore.datasets import random_mixture
+from sdescore.datasets import GaussianMixture, random_mixture
+from sdescore.metrics import mmd
 
 SDE_PARAMS = {"ve": {"sigma_max": 10.0}, "vp": {}, "subvp": {}}
 
@@ -16,6 +19,25 @@ def make_sde(name):
 @pytest.fixture(params=list(SDE_PARAMS))
 def sde(request):
     return make_sde(request.param)
+
+
+# Kernel bandwidths near the sampler mixture's own spread, where a spread error shows.
+SAMPLER_BANDWIDTHS = (0.2, 0.5, 1.0)
+
+
+@pytest.fixture(scope="session")
+def sampler_mixture():
+    """The two-component 2-D mixture that every sampler is judged on."""
+    return GaussianMixture([[1.0, 0.5], [-1.0, -0.5]],
+                           [[[0.3, 0.1], [0.1, 0.2]], [[0.1, 0.0], [0.0, 0.25]]])
+
+
+def mmd_floor(mixture, n: int, pairs: int = 8) -> float:
+    """Mean + 3 sd of the MMD (SAMPLER_BANDWIDTHS) between two fresh draws of n points of
+    ``mixture``, over ``pairs`` pairs: the statistic's noise floor."""
+    values = torch.tensor([mmd(mixture.sample(n, seed=2 * i), mixture.sample(n, seed=2 * i + 1),
+                               SAMPLER_BANDWIDTHS) for i in range(pairs)])
+    return (values.mean() + 3 * values.std()).item()
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ import pytest
 import torch
 
 import sdescore
-from sdescore.datasets import GaussianMixture, random_mixture
+from sdescore.datasets import random_mixture
 from sdescore.dpm_solver import exponential_weights, sample_dpm, step_times
 from sdescore.metrics import mmd
 from sdescore.modules import integrate_probability_flow
 
+from conftest import SAMPLER_BANDWIDTHS, mmd_floor
 
 N = 2000
-BANDWIDTHS = (0.2, 0.5, 1.0)
+BANDWIDTHS = SAMPLER_BANDWIDTHS
 SEEDS = (0, 1, 2)
 
 
@@ -63,27 +64,19 @@ def test_error_falls_as_steps_to_the_order(sde, order):
 
 
 @pytest.fixture(scope="module")
-def mixture():
-    return GaussianMixture([[1.0, 0.5], [-1.0, -0.5]],
-                           [[[0.3, 0.1], [0.1, 0.2]], [[0.1, 0.0], [0.0, 0.25]]])
-
-
-@pytest.fixture(scope="module")
-def floor(mixture):
+def floor(sampler_mixture):
     """Mean + 3 sd of the MMD between two fresh draws of N points (its noise floor)."""
-    values = torch.tensor([mmd(mixture.sample(N, seed=2 * i), mixture.sample(N, seed=2 * i + 1),
-                               BANDWIDTHS) for i in range(8)])
-    return (values.mean() + 3 * values.std()).item()
+    return mmd_floor(sampler_mixture, N)
 
 
-def test_twenty_steps_match_the_1000_step_reverse_sde_and_first_order_does_not(mixture, floor,
-                                                                               sde):
+def test_twenty_steps_match_the_1000_step_reverse_sde_and_first_order_does_not(sampler_mixture,
+                                                                               floor, sde):
     """Over three seeds, each against its own reverse-SDE draw: the median MMD of the third
     order at 20 steps is within the noise floor (the median, as the statistic has a heavy
     tail: how many points fall in each component moves it; one seed in twelve gave 4x the
     floor for exact draws of this mixture), and the first order at 20 steps is above the
     floor at every seed (measured 5-20x)."""
-    model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
+    model = sdescore.ScoreModel(sde, sampler_mixture.score_fn(sde), (2,))
     third, first = [], []
     for seed in SEEDS:
         reference = model.sample(N, "sde", steps=1000, seed=100 + seed)

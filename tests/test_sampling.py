@@ -6,24 +6,21 @@ import sdescore
 from sdescore.datasets import GaussianMixture
 from sdescore.metrics import energy_distance, mean_and_se, mmd
 
-from conftest import make_sde
+from conftest import SAMPLER_BANDWIDTHS, make_sde, mmd_floor
 
 N = 4000
-BANDWIDTHS = (0.2, 0.5, 1.0)  # near the components' own spread, where a spread error shows
+BANDWIDTHS = SAMPLER_BANDWIDTHS
 
 
 @pytest.fixture(scope="module")
-def mixture():
-    return GaussianMixture([[1.0, 0.5], [-1.0, -0.5]],
-                           [[[0.3, 0.1], [0.1, 0.2]], [[0.1, 0.0], [0.0, 0.25]]])
+def mixture(sampler_mixture):
+    return sampler_mixture
 
 
 @pytest.fixture(scope="module")
 def threshold(mixture):
     """Mean + 3 sd of the statistic between two fresh draws of N points (its noise floor)."""
-    floor = torch.tensor([mmd(mixture.sample(N, seed=2 * i), mixture.sample(N, seed=2 * i + 1),
-                              BANDWIDTHS) for i in range(8)])
-    return (floor.mean() + 3 * floor.std()).item()
+    return mmd_floor(mixture, N)
 
 
 def _respread(mixture, component, factor):
