@@ -178,31 +178,31 @@ def _drop_correlated(x, threshold=0.98):
 
 
 def _wine(colour):
-    def load(folder):
-        raw = np.loadtxt(folder / "wine" / f"winequality-{colour}.csv", delimiter=",", skiprows=1)
+    def load(path):
+        raw = np.loadtxt(path, delimiter=",", skiprows=1)
         x = _dequantize_columns(raw[:, :-1], np.random.RandomState(2019))
         return paper_split(f"{colour}wine", _whiten(_paper_order(x)), shuffle=False)
     return load
 
 
-def _parkinsons(folder):
-    raw = np.loadtxt(folder / "parkinsons" / "parkinsons_updrs.data", delimiter=",", skiprows=1)
+def _parkinsons(path):
+    raw = np.loadtxt(path, delimiter=",", skiprows=1)
     x = _drop_correlated(raw[:, 3:])
     return paper_split("parkinsons", _whiten(_paper_order(x)), shuffle=False)
 
 
-def _uci(file, name):
-    def load(folder):
-        return paper_split(name, np.loadtxt(folder / "uci" / file))
+def _uci(name):
+    def load(path):
+        return paper_split(name, np.loadtxt(path))
     return load
 
 
-def _magic(folder):
-    with np.load(folder / "magic" / "MagicTelescope.npz", allow_pickle=False) as archive:
+def _magic(path):
+    with np.load(path, allow_pickle=False) as archive:
         return paper_split("magic", archive["x"][:, 1:])
 
 
-def _digits(folder):
+def _digits(path=None):
     from sklearn.datasets import load_digits
 
     return paper_split("digits", dequantize(load_digits().data.astype(int), levels=17, seed=0),
@@ -210,19 +210,18 @@ def _digits(folder):
 
 
 def _mixture(dim):
-    def load(folder):
+    def load(path=None):
         mixture = random_mixture(dim, components=3, seed=dim)
         return paper_split(f"mixture{dim}", mixture.sample(22000, seed=0).numpy(),
                             oracle=mixture)
     return load
 
 
+# Each set's loader, given the path of its file (None for the built-in sets).
 BENCHMARK_SETS = {
     "mixture2": _mixture(2), "mixture6": _mixture(6), "digits": _digits,
     "redwine": _wine("red"), "whitewine": _wine("white"), "parkinsons": _parkinsons,
-    "power": _uci("power-plant.txt", "power"), "protein": _uci("protein-tertiary-structure.txt",
-                                                                "protein"),
-    "magic": _magic,
+    "power": _uci("power"), "protein": _uci("protein"), "magic": _magic,
 }
 # The file each real table is read from, under data_dir (sources: README, "Data for the
 # benchmarks").
@@ -243,9 +242,11 @@ def load_benchmark(name: str, data_dir=None) -> Split:
     FileNotFoundError naming it.
     """
     loader = choose(name, BENCHMARK_SETS, name="data set")
+    if name not in BENCHMARK_FILES:
+        return loader(None)
     folder = Path(data_dir) if data_dir is not None else Path("..") / "shared" / "data"
-    if name in BENCHMARK_FILES and not (folder / BENCHMARK_FILES[name]).is_file():
-        raise FileNotFoundError(f"{name} needs the file {folder / BENCHMARK_FILES[name]} (where "
-                                "to get it: README.md, 'Data for the benchmarks'); pass "
-                                "data_dir=...")
-    return loader(folder)
+    path = folder / BENCHMARK_FILES[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} needs the file {path} (where to get it: README.md, "
+                                "'Data for the benchmarks'); pass data_dir=...")
+    return loader(path)
