@@ -191,11 +191,10 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
 
 
 def _held_out_nll(held, log_det: float, chunk: int):
-    """validate(flow) -> mean -log p(x) in nats over ``held`` rows in model coordinates."""
+    """validate(flow) -> (n,) -log p(x) in nats of the ``held`` rows in model coordinates."""
     @torch.no_grad()
     def validate(flow):
-        return -sum(flow.log_prob(part).sum().item() for part in held.split(chunk)) / len(held) \
-            - log_det
+        return -torch.cat([flow.log_prob(part) for part in held.split(chunk)]) - log_det
     return validate
 
 

@@ -57,8 +57,8 @@ class ScoreDensity(_Density):
     training (5000 steps when neither is given); loss, batch_size, lr, validation, seed and
     device as in ``sdescore.fit``."""
 
-    def __init__(self, sde="subvp", max_time=None, steps=None, loss="dsm", batch_size=256,
-                 lr=2e-3, validation="auto", seed=None, device=None):
+    def __init__(self, sde="subvp", max_time=None, steps=None, loss="dsm", batch_size=None,
+                 lr=None, validation="auto", seed=None, device=None):
         self.sde, self.max_time, self.steps, self.loss = sde, max_time, steps, loss
         self.batch_size, self.lr, self.validation = batch_size, lr, validation
         self.seed, self.device = seed, device

@@ -16,19 +16,20 @@ from .bounds import nll_bound_terms
 from .datamap import DataMap
 from .losses import get_loss
 from .model import ScoreModel
-from .nets import default_net
+from .nets import default_batch_size, default_net
 from .parameterization import PARAMETERIZATIONS
 from .sde import SDE, sde_for_data
 from .distributed import agreed_seed
-from .training import (WeightAverage, adam, check_budget, check_levels, dequantized_split,
-                       dequantizer, discrete_levels, seeded, split, train_loop, validation_loss)
+from .training import (WeightAverage, adam, check_budget, check_levels, default_lr,
+                       dequantized_split, dequantizer, discrete_levels, seeded, split,
+                       train_loop, validation_loss)
 from .validation import (as_dataset, as_labels, check_compute_dtype, check_positive, choose,
                          count_classes)
 
 
 def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
-        max_time: float | None = None, steps: int | None = None, batch_size: int = 256,
-        lr: float = 2e-3, weight_decay: float = 0.0, grad_clip: float | None = 1.0,
+        max_time: float | None = None, steps: int | None = None, batch_size: int | None = None,
+        lr: float | None = None, weight_decay: float = 0.0, grad_clip: float | None = 1.0,
         ema: float = 0.999,
         validation="auto", patience: int | None = 10, select_by: str = "nll-bound",
         standardize: bool = True, eps: float | None = None, labels=None, label_dropout: float = 0.1,
@@ -51,7 +52,11 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     the noise, score = -output / s(t)), "score", or a callable (net, sde) -> score module, e.g.
     ``functools.partial(parameterization.GaussianResidual, input_clip=5)``.
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
-    is given; with both, whichever ends first). batch_size, lr: Adam's; weight_decay: AdamW's
+    is given; with both, whichever ends first). batch_size, lr: Adam's (None:
+    ``nets.default_batch_size`` of the data's shape, 1024 for vectors with d <= 10 and 256
+    otherwise, and ``training.default_lr`` of the batch, 6e-3 from 1024 rows and 2e-3 below,
+    chosen by measurement; a batch above the training rows is cut to them, and the default lr
+    follows the cut batch); weight_decay: AdamW's
     decoupled decay (0: plain Adam); grad_clip: largest
     gradient norm of a step (None: off; without it one loss spike at step ~9200 cost a 2-D
     mixture 0.26 nats of KL, BENCHMARKS.md); ema: decay of the weight average used for
@@ -61,9 +66,10 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     (off: the last weights are returned). They are scored every ``log_every`` steps by
     ``select_by``: "nll-bound" (the per-row bound on -log p in nats, ``nll_bound`` with 8
     draws and fixed randomness) or "loss" (the training loss); the best-scoring weights are
-    returned, and training stops once the best scoring is ``patience`` scorings old and at
-    least as old as the run was when it came (None: never stop early; the second condition
-    keeps slow, noisy progress on large data from being cut short). standardize: map the data to zero mean,
+    returned, and training stops once the last ``patience`` scorings were each clearly worse
+    than the best (by more than 2 standard errors of the per-row difference) and the best is
+    at least as old as the run was when it came (None: never stop early): rising held-out
+    scores end the run, a plateau or slow, noisy progress does not. standardize: map the data to zero mean,
     unit variance inside the model. eps: smallest training time (default sde.likelihood_eps).
     labels: (n,) integer classes 0..K-1 for a class-conditional model (classifier-free
     guidance): the network learns score(x, t, y), and each training label is replaced by the
@@ -81,7 +87,6 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     and at the last step; the chosen record says ``"selected": True``, and a stop for lack of
     progress ``"stopped": "patience"``.
     """
-    steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
     check_positive(log_every, name="log_every", integer=True)
     if eps is not None:
         check_positive(eps, name="eps")
@@ -107,6 +112,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     levels = discrete_levels(data, levels)
     x = as_dataset(data)
     check_levels(x, levels)
+    batch_size = default_batch_size(tuple(x.shape[1:])) if batch_size is None else batch_size
+    steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
     classes = None
     if labels is not None:
         labels = as_labels(labels, x.shape[0])
@@ -129,6 +136,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                          sde_obj)
         score_net.to(device, dtype)
         averaged = WeightAverage(score_net, ema) if ema else None
+        if lr is None:  # the batch train_loop will draw: at most the training rows
+            lr = default_lr(min(batch_size, train.shape[0]))
         optimizer = adam(score_net.parameters(), lr, weight_decay)
         validate = None if held is None else measure(
             loss_fn, sde_obj, held, _on(held_labels, device), datamap.log_det.item(),
@@ -148,8 +157,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
 
 
 def held_out_nll_bound(loss_fn, sde, held, labels, log_det, chunk, draws=8):
-    """validate(score_fn) -> the mean per-row bound on -log p(x) in nats over ``held`` rows in
-    model coordinates (log_det: the data map's), with fixed randomness so that scores at
+    """validate(score_fn) -> (n,) the per-row bound on -log p(x) in nats for the ``held`` rows
+    in model coordinates (log_det: the data map's), with fixed randomness so that scores at
     different steps compare the weights alone."""
     eps = sde.likelihood_eps
 
@@ -157,17 +166,17 @@ def held_out_nll_bound(loss_fn, sde, held, labels, log_det, chunk, draws=8):
     def validate(score_fn):
         generator = torch.Generator(device=held.device).manual_seed(0)
         label_chunks = labels.split(chunk) if labels is not None else [None] * len(held.split(chunk))
-        total = 0.0
+        bounds = []
         for part, y in zip(held.split(chunk), label_chunks):
             score = score_fn if y is None else (lambda x, t, y=y: score_fn(x, t, y))
-            total += nll_bound_terms(sde, score, part, draws=draws, eps=eps,
-                                     generator=generator)[0].sum().item()
-        return total / held.shape[0] - log_det
+            bounds.append(nll_bound_terms(sde, score, part, draws=draws, eps=eps,
+                                          generator=generator)[0])
+        return torch.cat(bounds) - log_det
     return validate
 
 
 def held_out_loss(loss_fn, sde, held, labels, log_det, chunk):
-    """validate(score_fn) -> the training loss's mean over ``held`` with fixed randomness."""
+    """validate(score_fn) -> (n,) the training loss of each ``held`` row, fixed randomness."""
     return functools.partial(validation_loss, loss_fn, held=held, held_labels=labels,
                              batch_size=chunk)
 

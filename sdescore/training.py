@@ -26,15 +26,23 @@ from .validation import as_dataset, check_positive, check_seed
 DEFAULT_STEPS = 5000
 
 
+def default_lr(batch_size: int) -> float:
+    """Adam's step size for score networks: 2e-3 below batches of 1024, 6e-3 from 1024 (at
+    1024 rows, 4e-3 and 1e-2 gave 0.07-0.13 nats higher test NLL on power and MAGIC than 6e-3;
+    BENCHMARKS.md, "Batch and learning rate")."""
+    return 6e-3 if batch_size >= 1024 else 2e-3
+
+
 def check_budget(max_time, steps, batch_size, lr, grad_clip=None):
-    """Validate the training budget and optimiser settings; returns the step limit
-    (DEFAULT_STEPS when neither ``max_time`` nor ``steps`` is given)."""
+    """Validate the training budget and optimiser settings (lr None: the caller's default);
+    returns the step limit (DEFAULT_STEPS when neither ``max_time`` nor ``steps`` is given)."""
     if max_time is not None:
         check_positive(max_time, name="max_time")
     if steps is not None:
         check_positive(steps, name="steps", integer=True)
     check_positive(batch_size, name="batch_size", integer=True)
-    check_positive(lr, name="lr")
+    if lr is not None:
+        check_positive(lr, name="lr")
     if grad_clip is not None:
         check_positive(grad_clip, name="grad_clip")
     return DEFAULT_STEPS if max_time is None and steps is None else steps
@@ -187,14 +195,21 @@ def _loss(loss_fn, module, x0, labels, generator=None):
 
 @torch.no_grad()
 def validation_loss(loss_fn, module, held, held_labels=None, batch_size=1024):
-    """Mean loss on held-out data with fixed times and noise (seed 0), comparable over steps:
-    a ``validate`` for ``train_loop``."""
+    """Per-row loss (n,) on held-out data with fixed times and noise (seed 0), comparable over
+    steps: a ``validate`` for ``train_loop``."""
     generator = torch.Generator(device=held.device).manual_seed(0)
     label_chunks = (held_labels.split(batch_size) if held_labels is not None
                     else [None] * len(held.split(batch_size)))
-    total = sum(_loss(loss_fn, module, chunk, y, generator).sum().item()
-                for chunk, y in zip(held.split(batch_size), label_chunks))
-    return total / held.shape[0]
+    return torch.cat([_loss(loss_fn, module, chunk, y, generator)
+                      for chunk, y in zip(held.split(batch_size), label_chunks)])
+
+
+def clearly_worse(values: torch.Tensor, best: torch.Tensor, z: float = 2.0) -> bool:
+    """Whether per-row held-out scores ``values`` (n,) are worse than ``best`` (n,) on the same
+    rows by more than ``z`` standard errors of the mean per-row difference."""
+    difference = (values - best).double()
+    se = difference.std() / math.sqrt(len(difference)) if len(difference) > 1 else 0.0
+    return difference.mean().item() > z * float(se)
 
 
 def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, steps, max_time,
@@ -207,12 +222,14 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
     clipping). ``averaged`` (a WeightAverage or None) is updated after every step and is
     the module evaluated and returned (else ``module`` itself).
 
-    validate(evaluated) -> float (lower is better), or None: scored at each record as
-    ``val_loss``. The weights of the best record are kept and restored at the end (that
-    record says ``"selected": True``); with ``patience``, training stops once the best record
-    is ``patience`` records old and at least as many records old as there were up to it (a
-    run that improves slowly but steadily, its scores noisy, is not cut short); the last
-    record then says ``"stopped": "patience"``.
+    validate(evaluated) -> (n,) per-row held-out scores (lower is better) on the same rows
+    at every call, or None: their mean is each record's ``val_loss``. The weights of the best
+    record are kept and restored at the end (that record says ``"selected": True``); with
+    ``patience``, training stops once the last ``patience`` records each scored clearly worse
+    than the best (``clearly_worse``: by more than 2 standard errors of the per-row
+    difference) and the best is at least as many records old as there were up to it: a
+    plateau, its scores noisy, or slow steady progress is not cut short, held-out scores that
+    rise are. The last record then says ``"stopped": "patience"``.
     A selection at the first record, or a held-out loss that rose after its best, is told
     in one warning line.
 
@@ -235,18 +252,24 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
             objective, device_ids=[device.index] if device.type == "cuda" else None)
         per_rank_generator_seed()
     evaluated = averaged.module if averaged is not None else module
-    best = {"val_loss": math.inf, "index": None, "state": None}
+    best = {"val_loss": math.inf, "index": None, "state": None, "values": None,
+            "worse_streak": 0}
 
     def record():
         entry = {"step": step, "seconds": perf_counter() - start,
                  "loss": mean_over_ranks(sum(window) / len(window))}
         if validate is not None:
             evaluated.eval()  # dropout off while scoring
-            entry["val_loss"] = validate(evaluated)
+            values = validate(evaluated)
             module.train()
+            entry["val_loss"] = values.double().mean().item()
             if entry["val_loss"] < best["val_loss"]:
-                best.update(val_loss=entry["val_loss"], index=len(history),
-                            state=copy.deepcopy(evaluated.state_dict()))
+                best.update(val_loss=entry["val_loss"], index=len(history), values=values,
+                            state=copy.deepcopy(evaluated.state_dict()), worse_streak=0)
+            elif clearly_worse(values, best["values"]):
+                best["worse_streak"] += 1
+            else:
+                best["worse_streak"] = 0
         history.append(entry)
         return entry
 
@@ -254,7 +277,7 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
         if patience is None or best["index"] is None:
             return False
         since_best = len(history) - 1 - best["index"]
-        return since_best >= max(patience, best["index"] + 1)
+        return best["worse_streak"] >= patience and since_best >= best["index"] + 1
 
     bar = tqdm(total=steps, disable=not progress or rank != 0, desc="fit", unit="step",
                mininterval=0.5)
