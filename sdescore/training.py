@@ -29,7 +29,7 @@ DEFAULT_STEPS = 5000
 def default_lr(batch_size: int) -> float:
     """Adam's step size for score networks: 2e-3 below batches of 1024, 6e-3 from 1024 (at
     1024 rows, 4e-3 and 1e-2 gave 0.07-0.13 nats higher test NLL on power and MAGIC than 6e-3;
-    BENCHMARKS.md, "Batch and learning rate")."""
+    BENCHMARKS.md, "Batch, learning rate and patience at 60 s")."""
     return 6e-3 if batch_size >= 1024 else 2e-3
 
 

@@ -63,7 +63,7 @@ def test_prior_term_is_kl_of_shifted_data_at_T():
 @pytest.fixture(scope="module")
 def trained_on_mixture():
     mixture = random_mixture(2, seed=5)
-    model = sdescore.fit(mixture.sample(5000, seed=0).float(), "subvp", steps=800, seed=0,
+    model = sdescore.fit(mixture.sample(5000, seed=0).float(), "subvp", steps=300, seed=0,
                          progress=False)
     return mixture, model
 

@@ -109,7 +109,7 @@ def test_trained_classifier_guidance_comes_close(labelled, floors):
 
 def test_classifier_free_guidance_and_conditional_log_prob(labelled, floors):
     x, labels = _labelled_draws(labelled, 8000, seed=1)
-    model = sdescore.fit(x, "subvp", labels=labels, steps=3000, seed=0, progress=False)
+    model = sdescore.fit(x, "subvp", labels=labels, steps=1000, seed=0, progress=False)
     assert model.classes == 3
     for k in range(3):
         component = labelled.component(k)
