@@ -13,14 +13,16 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
-import sdescore
-from sdescore.datasets import dequantize
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import write
+import sdescore  # noqa: E402
+from sdescore.datasets import dequantize  # noqa: E402
+from common import write  # noqa: E402
 
 
 def main(argv=None):

@@ -18,17 +18,19 @@ import argparse
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
-import sdescore
-from sdescore.baselines import fit_flow
-from sdescore.datasets import load_benchmark
-from sdescore.nets import MLPScoreNet
-from sdescore.oracle import GaussianMixture
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import DATA_DIR, write
+import sdescore  # noqa: E402
+from sdescore.baselines import fit_flow  # noqa: E402
+from sdescore.datasets import load_benchmark  # noqa: E402
+from sdescore.nets import MLPScoreNet  # noqa: E402
+from sdescore.oracle import GaussianMixture  # noqa: E402
+from common import DATA_DIR, write  # noqa: E402
 
 COLUMNS = ["table", "n", "d", "model", "fit_s", "steps", "selected", "mean_nll", "median_nll"]
 
