@@ -90,8 +90,9 @@ def default_batch_size(shape: tuple) -> int:
 
     At 60 s on one CPU thread, 1024 rows at lr 6e-3 against 256 at 2e-3 lowered the test NLL
     by 0.11 (power, d = 5), 0.17 (MAGIC, 10) and 0.33 nats (protein, 9) and left the 6-D
-    mixture as it was; on wider networks it costs steps: Parkinsons (d = 15, 240 wide) lost
-    0.27 nats, the digits (64-D, 512 wide) 37 (BENCHMARKS.md, "Batch, learning rate and
+    mixture as it was; on wider networks it costs steps: the digits (64-D, 512 wide) lost 37
+    nats, Parkinsons (d = 15, 240 wide) 0.27 in that run and gained 0.67 in a second, so
+    d > 10 keeps 256 until a cleaner measurement (BENCHMARKS.md, "Batch, learning rate and
     patience at 60 s")."""
     return 1024 if len(shape) == 1 and shape[0] <= 10 else 256
 

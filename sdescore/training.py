@@ -206,7 +206,10 @@ def validation_loss(loss_fn, module, held, held_labels=None, batch_size=1024):
 
 def clearly_worse(values: torch.Tensor, best: torch.Tensor, z: float = 2.0) -> bool:
     """Whether per-row held-out scores ``values`` (n,) are worse than ``best`` (n,) on the same
-    rows by more than ``z`` standard errors of the mean per-row difference."""
+    rows by more than ``z`` standard errors of the mean per-row difference; a non-finite
+    score (a diverged model) is."""
+    if not torch.isfinite(values).all():
+        return True
     difference = (values - best).double()
     se = difference.std() / math.sqrt(len(difference)) if len(difference) > 1 else 0.0
     return difference.mean().item() > z * float(se)
@@ -266,7 +269,7 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
             if entry["val_loss"] < best["val_loss"]:
                 best.update(val_loss=entry["val_loss"], index=len(history), values=values,
                             state=copy.deepcopy(evaluated.state_dict()), worse_streak=0)
-            elif clearly_worse(values, best["values"]):
+            elif best["values"] is not None and clearly_worse(values, best["values"]):
                 best["worse_streak"] += 1
             else:
                 best["worse_streak"] = 0

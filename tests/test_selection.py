@@ -1,6 +1,7 @@
 """Choosing the weights by held-out quality (issue 16): the training engine keeps the best
 scored weights and restores them, stops when patience runs out, and says so; fit and
 fit_flow hold out rows by default."""
+import math
 import warnings
 
 import numpy as np
@@ -191,3 +192,25 @@ def test_mlp_dropout_acts_while_training_only_and_survives_save_load(tmp_path):
     torch.testing.assert_close(loaded.score(x, 0.5), model.score(x, 0.5), rtol=0, atol=0)
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
         MLPScoreNet(2, dropout=1.0)
+
+
+def test_a_non_finite_held_out_score_counts_against_patience():
+    """A model whose held-out scores turn infinite after its best (a diverged flow) is
+    stopped by patience like one whose scores rise; a first scoring that is already infinite
+    is never selected."""
+    scores = [torch.full((4,), 1.0)] + [torch.full((4,), math.inf)] * 20
+    calls = iter(scores)
+    module = torch.nn.Linear(1, 1, bias=False)
+    with pytest.warns(UserWarning, match="best at the first evaluation"):
+        history = training.train_loop(
+            module, None, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6),
+            torch.zeros(8, 1), lambda m: next(calls), steps=200, max_time=None, batch_size=8,
+            progress=False, callback=None, log_every=10, patience=3)
+    assert len(history) == 4 and history[-1]["stopped"] == "patience"
+    assert history[0]["selected"]
+    calls = iter([torch.full((4,), math.inf)] + [torch.full((4,), 1.0)] * 3)
+    history = training.train_loop(
+        module, None, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6),
+        torch.zeros(8, 1), lambda m: next(calls), steps=40, max_time=None, batch_size=8,
+        progress=False, callback=None, log_every=10, patience=3)
+    assert [i for i, r in enumerate(history) if r.get("selected")] == [1]
