@@ -14,8 +14,8 @@ from .datamap import DataMap
 from .density import DensityModel
 from .io import register_format
 from .distributed import agreed_seed
-from .training import (adam, check_budget, check_levels, dequantized_split, dequantizer,
-                       discrete_levels, seeded, split, train_loop)
+from .training import (LR_SCHEDULES, adam, check_budget, check_levels, dequantized_split,
+                       dequantizer, discrete_levels, seeded, split, train_loop)
 from .utils import make_generator
 from .validation import as_dataset, check_compute_dtype, check_count, check_positive, choose
 
@@ -148,8 +148,8 @@ class FlowModel(DensityModel):
 
 
 def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: int | None = None,
-             batch_size: int = 256, lr: float = 1e-3, grad_clip: float | None = 1.0,
-             hidden: int = 128, layers: int = 6,
+             batch_size: int = 256, lr: float = 1e-3, lr_schedule: str = "cosine",
+             grad_clip: float | None = 1.0, hidden: int = 128, layers: int = 6,
              validation="auto", patience: int | None = 10, levels: int | None = None,
              seed: int | None = None, dtype=torch.float32,
              progress: bool = True, callback=None, log_every: int = 100) -> FlowModel:
@@ -161,9 +161,10 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     hidden, layers: width and number of flow layers. validation and patience as in
     ``sdescore.fit``, scored by the held-out negative log-likelihood (nats); levels (uint8
     data: 256) as in ``sdescore.fit``, fresh dequantisation at every batch. Budget,
-    grad_clip, seed, dtype, progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
+    lr_schedule, grad_clip, seed, dtype, progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
     """
     choose(kind, FLOWS, name="kind")
+    choose(lr_schedule, LR_SCHEDULES, name="lr_schedule")
     if patience is not None:
         check_positive(patience, name="patience", integer=True)
     steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
@@ -186,7 +187,8 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
             model.flow, None, optimizer, lambda f, batch, generator=None: -f.log_prob(batch),
             train, validate, steps=steps, max_time=max_time, batch_size=batch_size,
             progress=progress, callback=callback, log_every=log_every, patience=patience,
-            grad_clip=grad_clip, augment=dequantizer(levels, datamap, train.device, dtype))
+            grad_clip=grad_clip, augment=dequantizer(levels, datamap, train.device, dtype),
+            lr_schedule=lr_schedule)
     return model.eval()
 
 

@@ -56,14 +56,22 @@ def agreed_seed(seed: int | None) -> int | None:
     return int(value.item())
 
 
+def max_over_ranks(*values: float) -> tuple[float, ...]:
+    """Each value's maximum over the ranks (one all-reduce for all of them; the values
+    themselves alone)."""
+    if world()[1] == 1:
+        return tuple(float(v) for v in values)
+    value = torch.tensor([float(v) for v in values], dtype=torch.float64,
+                         device=_collective_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return tuple(value.tolist())
+
+
 def any_rank(*flags: bool):
     """Each flag, true on every rank when it is true on any (one all-reduce for all of them;
     free alone); one flag gives a bool, several a tuple."""
-    if world()[1] > 1:
-        value = torch.tensor([int(f) for f in flags], device=_collective_device())
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        flags = tuple(bool(v) for v in value.tolist())
-    return flags[0] if len(flags) == 1 else tuple(flags)
+    flags = tuple(v > 0 for v in max_over_ranks(*(bool(f) for f in flags)))
+    return flags[0] if len(flags) == 1 else flags
 
 
 def mean_over_ranks(value: float) -> float:

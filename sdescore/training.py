@@ -19,18 +19,44 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .distributed import (any_rank, broadcast_module, from_rank0, is_main, mean_over_ranks,
-                          per_rank_generator_seed, world)
+from .distributed import (any_rank, broadcast_module, from_rank0, is_main, max_over_ranks,
+                          mean_over_ranks, per_rank_generator_seed, world)
 from .validation import as_dataset, check_positive, check_seed
 
 DEFAULT_STEPS = 5000
 
 
-def default_lr(batch_size: int) -> float:
-    """Adam's step size for score networks: 2e-3 below batches of 1024, 6e-3 from 1024 (at
-    1024 rows, 4e-3 and 1e-2 gave 0.07-0.13 nats higher test NLL on power and MAGIC than 6e-3;
-    BENCHMARKS.md, "Batch, learning rate and patience at 60 s")."""
-    return 6e-3 if batch_size >= 1024 else 2e-3
+def default_lr(batch_size: int, lr_schedule: str = "cosine") -> float:
+    """Adam's step size for score networks: 2e-3 below batches of 1024; from 1024, 1e-2 under
+    the cosine schedule and 6e-3 at a constant rate (each the best of those measured at 60 s
+    on power, MAGIC and protein: constant 4e-3 and 1e-2 were 0.07-0.13 nats worse than 6e-3,
+    cosine 6e-3 0.04-0.34 worse than 1e-2; BENCHMARKS.md, "Batch, learning rate and patience
+    at 60 s" and "A cosine learning rate")."""
+    if batch_size < 1024:
+        return 2e-3
+    return 1e-2 if lr_schedule == "cosine" else 6e-3
+
+
+LR_SCHEDULES = {
+    "cosine": "lr (1 + cos(pi f)) / 2 at the fraction f of the budget spent",
+    "constant": "lr throughout",
+}
+
+
+def lr_factor(schedule: str, spent: float) -> float:
+    """The multiple of Adam's lr that ``schedule`` (an LR_SCHEDULES name) gives when the
+    fraction ``spent`` of the training budget (steps or seconds, whichever is further) is
+    used: cosine falls from 1 at the start to 0 at the budget's end."""
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * min(spent, 1.0)))
+
+
+def budget_spent(step: int, steps: int | None, seconds: float, max_time: float | None) -> float:
+    """The fraction of the budget used after ``step`` steps and ``seconds``: the larger of
+    step / steps and seconds / max_time (either limit None: not counted)."""
+    return max(0.0 if steps is None else step / steps,
+               0.0 if max_time is None else seconds / max_time)
 
 
 def check_budget(max_time, steps, batch_size, lr, grad_clip=None):
@@ -217,13 +243,17 @@ def clearly_worse(values: torch.Tensor, best: torch.Tensor, z: float = 2.0) -> b
 
 def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, steps, max_time,
                batch_size, progress, callback, log_every, patience: int | None = None,
-               labels=None, classes=None, label_dropout=0.0, grad_clip=None, augment=None):
+               labels=None, classes=None, label_dropout=0.0, grad_clip=None, augment=None,
+               lr_schedule: str = "constant"):
     """Minimise mean(loss_fn(module, batch)) over random batches of ``train`` until
     ``steps`` or ``max_time`` seconds (the clock is read before each step); returns the
     history records {step, seconds, loss[, val_loss]}, one every ``log_every`` steps and
     one at the last step. ``grad_clip``: largest gradient norm of a step (None: no
-    clipping). ``averaged`` (a WeightAverage or None) is updated after every step and is
-    the module evaluated and returned (else ``module`` itself).
+    clipping). ``lr_schedule`` (an LR_SCHEDULES name) scales the optimizer's lr at each step
+    by ``lr_factor`` of the budget spent so far (``budget_spent``; under torch.distributed
+    the furthest rank's, so that every rank takes the same step). ``averaged`` (a
+    WeightAverage or None) is updated after every step and is the module evaluated and
+    returned (else ``module`` itself).
 
     validate(evaluated) -> (n,) per-row held-out scores (lower is better) on the same rows
     at every call, or None: their mean is each record's ``val_loss``. The weights of the best
@@ -247,6 +277,7 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
     batch_size = min(batch_size, train.shape[0])
     history, window, start, step = [], [], perf_counter(), 0
     parameters = list(module.parameters())
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     rank, processes = world()
     objective = _Objective(loss_fn, module)
     if processes > 1:  # data-parallel: gradients averaged over the ranks' own batches
@@ -288,9 +319,11 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
     interrupted = False
     try:
         while steps is None or step < steps:
-            time_up = max_time is not None and perf_counter() - start >= max_time
+            seconds = perf_counter() - start
+            time_up = max_time is not None and seconds >= max_time
             if time_up and processes == 1:
                 break  # alone: no batch drawn; ranks agree on it with the loss, below
+            spent = budget_spent(step, steps, seconds, max_time)
             index = torch.randint(0, train.shape[0], (batch_size,), device=train.device)
             batch_labels = None
             if labels is not None:
@@ -300,8 +333,9 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
                     batch_labels = batch_labels.masked_fill(dropped, classes)
             batch = train[index] if augment is None else augment(train[index])
             loss = objective(batch, batch_labels).mean()
-            # one agreement per step: every rank stops, or fails, at the same step
-            time_up, failed = any_rank(time_up, not math.isfinite(loss.item()))
+            # one agreement per step: every rank stops, fails or scales its lr alike
+            time_up, failed, spent = max_over_ranks(time_up, not math.isfinite(loss.item()),
+                                                    spent)
             if time_up:
                 break
             if failed:
@@ -311,6 +345,8 @@ def train_loop(module, averaged, optimizer, loss_fn, train, validate=None, *, st
             loss.backward()
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+            for group, base_lr in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base_lr * lr_factor(lr_schedule, spent)
             optimizer.step()
             if averaged is not None:
                 averaged.update(parameters)

@@ -1,7 +1,7 @@
 """torch.distributed (issue 19), on the CPU with gloo and two processes started here:
 identical weights on every rank, the averaged update of two ranks at batch b equals one
 process at 2b on the same rows, sharded evaluation in input order, and max_time stopping
-every rank together."""
+every rank together with the same learning rates."""
 import os
 import subprocess
 import sys
@@ -149,22 +149,29 @@ def test_sharded_evaluation_matches_one_process_in_input_order(tmp_path):
 
 def _slow_rank_worker(rank):
     loss = sdescore.losses.DenoisingScoreMatching(sdescore.get_sde("subvp"))
+    last_seen = {}
 
     def slow(score_fn, x0, generator=None):
         if rank == 1:
             time.sleep(0.01)  # rank 1 runs behind: rank 0's clock runs out first
+        last_seen["weights"] = torch.cat([p.detach().flatten() for p in score_fn.parameters()])
         return loss(score_fn, x0, generator=generator)
 
     start = time.monotonic()
     model = sdescore.fit(_data(), loss=slow, max_time=1.5, validation=0, progress=False,
                          seed=0)
-    return {"steps": model.history[-1]["step"], "seconds": time.monotonic() - start}
+    return {"steps": model.history[-1]["step"], "seconds": time.monotonic() - start,
+            "last_trained_weights": last_seen["weights"]}
 
 
 def test_max_time_stops_every_rank_at_the_same_step(tmp_path):
+    """Each rank reads its own clock; they agree on the step to stop at and, for the cosine
+    learning rate, on the budget spent, so the weights they train stay identical (compared
+    at the last step, before rank 0's are handed to every rank)."""
     ranks = _launch(_slow_rank_worker, tmp_path, timeout=120)
     assert ranks[0]["steps"] == ranks[1]["steps"] > 0
     assert all(rank["seconds"] < 30 for rank in ranks)
+    assert torch.equal(ranks[0]["last_trained_weights"], ranks[1]["last_trained_weights"])
 
 
 def test_the_command_runs_under_torchrun_unchanged(tmp_path):

@@ -98,6 +98,32 @@ def test_max_time_stops_at_the_first_step_that_would_start_past_the_budget(monke
     assert history[-1]["seconds"] == 5.0
 
 
+@pytest.mark.parametrize("budget", ["steps", "max_time"])
+@pytest.mark.parametrize("schedule, total", [("constant", 40.0), ("cosine", 20.5)])
+def test_lr_schedule_moves_a_unit_gradient_by_the_sum_of_its_rates(monkeypatch, budget,
+                                                                   schedule, total):
+    """Under SGD at lr 1, a loss whose gradient is always 1 moves the weight by the sum of the
+    step sizes: N = 40 for "constant", sum over k < N of (1 + cos(pi k / N)) / 2 = (N + 1) / 2
+    for "cosine", whether the budget is N steps or N seconds of 1-s steps (a fake clock)."""
+    from sdescore import training
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(training, "perf_counter", lambda: clock["now"])
+
+    def unit_gradient(module, batch, generator=None):
+        clock["now"] += 1.0
+        return module.weight.sum() * torch.ones(batch.shape[0])
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    net.weight.data.zero_()
+    limits = {"steps": 40, "max_time": None} if budget == "steps" else {"steps": None,
+                                                                          "max_time": 40.0}
+    training.train_loop(net, None, torch.optim.SGD(net.parameters(), lr=1.0), unit_gradient,
+                        torch.zeros(4, 1), None, batch_size=4, progress=False, callback=None,
+                        log_every=10, lr_schedule=schedule, **limits)
+    assert net.weight.item() == pytest.approx(-total, rel=1e-6)
+
+
 def test_ve_sigma_max_defaults_to_the_largest_distance_in_standardised_data(gaussian):
     x = gaussian.sample(300, seed=10).float()
     model = sdescore.fit(x, "ve", steps=1, validation=0, progress=False)
@@ -233,6 +259,7 @@ def test_load_rejects_corrupt_foreign_and_hostile_files(tmp_path, monkeypatch):
     ({"grad_clip": 0.0}, ValueError, "grad_clip must be > 0"),
     ({"validation": 1.5}, ValueError, r"validation must be 'auto', a fraction in \[0, 1\)"),
     ({"weight_decay": -1.0}, ValueError, r"weight_decay must be > 0; got -1.0"),
+    ({"lr_schedule": "step"}, ValueError, "Unknown lr_schedule 'step'"),
 ])
 def test_fit_rejects_bad_input_by_name(kwargs, error, message):
     arguments = {"data": np.random.default_rng(0).normal(size=(50, 2)), "steps": 1,
