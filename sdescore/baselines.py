@@ -160,8 +160,9 @@ def fit_flow(data, kind: str = "nsf", *, max_time: float | None = None, steps: i
     autoregressive); for (n, c, h, w) images: "glow" (a squeeze, then Glow steps).
     hidden, layers: width and number of flow layers. validation and patience as in
     ``sdescore.fit``, scored by the held-out negative log-likelihood (nats); levels (uint8
-    data: 256) as in ``sdescore.fit``, fresh dequantisation at every batch. Budget,
-    lr_schedule, grad_clip, seed, dtype, progress and callback as in ``sdescore.fit`` (default 5000 steps when neither budget is given).
+    data: 256) as in ``sdescore.fit``, fresh dequantisation at every batch. Budget (default
+    5000 steps when neither is given), lr_schedule, grad_clip, seed, dtype, progress and
+    callback as in ``sdescore.fit``.
     """
     choose(kind, FLOWS, name="kind")
     choose(lr_schedule, LR_SCHEDULES, name="lr_schedule")
