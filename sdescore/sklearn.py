@@ -54,19 +54,20 @@ class _Density(DensityMixin, BaseEstimator):
 class ScoreDensity(_Density):
     """A score-based density estimator: ``sdescore.fit`` with these options, ``log_prob``
     by the probability-flow ODE. sde: "subvp", "vp" or "ve"; max_time (s) and steps bound
-    training (5000 steps when neither is given); loss, batch_size, lr, validation, seed and
-    device as in ``sdescore.fit``."""
+    training (5000 steps when neither is given); loss, batch_size, lr, lr_schedule,
+    validation, seed and device as in ``sdescore.fit``."""
 
     def __init__(self, sde="subvp", max_time=None, steps=None, loss="dsm", batch_size=None,
-                 lr=None, validation="auto", seed=None, device=None):
+                 lr=None, lr_schedule="cosine", validation="auto", seed=None, device=None):
         self.sde, self.max_time, self.steps, self.loss = sde, max_time, steps, loss
-        self.batch_size, self.lr, self.validation = batch_size, lr, validation
-        self.seed, self.device = seed, device
+        self.batch_size, self.lr, self.lr_schedule = batch_size, lr, lr_schedule
+        self.validation, self.seed, self.device = validation, seed, device
 
     def _train(self, rows):
         return fit(rows, self.sde, loss=self.loss, max_time=self.max_time, steps=self.steps,
-                   batch_size=self.batch_size, lr=self.lr, validation=self.validation,
-                   seed=self.seed, device=self.device, progress=False)
+                   batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
+                   validation=self.validation, seed=self.seed, device=self.device,
+                   progress=False)
 
 
 class FlowDensity(_Density):
@@ -74,13 +75,13 @@ class FlowDensity(_Density):
     options. kind: "nsf", "realnvp" or "maf"; other options as in ``fit_flow``."""
 
     def __init__(self, kind="nsf", max_time=None, steps=None, hidden=128, layers=6,
-                 batch_size=256, lr=1e-3, validation="auto", seed=None):
+                 batch_size=256, lr=1e-3, lr_schedule="cosine", validation="auto", seed=None):
         self.kind, self.max_time, self.steps = kind, max_time, steps
         self.hidden, self.layers, self.batch_size, self.lr = hidden, layers, batch_size, lr
-        self.validation, self.seed = validation, seed
+        self.lr_schedule, self.validation, self.seed = lr_schedule, validation, seed
 
     def _train(self, rows):
         return fit_flow(rows, self.kind, max_time=self.max_time, steps=self.steps,
                         hidden=self.hidden, layers=self.layers, batch_size=self.batch_size,
-                        lr=self.lr, validation=self.validation, seed=self.seed,
-                        progress=False)
+                        lr=self.lr, lr_schedule=self.lr_schedule, validation=self.validation,
+                        seed=self.seed, progress=False)

@@ -77,7 +77,10 @@ def test_pipeline_and_clone_keep_the_parameters():
     first, again = flow.sample(3, random_state=0), flow.sample(3, random_state=0)
     assert first.dtype == np.float64 and np.array_equal(first, again)
     assert not np.array_equal(first, flow.sample(3, random_state=1))
-    copy = clone(ScoreDensity(sde="vp", steps=7, seed=3))
+    copy = clone(ScoreDensity(sde="vp", steps=7, seed=3, lr_schedule="constant"))
     assert copy.get_params()["sde"] == "vp" and copy.get_params()["steps"] == 7
+    assert copy.get_params()["lr_schedule"] == "constant"
+    with pytest.raises(ValueError, match="Unknown lr_schedule 'step'"):
+        FlowDensity(steps=1, lr_schedule="step").fit(x)
     with pytest.raises(ValueError, match="X has 2 features, but FlowDensity is expecting 3"):
         pipeline[-1].score_samples(x[:4, :2])
