@@ -29,7 +29,7 @@ from sdescore.losses import get_loss  # noqa: E402
 from sdescore.nets import MLPScoreNet  # noqa: E402
 from sdescore.parameterization import GaussianResidual  # noqa: E402
 from sdescore.sde import sde_for_data  # noqa: E402
-from sdescore.training import adam  # noqa: E402
+from sdescore.optim import adam  # noqa: E402
 from common import write  # noqa: E402
 
 

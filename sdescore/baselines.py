@@ -14,8 +14,9 @@ from .datamap import DataMap
 from .density import DensityModel
 from .io import register_format
 from .distributed import agreed_seed
-from .training import (LR_SCHEDULES, adam, check_budget, check_levels, dequantized_split,
-                       dequantizer, discrete_levels, seeded, split, train_loop)
+from .optim import LR_SCHEDULES, adam
+from .training import (check_budget, check_levels, dequantized_split, dequantizer,
+                       discrete_levels, seeded, split, train_loop)
 from .utils import make_generator
 from .validation import as_dataset, check_compute_dtype, check_count, check_positive, choose
 

@@ -16,7 +16,8 @@ from .losses import UniformTimes
 from .nets import default_classifier_net
 from .sde import sde_for_data
 from .distributed import agreed_seed
-from .training import (adam, check_budget, check_levels, dequantized_split, dequantizer,
+from .optim import adam
+from .training import (check_budget, check_levels, dequantized_split, dequantizer,
                        discrete_levels, seeded, split, train_loop, validation_loss)
 from .validation import (as_batch, as_dataset, as_labels, as_times, check_compute_dtype,
                          count_classes)

@@ -20,9 +20,9 @@ from .nets import default_batch_size, default_net
 from .parameterization import PARAMETERIZATIONS
 from .sde import SDE, sde_for_data
 from .distributed import agreed_seed
-from .training import (LR_SCHEDULES, WeightAverage, adam, check_budget, check_levels,
-                       default_lr, dequantized_split, dequantizer, discrete_levels, seeded, split,
-                       train_loop, validation_loss)
+from .optim import LR_SCHEDULES, WeightAverage, adam, default_lr
+from .training import (check_budget, check_levels, dequantized_split, dequantizer,
+                       discrete_levels, seeded, split, train_loop, validation_loss)
 from .validation import (as_dataset, as_labels, check_compute_dtype, check_positive, choose,
                          count_classes)
 
@@ -54,7 +54,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
     is given; with both, whichever ends first). batch_size, lr: Adam's (None:
     ``nets.default_batch_size`` of the data's shape, 1024 for vectors with d <= 10 and 256
-    otherwise, and ``training.default_lr`` of the batch and schedule, 1e-2 from 1024 rows (6e-3
+    otherwise, and ``optim.default_lr`` of the batch and schedule, 1e-2 from 1024 rows (6e-3
     at a constant rate) and 2e-3 below, chosen by measurement; a batch above the training rows
     is cut to them, and the default lr follows the cut batch); lr_schedule: "cosine" (the lr
     falls as (1 + cos(pi f)) / 2 with the fraction f of the budget spent, steps or seconds:

@@ -294,7 +294,7 @@ def test_weight_average_copies_then_follows_a_ramp_with_the_ema_lag():
     """The first update copies; the second moves 9/11 of the way (warm-up rate
     1 - 2/11); once the warm-up has passed, an average with decay d of weights growing by 1
     per update trails them by d / (1 - d) (the steady-state lag of an EMA on a ramp)."""
-    from sdescore.training import WeightAverage
+    from sdescore.optim import WeightAverage
 
     average = WeightAverage(torch.nn.Linear(2, 2, bias=False), decay=0.9)
     average.module.weight.data.zero_()
@@ -312,7 +312,7 @@ def test_weight_average_copies_then_follows_a_ramp_with_the_ema_lag():
 
 def test_adam_helper_matches_plain_adam():
     """The fused kernel, where this torch has one, takes the same steps as Adam's loop."""
-    from sdescore.training import adam
+    from sdescore.optim import adam
 
     torch.manual_seed(0)
     nets = [torch.nn.Linear(4, 3) for _ in range(2)]
