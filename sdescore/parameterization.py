@@ -11,8 +11,8 @@ as EDM's preconditioning classes and k-diffusion's ``Denoiser`` do:
   (``losses.DenoisingScoreMatching``) squares it.
 
 ``GaussianResidual`` (``fit``'s default) reads the output as the departure of the noise from
-its value for N(0, I) data, from a soft-clipped input, so that the score falls back to that
-Gaussian's far from the data; ``NoisePrediction`` reads it as the noise itself (DDPM's
+its value for Gaussian data, N(0, I) or N(0, Sigma), from a whitened, soft-clipped input, so
+that the score falls back to that Gaussian's far from the data; ``NoisePrediction`` reads it as the noise itself (DDPM's
 parameterisation); ``DirectScore`` as the score.
 """
 from __future__ import annotations
@@ -62,35 +62,55 @@ class DirectScore(Parameterization):
 
 
 class GaussianResidual(Parameterization):
-    """score(x, t[, y]) = -(s x / (m^2 + s^2) + net(clip(x), t[, y])) / s(t).
+    """score(x, t[, y]) = -(s C_t^-1 x + net(clip(C_t^-1/2 x), t[, y])) / s(t),
+    C_t = m^2 Sigma + s^2 I.
 
     The first term is the noise z of x_t = m x_0 + s z when the (standardised) data are
-    N(0, I) (``SDE.standard_normal_score``), so the network learns how the noise departs
-    from that Gaussian's: its target is z - s x_t / (m^2 + s^2). Its input is
-    x / sqrt(m^2 + s^2), unit scale at every t, soft-clipped to (-input_clip, input_clip) by
-    a tanh: far from the data the network's term stays bounded and the score falls back to
-    the Gaussian's instead of extrapolating. input_clip is in standard deviations of x_t:
-    3 kept RedWine's worst test rows 4-5x lower than 5 and cost 0.01-0.15 nats elsewhere
-    (BENCHMARKS.md, "The input clip"). Files saved before the option existed used 5.
+    N(0, Sigma) (``covariance``; None: the identity, ``SDE.standard_normal_score``), so the
+    network learns how the noise departs from that Gaussian's: its target is
+    z - s C_t^-1 x_t. Its input is x whitened by C_t, unit scale in every direction at every
+    t, soft-clipped to (-input_clip, input_clip) by a tanh: far from the data the network's
+    term stays bounded and the score falls back to the Gaussian's instead of extrapolating.
+    input_clip is in standard deviations of x_t: 3 kept RedWine's worst test rows 4-5x lower
+    than 5 and cost 0.01-0.15 nats elsewhere (BENCHMARKS.md, "The input clip"). Files saved
+    before the option existed used 5.
+
+    covariance: (d, d) symmetric positive definite, for (n, d) vectors only; ``fit`` passes
+    ``reference_covariance`` of the training rows. It is kept in ``config`` (saved with the
+    model) and applied through its eigendecomposition, two (n, d) x (d, d) products.
     """
 
-    def __init__(self, net: nn.Module, sde, input_clip: float = 3.0):
+    def __init__(self, net: nn.Module, sde, input_clip: float = 3.0, covariance=None):
         super().__init__(net, sde)
         check_positive(input_clip, name="input_clip")
         self.input_clip = float(input_clip)
         self.config = {"input_clip": self.input_clip}
+        eigenvalues = eigenvectors = None
+        if covariance is not None:
+            covariance = _checked_covariance(covariance)
+            like = next(net.parameters(), torch.empty(0))  # the network's dtype and device
+            eigenvalues, eigenvectors = (v.to(like) for v in torch.linalg.eigh(covariance))
+            self.config["covariance"] = covariance.tolist()
+        # buffers follow .to(device, dtype); the config, not the state dict, saves them
+        self.register_buffer("eigenvalues", eigenvalues, persistent=False)
+        self.register_buffer("eigenvectors", eigenvectors, persistent=False)
 
     def _gaussian_noise_and_output(self, x, t, y):
-        """(std s(t) (n,), the noise for N(0, I) data, the network's departure from it).
+        """(std s(t) (n,), the noise for the Gaussian's data, the network's departure from it).
 
-        On the hot path of every solve: m(t) and s(t) are evaluated once here, so the
-        reference noise s x / (m^2 + s^2) = score_to_noise(sde.standard_normal_score(x, t), s)
-        is written out instead of calling that method (which would evaluate them again)."""
+        On the hot path of every solve: m(t) and s(t) are evaluated once here."""
         std = self.sde.marginal_std(t)
-        s = append_dims(std, x.ndim)
-        variance = append_dims(self.sde.mean_scale(t), x.ndim) ** 2 + s**2
-        clipped = self.input_clip * torch.tanh(x / (self.input_clip * variance.sqrt()))
-        return std, s * x / variance, self.output(clipped, t, y)
+        s, m = append_dims(std, x.ndim), append_dims(self.sde.mean_scale(t), x.ndim)
+        if self.eigenvectors is None:
+            variance = m**2 + s**2
+            gaussian_noise, whitened = s * x / variance, x / variance.sqrt()
+        else:  # in the covariance's eigenbasis C_t is diagonal: m^2 lambda + s^2
+            rotated = x @ self.eigenvectors
+            variance = m**2 * self.eigenvalues + s**2
+            gaussian_noise = (s * rotated / variance) @ self.eigenvectors.T
+            whitened = (rotated / variance.sqrt()) @ self.eigenvectors.T
+        clipped = self.input_clip * torch.tanh(whitened / self.input_clip)
+        return std, gaussian_noise, self.output(clipped, t, y)
 
     def forward(self, x, t, y=None):
         std, gaussian_noise, departure = self._gaussian_noise_and_output(x, t, y)
@@ -99,6 +119,37 @@ class GaussianResidual(Parameterization):
     def denoising_residual(self, x_t, t, noise, y=None):
         _, gaussian_noise, departure = self._gaussian_noise_and_output(x_t, t, y)
         return (noise - gaussian_noise) - departure
+
+
+def reference_covariance(rows: torch.Tensor, shrinkage: float = 0.5) -> torch.Tensor:
+    """The covariance that ``fit`` gives the default parameterisation: the (d, d) covariance
+    of ``rows`` (n, d) (standardised training rows) moved ``shrinkage`` of the way to the
+    identity, in float64; positive definite for any n (eigenvalues at least ``shrinkage``).
+
+    Halfway by default: with the sample covariance itself the network's target has no linear
+    part left, and on digits (d = 64) the network learned nothing beyond that Gaussian in
+    300 steps (test NLL -51.6 nats, the Gaussian's, against -60.2 halfway and -60.9 with
+    the identity); BENCHMARKS.md, "A full-covariance reference"."""
+    rows = rows.to(torch.float64)
+    sample = torch.cov(rows.T).reshape(rows.shape[1], rows.shape[1])
+    identity = torch.eye(rows.shape[1], dtype=torch.float64, device=rows.device)
+    return ((1 - shrinkage) * sample + shrinkage * identity).cpu()
+
+
+def _checked_covariance(covariance) -> torch.Tensor:
+    """covariance as a float64 (d, d) tensor; ValueError unless finite, symmetric and
+    positive definite."""
+    covariance = torch.as_tensor(covariance, dtype=torch.float64)
+    if covariance.ndim != 2 or covariance.shape[0] != covariance.shape[1]:
+        raise ValueError(f"covariance must be a square (d, d) matrix; got shape "
+                         f"{tuple(covariance.shape)}")
+    if not torch.isfinite(covariance).all():
+        raise ValueError("covariance has NaN or infinite entries")
+    if not torch.allclose(covariance, covariance.T, rtol=1e-6, atol=1e-12):
+        raise ValueError("covariance must be symmetric")
+    if torch.linalg.eigvalsh(covariance).min() <= 0:
+        raise ValueError("covariance must be positive definite")
+    return covariance
 
 
 PARAMETERIZATIONS = {"noise": NoisePrediction, "score": DirectScore,

@@ -75,7 +75,8 @@ class SDE:
     def standard_normal_score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """grad_x log p_t(x) when p_0 = N(0, I), so that p_t = N(0, (m^2 + s^2) I):
         -x / (m^2 + s^2); x (n, *shape), t (n,). The reference that the default
-        parameterisation departs from and the NLL bound's control variate subtracts."""
+        parameterisation departs from on images (vectors: N(0, Sigma)) and the NLL bound's
+        control variate subtracts."""
         return -x / append_dims(self.total_variance(t), x.ndim)
 
     def prior_sample(self, shape, *, generator=None, device=None, dtype=None) -> torch.Tensor:
