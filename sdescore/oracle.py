@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .validation import as_batch, check_count
+from .validation import as_batch, check_count, symmetric_eigh
 
 
 class GaussianMixture:
@@ -39,14 +39,10 @@ class GaussianMixture:
         weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
         if weights.shape != (k,) or (weights <= 0).any():
             raise ValueError(f"weights must be {k} positive numbers; got {weights.tolist()}")
-        for name, value in (("means", means), ("covs", covs), ("weights", weights)):
+        for name, value in (("means", means), ("weights", weights)):
             if not torch.isfinite(value).all():
                 raise ValueError(f"{name} contains NaN or inf")
-        if not torch.allclose(covs, covs.transpose(1, 2)):
-            raise ValueError("covs must be symmetric")
-        eigvals, eigvecs = torch.linalg.eigh(covs)
-        if (eigvals <= 0).any():
-            raise ValueError("covs must be positive definite")
+        eigvals, eigvecs = symmetric_eigh(covs, name="covs")
         self.means, self.covs = means, covs
         self.weights = weights / weights.sum()
         self.eigvals, self.eigvecs = eigvals, eigvecs  # Sigma_k = U_k diag(lambda_k) U_k^T

@@ -22,7 +22,7 @@ from torch import nn
 
 from .ddpm import noise_to_score
 from .utils import append_dims
-from .validation import check_positive
+from .validation import check_positive, symmetric_eigh
 
 
 class Parameterization(nn.Module):
@@ -87,10 +87,10 @@ class GaussianResidual(Parameterization):
         self.config = {"input_clip": self.input_clip}
         eigenvalues = eigenvectors = None
         if covariance is not None:
-            covariance = _checked_covariance(covariance)
             like = next(net.parameters(), torch.empty(0))  # the network's dtype and device
-            eigenvalues, eigenvectors = (v.to(like) for v in torch.linalg.eigh(covariance))
-            self.config["covariance"] = covariance.tolist()
+            eigenvalues, eigenvectors = (
+                v.to(like) for v in symmetric_eigh(covariance, name="covariance"))
+            self.config["covariance"] = torch.as_tensor(covariance, dtype=torch.float64).tolist()
         # buffers follow .to(device, dtype); the config, not the state dict, saves them
         self.register_buffer("eigenvalues", eigenvalues, persistent=False)
         self.register_buffer("eigenvectors", eigenvectors, persistent=False)
@@ -134,22 +134,6 @@ def reference_covariance(rows: torch.Tensor, shrinkage: float = 0.5) -> torch.Te
     sample = torch.cov(rows.T).reshape(rows.shape[1], rows.shape[1])
     identity = torch.eye(rows.shape[1], dtype=torch.float64, device=rows.device)
     return ((1 - shrinkage) * sample + shrinkage * identity).cpu()
-
-
-def _checked_covariance(covariance) -> torch.Tensor:
-    """covariance as a float64 (d, d) tensor; ValueError unless finite, symmetric and
-    positive definite."""
-    covariance = torch.as_tensor(covariance, dtype=torch.float64)
-    if covariance.ndim != 2 or covariance.shape[0] != covariance.shape[1]:
-        raise ValueError(f"covariance must be a square (d, d) matrix; got shape "
-                         f"{tuple(covariance.shape)}")
-    if not torch.isfinite(covariance).all():
-        raise ValueError("covariance has NaN or infinite entries")
-    if not torch.allclose(covariance, covariance.T, rtol=1e-6, atol=1e-12):
-        raise ValueError("covariance must be symmetric")
-    if torch.linalg.eigvalsh(covariance).min() <= 0:
-        raise ValueError("covariance must be positive definite")
-    return covariance
 
 
 PARAMETERIZATIONS = {"noise": NoisePrediction, "score": DirectScore,

@@ -110,6 +110,24 @@ def check_compute_dtype(dtype, *, name: str = "dtype") -> torch.dtype:
     return COMPUTE_DTYPES[key]
 
 
+def symmetric_eigh(matrices, *, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(eigenvalues (..., d), eigenvectors (..., d, d)) in float64 of symmetric positive
+    definite ``matrices`` (..., d, d), e.g. covariances; ValueError naming ``name`` unless each
+    is square, finite, symmetric and positive definite."""
+    matrices = torch.as_tensor(matrices, dtype=torch.float64)
+    if matrices.ndim < 2 or matrices.shape[-1] != matrices.shape[-2]:
+        raise ValueError(f"{name} must be square (d, d) matrices; got shape "
+                         f"{tuple(matrices.shape)}")
+    if not torch.isfinite(matrices).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    if not torch.allclose(matrices, matrices.transpose(-1, -2)):
+        raise ValueError(f"{name} must be symmetric")
+    eigenvalues, eigenvectors = torch.linalg.eigh(matrices)
+    if (eigenvalues <= 0).any():
+        raise ValueError(f"{name} must be positive definite")
+    return eigenvalues, eigenvectors
+
+
 def choose(value, registry: dict, *, name: str):
     """Look ``value`` up in a registry dict; the error lists the valid keys."""
     if not isinstance(value, str) or value not in registry:
