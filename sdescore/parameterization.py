@@ -12,8 +12,8 @@ as EDM's preconditioning classes and k-diffusion's ``Denoiser`` do:
 
 ``GaussianResidual`` (``fit``'s default) reads the output as the departure of the noise from
 its value for Gaussian data, N(0, I) or N(0, Sigma), from a whitened, soft-clipped input, so
-that the score falls back to that Gaussian's far from the data; ``NoisePrediction`` reads it as the noise itself (DDPM's
-parameterisation); ``DirectScore`` as the score.
+that the score falls back to that Gaussian's far from the data; ``NoisePrediction`` reads it
+as the noise itself (DDPM's parameterisation); ``DirectScore`` as the score.
 """
 from __future__ import annotations
 

@@ -50,9 +50,10 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     by that Gaussian and soft-clipped to 3 standard deviations, so the score falls back to
     the Gaussian's far from the data; for vectors the Gaussian's covariance is the
     standardised training rows' moved halfway to the identity,
-    ``parameterization.reference_covariance``: at 60 s 0.06-0.1 nats lower test NLL on power
-    and 0.25-0.9 on protein than N(0, I), BENCHMARKS.md "A full-covariance reference"; for
-    images N(0, I); see parameterization.GaussianResidual), "noise" (the network predicts
+    ``parameterization.reference_covariance``: in the 60-s comparison at two seeds, 0.04-0.05
+    nats lower test NLL on power and 0.5 on protein than N(0, I), with no far-out test rows,
+    BENCHMARKS.md "A full-covariance reference"; for images N(0, I); see
+    parameterization.GaussianResidual), "noise" (the network predicts
     the noise, score = -output / s(t)), "score", or a callable (net, sde) -> score module, e.g.
     ``functools.partial(parameterization.GaussianResidual, input_clip=5)``.
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
