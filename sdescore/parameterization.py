@@ -85,15 +85,19 @@ class GaussianResidual(Parameterization):
         check_positive(input_clip, name="input_clip")
         self.input_clip = float(input_clip)
         self.config = {"input_clip": self.input_clip}
-        eigenvalues = eigenvectors = None
+        # Sigma's eigendecomposition, held in float64 like a DataMap, with copies in each
+        # input's dtype and device; the config, not the state dict, saves Sigma
+        self._eigen, self._eigen_copies = None, {}
         if covariance is not None:
-            like = next(net.parameters(), torch.empty(0))  # the network's dtype and device
-            eigenvalues, eigenvectors = (
-                v.to(like) for v in symmetric_eigh(covariance, name="covariance"))
+            self._eigen = tuple(v.cpu() for v in symmetric_eigh(covariance, name="covariance"))
             self.config["covariance"] = torch.as_tensor(covariance, dtype=torch.float64).tolist()
-        # buffers follow .to(device, dtype); the config, not the state dict, saves them
-        self.register_buffer("eigenvalues", eigenvalues, persistent=False)
-        self.register_buffer("eigenvectors", eigenvectors, persistent=False)
+
+    def _eigenbasis(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eigenvalues (d,), eigenvectors (d, d)) of Sigma in like's dtype and device."""
+        key = (like.device, like.dtype)
+        if key not in self._eigen_copies:
+            self._eigen_copies[key] = tuple(v.to(like) for v in self._eigen)
+        return self._eigen_copies[key]
 
     def _gaussian_noise_and_output(self, x, t, y):
         """(std s(t) (n,), the noise for the Gaussian's data, the network's departure from it).
@@ -101,14 +105,15 @@ class GaussianResidual(Parameterization):
         On the hot path of every solve: m(t) and s(t) are evaluated once here."""
         std = self.sde.marginal_std(t)
         s, m = append_dims(std, x.ndim), append_dims(self.sde.mean_scale(t), x.ndim)
-        if self.eigenvectors is None:
+        if self._eigen is None:
             variance = m**2 + s**2
             gaussian_noise, whitened = s * x / variance, x / variance.sqrt()
         else:  # in the covariance's eigenbasis C_t is diagonal: m^2 lambda + s^2
-            rotated = x @ self.eigenvectors
-            variance = m**2 * self.eigenvalues + s**2
-            gaussian_noise = (s * rotated / variance) @ self.eigenvectors.T
-            whitened = (rotated / variance.sqrt()) @ self.eigenvectors.T
+            eigenvalues, eigenvectors = self._eigenbasis(x)
+            rotated = x @ eigenvectors
+            variance = m**2 * eigenvalues + s**2
+            gaussian_noise = (s * rotated / variance) @ eigenvectors.T
+            whitened = (rotated / variance.sqrt()) @ eigenvectors.T
         clipped = self.input_clip * torch.tanh(whitened / self.input_clip)
         return std, gaussian_noise, self.output(clipped, t, y)
 

@@ -96,7 +96,7 @@ def test_fit_gives_vectors_their_gaussian_halfway_to_the_identity(tmp_path):
     loaded = sdescore.load(tmp_path / "model.sdes")
     torch.testing.assert_close(loaded.log_prob(data[:5]), model.log_prob(data[:5]), rtol=0, atol=0)
     images = sdescore.fit(torch.rand(8, 1, 4, 4), steps=2, validation=0, seed=0, progress=False)
-    assert images.score_fn.eigenvectors is None and "covariance" not in images.score_fn.config
+    assert "covariance" not in images.score_fn.config
 
 
 def test_far_from_the_data_the_log_density_is_the_gaussians():
@@ -155,6 +155,26 @@ def test_the_network_sees_its_input_clipped_to_input_clip_standard_deviations():
         torch.testing.assert_close(seen[-1], expected, rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match="input_clip"):
         GaussianResidual(Recorder(), sde, input_clip=0.0)
+
+
+def test_with_a_covariance_the_network_sees_its_input_whitened_by_c_t():
+    """clip(C_t^-1/2 x): unit scale in every direction of N(0, Sigma)'s p_t, then the tanh."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, t):
+            seen.append(x)
+            return torch.zeros_like(x)
+
+    sde = make_sde("subvp")
+    sigma = torch.tensor([[1.0, 0.9], [0.9, 1.0]], dtype=torch.float64)
+    t = torch.tensor([0.05, 0.05], dtype=torch.float64)
+    m, s = sde.mean_scale(t[:1]).item(), sde.marginal_std(t[:1]).item()
+    inverse_root = _matrix_power(m**2 * sigma + s**2 * torch.eye(2, dtype=torch.float64), -0.5)
+    x = torch.tensor([[0.3, -0.2], [4.0, 4.5]], dtype=torch.float64)
+    GaussianResidual(Recorder(), sde, covariance=sigma)(x, t)
+    torch.testing.assert_close(seen[-1], 3 * torch.tanh(x @ inverse_root / 3), rtol=1e-9,
+                               atol=1e-12)
 
 
 def test_fit_takes_a_parameterisation_with_another_clip_and_saves_it(tmp_path):
