@@ -110,6 +110,10 @@ class GaussianResidual(Parameterization):
             gaussian_noise, whitened = s * x / variance, x / variance.sqrt()
         else:  # in the covariance's eigenbasis C_t is diagonal: m^2 lambda + s^2
             eigenvalues, eigenvectors = self._eigenbasis(x)
+            if x.ndim != 2 or x.shape[1] != eigenvalues.shape[0]:  # not along another axis
+                raise ValueError(f"x must be (n, {eigenvalues.shape[0]}) vectors for a "
+                                 f"{eigenvalues.shape[0]} x {eigenvalues.shape[0]} covariance; "
+                                 f"got shape {tuple(x.shape)}")
             rotated = x @ eigenvectors
             variance = m**2 * eigenvalues + s**2
             gaussian_noise = (s * rotated / variance) @ eigenvectors.T

@@ -19,6 +19,18 @@ def _standard_normal(dim):
     return GaussianMixture(torch.zeros(1, dim), torch.ones(1, dim))
 
 
+class _InputRecorder(torch.nn.Module):
+    """A network that keeps every input it sees (in ``seen``) and outputs zeros."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x, t):
+        self.seen.append(x)
+        return torch.zeros_like(x)
+
+
 def _silent_net(dim):
     """An MLP whose output is exactly zero: its last layer is zeroed."""
     net = MLPScoreNet(dim, hidden=16).double()
@@ -137,44 +149,36 @@ def test_fit_uses_the_residual_parameterisation_and_saves_it(tmp_path):
 
 def test_the_network_sees_its_input_clipped_to_input_clip_standard_deviations():
     """clip(x) = c tanh(x / (c sqrt(m^2 + s^2))): the identity near 0, c at infinity."""
-    seen = []
-
-    class Recorder(torch.nn.Module):
-        def forward(self, x, t):
-            seen.append(x)
-            return torch.zeros_like(x)
-
+    recorder = _InputRecorder()
     sde = make_sde("vp")
     t = torch.tensor([0.3, 0.3], dtype=torch.float64)
     total_std = (sde.mean_scale(t[:1]) ** 2 + sde.marginal_std(t[:1]) ** 2).sqrt()
     x = torch.tensor([[1e-4, 1e6], [-1e6, 2.0]], dtype=torch.float64) * total_std
     for clip in (3.0, 5.0):
-        GaussianResidual(Recorder(), sde, input_clip=clip)(x, t)
+        GaussianResidual(recorder, sde, input_clip=clip)(x, t)
         expected = torch.tensor([[1e-4, clip], [-clip, clip * math.tanh(2.0 / clip)]],
                                 dtype=torch.float64)
-        torch.testing.assert_close(seen[-1], expected, rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(recorder.seen[-1], expected, rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match="input_clip"):
-        GaussianResidual(Recorder(), sde, input_clip=0.0)
+        GaussianResidual(recorder, sde, input_clip=0.0)
 
 
 def test_with_a_covariance_the_network_sees_its_input_whitened_by_c_t():
-    """clip(C_t^-1/2 x): unit scale in every direction of N(0, Sigma)'s p_t, then the tanh."""
-    seen = []
-
-    class Recorder(torch.nn.Module):
-        def forward(self, x, t):
-            seen.append(x)
-            return torch.zeros_like(x)
-
+    """clip(C_t^-1/2 x): unit scale in every direction of N(0, Sigma)'s p_t, then the tanh;
+    inputs that are not (n, d) vectors are refused, not rotated along another axis."""
+    recorder = _InputRecorder()
     sde = make_sde("subvp")
     sigma = torch.tensor([[1.0, 0.9], [0.9, 1.0]], dtype=torch.float64)
     t = torch.tensor([0.05, 0.05], dtype=torch.float64)
     m, s = sde.mean_scale(t[:1]).item(), sde.marginal_std(t[:1]).item()
     inverse_root = _matrix_power(m**2 * sigma + s**2 * torch.eye(2, dtype=torch.float64), -0.5)
     x = torch.tensor([[0.3, -0.2], [4.0, 4.5]], dtype=torch.float64)
-    GaussianResidual(Recorder(), sde, covariance=sigma)(x, t)
-    torch.testing.assert_close(seen[-1], 3 * torch.tanh(x @ inverse_root / 3), rtol=1e-9,
-                               atol=1e-12)
+    residual = GaussianResidual(recorder, sde, covariance=sigma)
+    residual(x, t)
+    torch.testing.assert_close(recorder.seen[-1], 3 * torch.tanh(x @ inverse_root / 3),
+                               rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match=r"x must be \(n, 2\) vectors"):
+        residual(torch.zeros(2, 1, 2, 2, dtype=torch.float64), t)
 
 
 def test_fit_takes_a_parameterisation_with_another_clip_and_saves_it(tmp_path):
