@@ -58,8 +58,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     ``functools.partial(parameterization.GaussianResidual, input_clip=5)``.
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
     is given; with both, whichever ends first). batch_size, lr: Adam's (None:
-    ``nets.default_batch_size`` of the data's shape, 1024 for vectors with d <= 10 and 256
-    otherwise, and ``optim.default_lr`` of the batch and schedule, 1e-2 from 1024 rows (6e-3
+    ``nets.default_batch_size`` of the data's shape and the device, 1024 for vectors with
+    d <= 10, 32 for images on a CPU and 256 otherwise, and ``optim.default_lr`` of the batch and schedule, 1e-2 from 1024 rows (6e-3
     at a constant rate) and 2e-3 below, chosen by measurement; a batch above the training rows
     is cut to them, and the default lr follows the cut batch); lr_schedule: "cosine" (the lr
     falls as (1 + cos(pi f)) / 2 with the fraction f of the budget spent, steps or seconds:
@@ -120,7 +120,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     levels = discrete_levels(data, levels)
     x = as_dataset(data)
     check_levels(x, levels)
-    batch_size = default_batch_size(tuple(x.shape[1:])) if batch_size is None else batch_size
+    if batch_size is None:
+        batch_size = default_batch_size(tuple(x.shape[1:]), device)
     steps = check_budget(max_time, steps, batch_size, lr, grad_clip)
     classes = None
     if labels is not None:

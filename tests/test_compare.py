@@ -1,4 +1,5 @@
 """Benchmark data sets and the side-by-side comparison."""
+import importlib
 import math
 from pathlib import Path
 
@@ -78,3 +79,32 @@ def test_compare_runs_glow_on_image_rows_and_refuses_it_on_vectors():
     images = Split("images", data[:300], data[300:350], data[350:], image_shape=(1, 4, 4))
     [row] = compare(images, ["glow"], max_time=0.5, test_points=50)
     assert row["model"] == "glow" and math.isfinite(row["test_nll"])
+
+
+def test_compare_gives_the_score_model_image_rows_as_images(monkeypatch):
+    """On a split with an image_shape the score model is fitted to (n, c, h, w) images (fit's
+    U-Net), and its exact test NLL by the DPM solver matches that of N(0, I), the data's law;
+    the flows keep vectors. The score model trains for 100 steps (not the budget, which
+    would tie the check to the machine's speed)."""
+    compare_module = importlib.import_module("sdescore.compare")  # sdescore.compare: the function
+    fit, fit_flow, shapes = compare_module.fit, compare_module.fit_flow, []
+
+    def fit_100_steps(data, *args, **kwargs):
+        shapes.append(tuple(data.shape))
+        return fit(data, *args, **{**kwargs, "max_time": None, "steps": 100})
+
+    def fit_flow_and_record(data, *args, **kwargs):
+        shapes.append(tuple(data.shape))
+        return fit_flow(data, *args, **kwargs)
+
+    monkeypatch.setattr(compare_module, "fit", fit_100_steps)
+    monkeypatch.setattr(compare_module, "fit_flow", fit_flow_and_record)
+    data = np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32)
+    images = Split("images", data[:300], data[300:350], data[350:], image_shape=(1, 4, 4))
+    with pytest.raises(ValueError, match="solver 'rk45'"):
+        compare(images, ["score"], max_time=0.1, solver="rk45")
+    score, flow = compare(images, ["score", "realnvp"], max_time=1.0, solver="dpm")
+    assert shapes == [(300, 1, 4, 4), (300, 16)]
+    truth = -torch.distributions.Normal(0.0, 1.0).log_prob(torch.as_tensor(data[350:])).sum(1)
+    assert abs(score["test_nll"] - truth.mean().item()) < 0.5
+    assert math.isfinite(score["nll_bound"]) and math.isfinite(flow["test_nll"])

@@ -10,7 +10,7 @@ import torch
 
 import sdescore
 from sdescore.datasets import GaussianMixture
-from sdescore.nets import ConvClassifierNet, NoisyClassifierNet, UNet
+from sdescore.nets import ConvClassifierNet, NoisyClassifierNet, UNet, default_batch_size
 
 DATA = Path(__file__).parent / "data"
 
@@ -113,3 +113,12 @@ def test_fit_classifier_dequantises_uint8_images_at_every_batch(monkeypatch):
                      for _ in range(2))
     assert 0 <= first.min() and first.max() < 1 and abs(first.mean().item() - 0.5) < 0.02
     assert abs(first.std().item() - 1 / math.sqrt(12)) < 0.02 and not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
+def test_images_train_in_smaller_batches_on_a_cpu_than_on_a_gpu(shape):
+    """A U-Net step on a CPU costs about linearly in the rows, so images get small batches
+    there (more steps in a time budget); vectors get the same batch on either device."""
+    assert default_batch_size(shape, "cpu") < default_batch_size(shape, torch.device("cuda"))
+    for vector in [(5,), (64,)]:
+        assert default_batch_size(vector, "cpu") == default_batch_size(vector, "cuda")
