@@ -42,8 +42,9 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
     Glow see the rows as images (``fit`` gives them its U-Net), the other flows as vectors.
     max_time: each model's training budget in seconds. test_points: how many test rows to
     score. solver: the score models' ``log_prob`` solver, "dopri5" (at 1e-5) or "dpm" (61
-    network evaluations: within 0.01 nats of dopri5 on the benchmark mixtures, and what makes
-    the exact trace of a U-Net affordable on a CPU).
+    network evaluations, what makes the exact trace of a U-Net affordable on a CPU: within
+    0.01 nats of dopri5 on the benchmark mixtures, but 0.25-0.46 nats per row above it on a
+    U-Net fitted to the digits; BENCHMARKS.md, "The digits as images").
     """
     if isinstance(models, str):
         raise TypeError(f"models must be a list of names, e.g. [{models!r}]; got the string "
