@@ -59,12 +59,13 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     max_time: wall-clock budget in seconds; steps: optimiser steps (default 5000 when neither
     is given; with both, whichever ends first). batch_size, lr: Adam's (None:
     ``nets.default_batch_size`` of the data's shape and the device, 1024 for vectors with
-    d <= 10, 32 for images on a CPU and 256 otherwise, and ``optim.default_lr`` of the batch and schedule, 1e-2 from 1024 rows (6e-3
-    at a constant rate) and 2e-3 below, chosen by measurement; a batch above the training rows
-    is cut to them, and the default lr follows the cut batch); lr_schedule: "cosine" (the lr
-    falls as (1 + cos(pi f)) / 2 with the fraction f of the budget spent, steps or seconds:
-    at 60 s, about 1 nat lower test NLL on protein and 0.13 on MAGIC, power unchanged, and
-    flows gain alike; BENCHMARKS.md "A cosine learning rate") or "constant"; weight_decay:
+    d <= 10, 32 for images on a CPU and 256 otherwise, and ``optim.default_lr`` of the batch
+    and schedule, 1e-2 from 1024 rows (6e-3 at a constant rate) and 2e-3 below, chosen by
+    measurement; a batch above the training rows is cut to them, and the default lr follows
+    the cut batch); lr_schedule: "cosine" (the lr falls as (1 + cos(pi f)) / 2 with the
+    fraction f of the budget spent, steps or seconds: at 60 s, about 1 nat lower test NLL on
+    protein and 0.13 on MAGIC, power unchanged, and flows gain alike; BENCHMARKS.md "A cosine
+    learning rate") or "constant"; weight_decay:
     AdamW's decoupled decay (0: plain Adam); grad_clip: largest gradient norm of a step
     (None: off; without it one loss spike at step ~9200 cost a 2-D mixture 0.26 nats of KL,
     BENCHMARKS.md); ema: decay of the weight average used for evaluation (0 disables).
