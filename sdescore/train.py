@@ -65,8 +65,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
     the cut batch); lr_schedule: "cosine" (the lr falls as (1 + cos(pi f)) / 2 with the
     fraction f of the budget spent, steps or seconds: at 60 s, about 1 nat lower test NLL on
     protein and 0.13 on MAGIC, power unchanged, and flows gain alike; BENCHMARKS.md "A cosine
-    learning rate") or "constant"; weight_decay:
-    AdamW's decoupled decay (0: plain Adam); grad_clip: largest gradient norm of a step
+    learning rate") or "constant"; weight_decay: AdamW's decoupled decay (0: plain Adam);
+    grad_clip: largest gradient norm of a step
     (None: off; without it one loss spike at step ~9200 cost a 2-D mixture 0.26 nats of KL,
     BENCHMARKS.md); ema: decay of the weight average used for evaluation (0 disables).
     validation: rows held out to choose the weights: "auto" (a tenth of the rows, at least
