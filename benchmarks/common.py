@@ -1,4 +1,8 @@
-"""Helpers shared by the benchmark scripts: timing, machine description, result files."""
+"""Helpers shared by the benchmark scripts: timing, machine description, result files.
+
+The scripts run as modules from the project root (``python -m benchmarks.NAME``); real
+data sets are read from --data-dir or the folder $SDESCORE_DATA names.
+"""
 from __future__ import annotations
 
 import ast
@@ -11,7 +15,6 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data
 
 
 def machine() -> str:

@@ -6,7 +6,7 @@ twice the examples per step). log_prob: ``sdescore.distributed.log_prob`` at its
 the exact score of ``random_mixture(6, 3, seed=6)``, --points points shared by the ranks.
 Run from the project root:
 
-    python benchmarks/distributed.py [--steps 1000] [--batch 256] [--points 4000]
+    python -m benchmarks.distributed [--steps 1000] [--batch 256] [--points 4000]
 """
 from __future__ import annotations
 
@@ -14,17 +14,15 @@ import argparse
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sdescore  # noqa: E402
-from sdescore import distributed  # noqa: E402
-from common import write  # noqa: E402
+import sdescore
+from sdescore import distributed
+from .common import write
 
 
 def _worker(rank, processes, folder, steps, batch, points):
@@ -68,7 +66,7 @@ def main():
                      / result["fit_seconds"],
                      "log_prob_points_per_s": args.points / result["log_prob_seconds"]})
         print(rows[-1], flush=True)
-    command = "python benchmarks/distributed.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.distributed " + " ".join(sys.argv[1:])
     print(write(args.out, rows, list(rows[0]), command.strip()))
 
 

@@ -9,7 +9,7 @@ and history (held-out selection off, ``validation=0``, so that both see the same
 is also timed with ``ema=0, grad_clip=None``, which shows what those two cost. All run ``--steps`` steps after a short warm-up; steps per
 second are medians of ``--repeats`` runs, alternated. Run from the project root:
 
-    python benchmarks/fit_overhead.py [--device cpu] [--dim 6] [--batch-sizes 256 4096]
+    python -m benchmarks.fit_overhead [--device cpu] [--dim 6] [--batch-sizes 256 4096]
                                       [--steps 2000] [--repeats 3] [--threads 1]
 """
 from __future__ import annotations
@@ -18,19 +18,17 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sdescore  # noqa: E402
-from sdescore.losses import get_loss  # noqa: E402
-from sdescore.nets import MLPScoreNet  # noqa: E402
-from sdescore.parameterization import GaussianResidual  # noqa: E402
-from sdescore.sde import sde_for_data  # noqa: E402
-from sdescore.optim import adam  # noqa: E402
-from common import write  # noqa: E402
+import sdescore
+from sdescore.losses import get_loss
+from sdescore.nets import MLPScoreNet
+from sdescore.parameterization import GaussianResidual
+from sdescore.sde import sde_for_data
+from sdescore.training.optim import adam
+from .common import write
 
 
 def synchronize(device):
@@ -105,7 +103,7 @@ def main():
     torch.set_num_threads(args.threads)
     rows = overhead_rows(args.dim, torch.device(args.device), args.batch_sizes, args.steps,
                          args.repeats)
-    command = "python benchmarks/fit_overhead.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.fit_overhead " + " ".join(sys.argv[1:])
     print(write(args.out, rows, list(rows[0]), command.strip()))
 
 

@@ -1,10 +1,10 @@
 """One GPU benchmark (issue 17): likelihoods, training speed, MNIST bits/dim, sampling.
 
-    python benchmarks/gpu.py [--device cuda] [--points 50000] [--mnist-budget 120]
+    python -m benchmarks.gpu [--device cuda] [--points 50000] [--mnist-budget 120]
                              [--data-dir DIR] [--out gpu] [--quick]
 
 Sections, in one run (about 8 minutes on one GPU at the defaults):
-1. ``log_prob`` at its defaults, and with ``solver="dpm"``, on the exact score of
+1. ``log_prob`` at its defaults, and with ``method="dpm"``, on the exact score of
    ``random_mixture(D, 3, seed=D)`` (D = 2, 6, 16; --points points), against the reference recipe (scipy RK45 at
    rtol = atol = 1e-5, one Rademacher probe, the score on the device) and against the old
    fixed batch of 2048: points/s and mean |error| in nats against the closed form.
@@ -22,18 +22,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sdescore  # noqa: E402
-from sdescore.baselines import fit_flow  # noqa: E402
-from sdescore.datasets import load_mnist, random_mixture  # noqa: E402
-from common import DATA_DIR, write  # noqa: E402
-from fit_overhead import overhead_rows, synchronize  # noqa: E402
-from log_prob_levers import reference_log_prob  # noqa: E402
+import sdescore
+from sdescore.baselines import fit_flow
+from sdescore.datasets import load_mnist, random_mixture
+from .common import write
+from .fit_overhead import overhead_rows, synchronize
+from .log_prob_levers import reference_log_prob
 
 
 def _timed(device, fn):
@@ -56,7 +54,7 @@ def log_prob_rows(device, points):
         recipes = {"sdescore default": lambda: model.log_prob(x, progress=False),
                    "sdescore, batches of 2048": lambda: model.log_prob(x, batch_size=2048,
                                                                        progress=False),
-                   "sdescore solver=dpm": lambda: model.log_prob(x, solver="dpm",
+                   "sdescore solver=dpm": lambda: model.log_prob(x, method="dpm",
                                                                  progress=False),
                    "reference (scipy RK45, 1 probe)": lambda: reference_log_prob(model, x)[0]}
         for name, run in recipes.items():
@@ -107,7 +105,7 @@ def main():
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--points", type=int, default=50_000)
     parser.add_argument("--mnist-budget", type=float, default=120.0)
-    parser.add_argument("--data-dir", default=str(DATA_DIR / "mnist"))
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $SDESCORE_DATA/mnist)")
     parser.add_argument("--out", default="gpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: does it run?")
     args = parser.parse_args()
@@ -121,7 +119,7 @@ def main():
                               8 if quick else 2000, 512 if quick else None)
     results["mnist"] = mnist
     results["sampling"] = sampling_rows(device, model, 4 if quick else 256)
-    command = "python benchmarks/gpu.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.gpu " + " ".join(sys.argv[1:])
     for name, rows in results.items():
         print(f"\n{name}\n" + write(f"{args.out}_{name}", rows, list(rows[0]), command.strip()))
 

@@ -9,7 +9,7 @@ signal-to-noise ratio), t = t(u). The same recipes and the reference then run on
 trained on those mixtures, against a tight float64 solve of the same network. Run from the
 project root:
 
-    python benchmarks/log_prob_levers.py [--points 500] [--dims 2 6 16] [--sde subvp]
+    python -m benchmarks.log_prob_levers [--points 500] [--dims 2 6 16] [--sde subvp]
                                          [--recipes "rk4 8" dpm] [--no-trained] [--out NAME]
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,13 +24,12 @@ from scipy.integrate import solve_ivp
 from torch import nn
 from torch.func import jvp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sdescore  # noqa: E402
-from sdescore.datasets import random_mixture  # noqa: E402
-from sdescore.likelihood import draw_probes, exact_divergence, hutchinson_divergence  # noqa: E402
-from sdescore.modules import LogDensityODE, ProbabilityFlowODE, solve_ode  # noqa: E402
-from common import timed, write  # noqa: E402
+import sdescore
+from sdescore.datasets import random_mixture
+from sdescore.solvers.likelihood import draw_probes, exact_divergence, hutchinson_divergence
+from sdescore.solvers.adapters import LogDensityODE, ProbabilityFlowODE, solve_ode
+from .common import timed, write
 
 
 def reference_log_prob(model, x, seed=0):
@@ -124,7 +122,7 @@ RECIPES = {
        for variable in TIME_VARIABLES},
     **{f"exact rk4 8 steps in {variable}": {"variable": variable, "solver": "rk4", "steps": 8}
        for variable in TIME_VARIABLES},
-    **{f"exact dpm {steps} steps": {"solver": "dpm", "steps": steps}
+    **{f"exact dpm {steps} steps": {"method": "dpm", "steps": steps}
        for steps in (20, 30, 40, 60, 80)},
 }
 
@@ -210,7 +208,7 @@ def main():
             print(rows[-1], flush=True)
     if not args.no_trained:
         rows += trained_rows(args)
-    command = "python benchmarks/log_prob_levers.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.log_prob_levers " + " ".join(sys.argv[1:])
     print(write(args.out, rows, ["dim", "recipe", "points_per_s", "speedup",
                                           "score_evals", "mean_abs_err"], command.strip()))
 

@@ -3,23 +3,20 @@
 The score is the analytic score of a Gaussian mixture, so every error is the solver's (plus
 the prior-mismatch floor, zero here: the mixtures have mean 0). Run from the project root:
 
-    python benchmarks/oracle_core.py
+    python -m benchmarks.oracle_core
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sdescore  # noqa: E402
-from sdescore.metrics import mmd  # noqa: E402
-from sdescore.datasets import GaussianMixture, random_mixture  # noqa: E402
-from common import timed, write  # noqa: E402
+import sdescore
+from sdescore.metrics import mmd
+from sdescore.datasets import GaussianMixture, random_mixture
+from .common import timed, write
 
-COMMAND = "python benchmarks/oracle_core.py"
+COMMAND = "python -m benchmarks.oracle_core"
 # VE's prior N(0, sigma_max^2 I) must match p_T: with sigma_max = 10 the 6-D mixture keeps a
 # prior-mismatch floor of about 0.02 nats a point (the row "ve(10)" shows it); 50 removes it.
 SDES = {"vp": {}, "subvp": {}, "ve": {"sigma_max": 50.0}, "ve(10)": {"sigma_max": 10.0}}

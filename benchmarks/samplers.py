@@ -8,7 +8,7 @@ U-Net trained on scikit-learn's 8 x 8 digits (uint8, levels=17), quality is the 
 distance to the held-out digits, beside that of training digits to the held-out ones.
 Run from the project root:
 
-    python benchmarks/samplers.py [--points 2000] [--seeds 3] [--digits-time 150]
+    python -m benchmarks.samplers [--points 2000] [--seeds 3] [--digits-time 150]
 """
 from __future__ import annotations
 
@@ -16,18 +16,16 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sdescore  # noqa: E402
-from sdescore.datasets import GaussianMixture, random_mixture  # noqa: E402
-from sdescore.metrics import energy_distance  # noqa: E402
-from common import write  # noqa: E402
-from oracle_core import SAMPLER_MIXTURE  # noqa: E402
+import sdescore
+from sdescore.datasets import GaussianMixture, random_mixture
+from sdescore.metrics import energy_distance
+from .common import write
+from .oracle_core import SAMPLER_MIXTURE
 
 # VE with sigma_max = 50, whose prior matches p_T of these mixtures (benchmarks/oracle_core.py)
 SDES = {"vp": {}, "subvp": {}, "ve": {"sigma_max": 50.0}}
@@ -127,7 +125,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = mixture_rows(args) + digits_rows(args)
-    command = "python benchmarks/samplers.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.samplers " + " ".join(sys.argv[1:])
     print(write("samplers", rows, ["target", "sde", "sampler", "evals", "seconds", "energy",
                                    "z"], command.strip()))
 

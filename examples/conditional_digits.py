@@ -1,6 +1,6 @@
 """Class-conditional digits: classifier-free guidance on scikit-learn's 8 x 8 digits.
 
-    python examples/conditional_digits.py [--seconds 120] [--guidance 1.0] [--out digits_out]
+    python examples/conditional_digits.py [--max-time 120] [--guidance 1.0] [--out digits_out]
 
 Fits one score model to the dequantised digits with their labels (label dropout 10%, so the
 same network also learns the unconditional score), draws 16 samples of each class with
@@ -23,7 +23,7 @@ import sdescore  # noqa: E402
 from sdescore.datasets import dequantize  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Class-conditional digits by classifier-free guidance.")
-parser.add_argument("--seconds", type=float, default=120.0, help="training budget")
+parser.add_argument("--max-time", type=float, default=120.0, help="training budget, seconds")
 parser.add_argument("--guidance", type=float, default=1.0, help="guidance scale w")
 parser.add_argument("--out", default="digits_out", help="folder for the PNG grids")
 args = parser.parse_args()
@@ -31,8 +31,8 @@ args = parser.parse_args()
 digits = load_digits()
 levels = 17  # pixel values 0..16
 x = dequantize(digits.data.astype(int), levels=levels, seed=0)  # (1797, 64) in [0, 1)
-model = sdescore.fit(x, "subvp", labels=digits.target, max_time=args.seconds, seed=0)
-print(f"trained {model.history[-1]['step']} steps in {args.seconds:.0f} s")
+model = sdescore.fit(x, "subvp", labels=digits.target, max_time=args.max_time, seed=0)
+print(f"trained {model.history[-1]['step']} steps in {args.max_time:.0f} s")
 
 judge = LogisticRegression(max_iter=2000).fit(digits.data / levels, digits.target)
 out = Path(args.out)

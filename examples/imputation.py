@@ -1,6 +1,6 @@
 """Imputation on a real table: fill missing entries from the model's conditional.
 
-    python examples/imputation.py [--data power] [--seconds 60] [--data-dir ../shared/data]
+    python examples/imputation.py [--data power] [--max-time 60] [--data-dir DIR]
 
 Fits a score model to the training rows of a benchmark table (default: the UCI power-plant
 set), hides one random entry of each test row, fills it with ``model.impute`` (the mean of
@@ -19,18 +19,18 @@ from sdescore.datasets import GaussianMixture, load_benchmark
 
 parser = argparse.ArgumentParser(description="Impute hidden entries of a real table.")
 parser.add_argument("--data", default="power")
-parser.add_argument("--seconds", type=float, default=60.0, help="training budget")
+parser.add_argument("--max-time", type=float, default=60.0, help="training budget, seconds")
 parser.add_argument("--draws", type=int, default=10, help="imputations per row")
 parser.add_argument("--rows", type=int, default=500, help="test rows to impute")
-parser.add_argument("--data-dir", default="../shared/data")
+parser.add_argument("--data-dir", default=None,
+                    help="folder of the tables (default: $SDESCORE_DATA)")
 args = parser.parse_args()
 
 try:
     split = load_benchmark(args.data, args.data_dir)
-except FileNotFoundError as err:
-    print(f"The {args.data} data set is not here, so this example stops: {err}")
-    sys.exit(0)
-model = sdescore.fit(split.train, "subvp", max_time=args.seconds, seed=0)
+except (FileNotFoundError, ValueError) as err:
+    sys.exit(f"The {args.data} data set is not here, so this example stops: {err}")
+model = sdescore.fit(split.train, "subvp", max_time=args.max_time, seed=0)
 
 test = split.test[: args.rows]
 rng = np.random.default_rng(0)

@@ -4,8 +4,8 @@
                              [--test-images N] [--data-dir DIR] [--out mnist_samples.png]
 
 Needs the four MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
-t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not) in --data-dir (default
-../shared/data/mnist); they come from http://yann.lecun.com/exdb/mnist/ and its mirrors.
+t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not) in --data-dir (default:
+$SDESCORE_DATA/mnist); they come from http://yann.lecun.com/exdb/mnist/ and its mirrors.
 
 The model is ``sdescore.fit`` on the uint8 images: each batch is dequantised afresh to
 (k + u) / 256, the default U-Net learns the sub-VP score, and the held-out tenth chooses the
@@ -43,9 +43,8 @@ gpu = device.type == "cuda"
 try:
     train_images, _ = load_mnist(args.data_dir, "train")
     test_images, _ = load_mnist(args.data_dir, "test")
-except FileNotFoundError as err:
-    print(f"MNIST is not here, so this example stops: {err}")
-    sys.exit(0)
+except (FileNotFoundError, ValueError) as err:
+    sys.exit(f"MNIST is not here, so this example stops: {err}")
 
 max_time = args.max_time or (600.0 if gpu else 240.0)
 n_train = args.train_images or (len(train_images) if gpu else 2000)

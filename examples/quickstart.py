@@ -1,6 +1,6 @@
 """Quick start: fit a score model to a 2-D toy set, print its exact test NLL, save a figure.
 
-    python examples/quickstart.py [--data moons] [--sde subvp] [--seconds 60]
+    python examples/quickstart.py [--data moons] [--sde subvp] [--max-time 60]
 
 Trains for about a minute on a laptop CPU, then prints the test negative log-likelihood
 from the probability-flow ODE (exact divergence) and saves quickstart.png: the training
@@ -20,12 +20,12 @@ from sdescore.datasets import TOYS, toy  # noqa: E402
 parser = argparse.ArgumentParser(description="Fit a score model to a 2-D toy set.")
 parser.add_argument("--data", default="moons", choices=list(TOYS))
 parser.add_argument("--sde", default="subvp", choices=["ve", "vp", "subvp"])
-parser.add_argument("--seconds", type=float, default=60.0, help="training budget")
+parser.add_argument("--max-time", type=float, default=60.0, help="training budget, seconds")
 parser.add_argument("--out", default="quickstart.png")
 args = parser.parse_args()
 
 train, test = toy(args.data, 20000, seed=0), toy(args.data, 2000, seed=1)
-model = sdescore.fit(train, args.sde, max_time=args.seconds, seed=0)
+model = sdescore.fit(train, args.sde, max_time=args.max_time, seed=0)
 nll = -model.log_prob(test).mean().item()
 print(f"{args.data}, {args.sde}: exact test NLL {nll:.4f} nats per point "
       f"({model.history[-1]['step']} steps, {model.last_score_evals} score evaluations "

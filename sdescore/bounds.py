@@ -28,8 +28,8 @@ import torch
 
 from .losses import ImportanceTimes
 from .metrics import mean_and_se
-from .utils import append_dims, sum_except_batch
-from .validation import check_positive
+from ._tensors import append_dims, sum_except_batch
+from ._checks import check_positive
 
 
 def _prior_cross_entropy(sde, y, eps_t):
@@ -147,7 +147,7 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
     """
     check_positive(draws, name="draws", integer=True)
     check_positive(prior_samples, name="prior_samples", integer=True)
-    y = model._batch(data, name="data")
+    y = model.model_rows(data, name="data")
     sde, eps, n = model.sde, model.sde.likelihood_eps, y.shape[0]
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
     flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731

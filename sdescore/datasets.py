@@ -11,13 +11,13 @@ and is importable from here too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .mnist import load_mnist
 from .oracle import GaussianMixture, random_mixture
-from .validation import check_count, choose
+from ._checks import check_count, choose
+from ._data_folder import data_folder
 
 __all__ = ["GaussianMixture", "Split", "TOYS", "dequantize", "load_benchmark", "load_mnist",
            "random_mixture", "toy"]
@@ -237,16 +237,15 @@ def load_benchmark(name: str, data_dir=None) -> Split:
     name: mixture2, mixture6 (analytic, with an oracle), digits (scikit-learn's 8 x 8 digits,
     dequantised to [0, 1) with 17 levels), redwine, whitewine, parkinsons (preprocessed as in
     the sliced-score-matching paper: dequantised or decorrelated, PCA-whitened), power,
-    protein, magic. The real tables are read from ``data_dir`` (default ``../shared/data``
-    from the working directory; ``BENCHMARK_FILES`` names each file); a missing file raises
-    FileNotFoundError naming it.
+    protein, magic. The real tables are read from ``data_dir`` (default: the folder the
+    SDESCORE_DATA environment variable names; with neither, ValueError; ``BENCHMARK_FILES``
+    names each file under it); a missing file raises FileNotFoundError naming it.
     """
     loader = choose(name, BENCHMARK_SETS, name="data set")
     if name not in BENCHMARK_FILES:
         return loader(None)
-    folder = Path(data_dir) if data_dir is not None else Path("..") / "shared" / "data"
-    path = folder / BENCHMARK_FILES[name]
+    path = data_folder(data_dir, name) / BENCHMARK_FILES[name]
     if not path.is_file():
         raise FileNotFoundError(f"{name} needs the file {path} (where to get it: README.md, "
-                                "'Data for the benchmarks'); pass data_dir=...")
+                                "'Data for the benchmarks'); pass data_dir=FOLDER or set SDESCORE_DATA")
     return loader(path)

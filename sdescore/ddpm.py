@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .sde import VPSDE
-from .utils import append_dims
+from ._tensors import append_dims
 
 
 def ddpm_betas(sde: VPSDE, steps: int = 1000, *, dtype=torch.float64) -> torch.Tensor:

@@ -19,97 +19,10 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from .validation import check_count
+from ._checks import check_count
+from ._ranks import collective_device, is_main, world
 
-
-def world() -> tuple[int, int]:
-    """(rank, number of processes): (0, 1) without an initialised process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def is_main() -> bool:
-    """True on rank 0 (and without a process group): the rank that reports and writes."""
-    return world()[0] == 0
-
-
-def _collective_device(device=None) -> torch.device:
-    """Where collectives run: the CUDA device for NCCL, the CPU otherwise."""
-    if dist.get_backend() == "nccl":
-        return torch.device(device) if device is not None and torch.device(device).type == "cuda" \
-            else torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def agreed_seed(seed: int | None) -> int | None:
-    """Rank 0's seed on every rank (a fresh one drawn on rank 0 when it is None); the seed
-    itself without a process group."""
-    rank, size = world()
-    if size == 1:
-        return seed
-    value = torch.tensor([-1 if seed is None else seed], dtype=torch.int64,
-                         device=_collective_device())
-    if rank == 0 and seed is None:
-        value.fill_(int(torch.randint(0, 2**62, ())))
-    dist.broadcast(value, 0)
-    return int(value.item())
-
-
-def max_over_ranks(*values: float) -> tuple[float, ...]:
-    """Each value's maximum over the ranks (one all-reduce for all of them; the values
-    themselves alone)."""
-    if world()[1] == 1:
-        return tuple(float(v) for v in values)
-    value = torch.tensor([float(v) for v in values], dtype=torch.float64,
-                         device=_collective_device())
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return tuple(value.tolist())
-
-
-def any_rank(*flags: bool):
-    """Each flag, true on every rank when it is true on any (one all-reduce for all of them;
-    free alone); one flag gives a bool, several a tuple."""
-    flags = tuple(v > 0 for v in max_over_ranks(*(bool(f) for f in flags)))
-    return flags[0] if len(flags) == 1 else flags
-
-
-def mean_over_ranks(value: float) -> float:
-    """The mean of ``value`` over the ranks (the value itself alone)."""
-    size = world()[1]
-    if size == 1:
-        return value
-    total = torch.tensor([value], dtype=torch.float64, device=_collective_device())
-    dist.all_reduce(total)
-    return total.item() / size
-
-
-def from_rank0(value):
-    """Rank 0's ``value`` (any picklable object of this library's own making) on every rank."""
-    if world()[1] == 1:
-        return value
-    holder = [value]
-    dist.broadcast_object_list(holder, 0)
-    return holder[0]
-
-
-def broadcast_module(module: torch.nn.Module) -> None:
-    """Copy rank 0's parameters and buffers into ``module`` on every rank."""
-    if world()[1] == 1:
-        return
-    device = _collective_device()
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        staged = tensor.detach().to(device)
-        dist.broadcast(staged, 0)
-        tensor.data.copy_(staged)
-
-
-def per_rank_generator_seed() -> None:
-    """Move torch's global generator to a stream of this rank's own (the ranks' streams
-    differ, and follow from the agreed seed), so that each rank draws its own batches."""
-    rank, size = world()
-    if size > 1:
-        torch.manual_seed(int(torch.randint(0, 2**62, ())) + rank)
+__all__ = ["is_main", "log_prob", "nll_bound", "sample", "world"]
 
 
 def _share(n: int) -> slice:
@@ -121,7 +34,7 @@ def _gather(local: torch.Tensor, n: int, device) -> torch.Tensor:
     """Every rank's share (rows), padded to one length, gathered and cut back, in rank order."""
     size = world()[1]
     longest = -(-n // size)
-    where = _collective_device(device)
+    where = collective_device(device)
     padded = torch.zeros((longest,) + tuple(local.shape[1:]), dtype=local.dtype, device=where)
     padded[:local.shape[0]] = local.to(where)
     parts = [torch.empty_like(padded) for _ in range(size)]
@@ -148,7 +61,7 @@ def log_prob(model, x, **options) -> torch.Tensor:
     """``model.log_prob(x, **options)`` (n,) with each rank solving its share of the rows.
     Every rank checks all of x first, so bad input raises on every rank, not on the one
     whose share holds it while the others wait for it."""
-    rows = model._read(x)
+    rows = model.checked_rows(x)
     return _sharded(model, rows.shape[0], lambda part: model.log_prob(rows[part], **options),
                     _no_rows(model))
 
@@ -157,7 +70,7 @@ def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
     """``model.nll_bound(x, **options)`` (n,) with each rank estimating its share (rank r
     draws with seed + r when a seed is given); x checked whole on every rank, as for
     ``log_prob``."""
-    rows = model._read(x)
+    rows = model.checked_rows(x)
     rank_seed = None if seed is None else seed + world()[0]
     return _sharded(model, rows.shape[0],
                     lambda part: model.nll_bound(rows[part], seed=rank_seed, **options),

@@ -10,15 +10,15 @@ loop is the only place that reduces. Weighting, time sampling and eps are set at
   perturbed points x_t; it never uses the kernel's target, so it serves score models whose
   perturbation has no known kernel.
 - NCSN (Song and Ermon 2019) is denoising score matching over a discrete geometric ladder
-  of noise levels: ``DenoisingScoreMatching(sde, times=LadderTimes(sde, levels))``.
+  of noise levels: ``DenoisingScoreMatching(sde, times=LadderTimes(sde, eps, noise_levels))``.
 Every time sampler returns (t, weight) with E[weight L(t)] = E_{t ~ U(eps, T)}[L(t)].
 """
 from __future__ import annotations
 
 import torch
 
-from .utils import append_dims, sum_except_batch
-from .validation import choose
+from ._tensors import append_dims, sum_except_batch
+from ._checks import choose
 
 
 class UniformTimes:
@@ -69,12 +69,12 @@ class ImportanceTimes:
 
 
 class LadderTimes:
-    """t uniform over ``levels`` times whose stds s(t) run geometrically from s(T) down to
-    s(eps): the discrete noise ladder of NCSN; weight 1."""
+    """t uniform over ``noise_levels`` times whose stds s(t) run geometrically from s(T) down
+    to s(eps): the discrete noise ladder of NCSN; weight 1."""
 
-    def __init__(self, sde, eps: float, levels: int = 10):
+    def __init__(self, sde, eps: float, noise_levels: int = 10):
         ends = sde.marginal_std(torch.tensor([sde.T, eps], dtype=torch.float64))
-        stds = torch.exp(torch.linspace(ends[0].log().item(), ends[1].log().item(), levels,
+        stds = torch.exp(torch.linspace(ends[0].log().item(), ends[1].log().item(), noise_levels,
                                         dtype=torch.float64))
         self.times = sde.time_at_std(stds).clamp(eps, sde.T)
 
@@ -185,3 +185,31 @@ def get_loss(loss, sde, eps: float):
     if callable(loss):
         return loss
     return choose(loss, LOSSES, name="loss")(sde, eps)
+
+
+def training_objective(loss, *, augment=None, label_dropout: float = 0.0,
+                       null_label: int | None = None):
+    """The per-step objective ``objective(module, x0[, y]) -> (n,)`` for the training engine:
+    ``loss(module, x0[, y])`` on the batch after what training does to it: each label y
+    replaced by ``null_label`` with probability ``label_dropout`` (classifier-free guidance
+    learns the unconditional score from those rows), then ``augment(x0)`` (fresh
+    dequantisation noise; None: rows as they are). Held-out scoring uses ``loss`` itself."""
+    def objective(module, x0, y=None):
+        if y is not None and label_dropout:
+            dropped = torch.rand(y.shape[0], device=y.device) < label_dropout
+            y = y.masked_fill(dropped, null_label)
+        if augment is not None:
+            x0 = augment(x0)
+        return loss(module, x0) if y is None else loss(module, x0, y)
+    return objective
+
+
+def with_labels_argument(loss):
+    """``loss(module, x0, y=None, generator=None)`` for a loss with the signature of this
+    module's, ``loss(score_fn, x0, *, generator=None[, y=labels])``: the engine passes a
+    batch's labels by position; a loss without labels never sees ``y``."""
+    def per_example(module, x0, y=None, generator=None):
+        if y is None:
+            return loss(module, x0, generator=generator)
+        return loss(module, x0, generator=generator, y=y)
+    return per_example

@@ -46,3 +46,15 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=None) -> float:
         within_y += (kernel[n:, n:].sum() - diagonal[n:].sum()).item()
         between += kernel[:n, n:].sum().item()
     return within_x / (n * (n - 1)) + within_y / (m * (m - 1)) - 2 * between / (n * m)
+
+
+def bits_per_dim(nll_nats, dim: int, *, levels: int = 256, log_scale: float = 0.0):
+    """Bits per dimension of discrete data k in {0, ..., levels - 1} dequantised to
+    x = (k + u) / levels (``sdescore.datasets.dequantize``).
+
+    nll_nats: -log p(x) in nats, any shape; dim: D, numbers per sample; log_scale: ln|a| when
+    the model saw y = a x + b instead of x (then NLL_x = NLL_y - D ln|a|). The density of x on
+    [0, 1)^D is levels^D times the probability of the bin, hence the log2(levels) term:
+    bits/dim = NLL_x / (D ln 2) + log2(levels).
+    """
+    return (nll_nats - dim * log_scale) / (dim * math.log(2)) + math.log2(levels)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .validation import choose
+from ._checks import choose
+from ._data_folder import data_folder
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-DEFAULT_DIR = Path("..") / "shared" / "data" / "mnist"
 
 
 def read_idx(path) -> np.ndarray:
@@ -48,12 +48,13 @@ def _find(folder: Path, stem: str) -> Path:
 def load_mnist(data_dir=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """MNIST images and labels: uint8 (n, 1, 28, 28) and int64 (n,).
 
-    data_dir: the folder holding the IDX files (default ``../shared/data/mnist`` from the
-    working directory); split: "train" (60,000) or "test" (10,000). Missing files raise
+    data_dir: the folder holding the IDX files (default: ``$SDESCORE_DATA/mnist``; with
+    neither, ValueError); split: "train" (60,000) or "test" (10,000). Missing files raise
     FileNotFoundError naming the folder; images and labels of different counts ValueError.
     """
     images_stem, labels_stem = choose(split, FILES, name="split")
-    folder = Path(data_dir) if data_dir is not None else DEFAULT_DIR
+    folder = (Path(data_dir) if data_dir is not None
+              else data_folder(None, "MNIST") / "mnist")
     images = read_idx(_find(folder, images_stem))
     labels = read_idx(_find(folder, labels_stem))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):

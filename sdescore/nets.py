@@ -84,27 +84,6 @@ def default_width(dim: int) -> int:
     return int(min(512, 64 if dim <= 10 else 16 * dim))
 
 
-def default_batch_size(shape: tuple, device="cpu") -> int:
-    """Training batch for samples of ``shape`` on ``device``: 1024 for vectors with d <= 10,
-    whose 64-wide default MLP takes 4x the rows in about 2.5x the time of a 256-row step on a
-    CPU (power, 60 s: 5808 steps against 14,768); 32 for images on a CPU; 256 otherwise.
-
-    At 60 s on one CPU thread, 1024 rows at lr 6e-3 against 256 at 2e-3 lowered the test NLL
-    by 0.11 (power, d = 5), 0.17 (MAGIC, 10) and 0.33 nats (protein, 9) and left the 6-D
-    mixture as it was; on wider networks it costs steps: the digits (64-D, 512 wide) lost 37
-    nats, Parkinsons (d = 15, 240 wide) 0.27 in that run and gained 0.67 in a second, so
-    d > 10 keeps 256 until a cleaner measurement (BENCHMARKS.md, "Batch, learning rate and
-    patience at 60 s"). A U-Net step on a CPU costs about linearly in the rows: on the
-    digits as 1 x 8 x 8 images at 60 s, batches of 16 / 32 / 64 / 256 took 1767 / 1248 / 732
-    / 208 steps to -84.0 / -85.8 / -83.4 / -73.4 nats (BENCHMARKS.md, "The digits as
-    images"). On a GPU, where a larger batch costs little more time, images keep 256."""
-    if len(shape) == 1 and shape[0] <= 10:
-        return 1024
-    if len(shape) == 3 and torch.device(device).type == "cpu":
-        return 32
-    return 256
-
-
 class MLPScoreNet(nn.Module):
     """Residual MLP with a sinusoidal time embedding added to every block.
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .validation import as_batch, check_count, symmetric_eigh
+from ._checks import as_batch, check_count, symmetric_eigh
 
 
 class GaussianMixture:

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from .ddpm import noise_to_score
-from .utils import append_dims
-from .validation import check_positive, symmetric_eigh
+from ._tensors import append_dims
+from ._checks import check_positive, symmetric_eigh
 
 
 class Parameterization(nn.Module):

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .utils import append_dims, sum_except_batch
+from ._tensors import append_dims, sum_except_batch
 
 
 class SDE:
@@ -252,3 +252,11 @@ def sde_for_data(sde, data: torch.Tensor) -> SDE:
     if isinstance(sde, str) and sde.lower() == "ve":
         return VESDE(sigma_max=max(largest_distance(data), 2 * VESDE().sigma_min))
     return get_sde(sde)
+
+
+def tweedie_denoise(sde, score, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The data prediction D(x, t) = E[x_0 | x_t] = (x + s(t)^2 score(x, t)) / m(t) (Tweedie):
+    x (n, *shape), t (n,); also the samplers' usual last denoising step."""
+    m = append_dims(sde.mean_scale(t), x.ndim)
+    s2 = append_dims(sde.marginal_std(t) ** 2, x.ndim)
+    return (x + s2 * score(x, t)) / m

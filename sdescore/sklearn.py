@@ -6,13 +6,17 @@ They work in ``Pipeline``, ``clone`` and ``GridSearchCV``; arrays in, float64 ar
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .baselines import fit_flow
-from .train import fit
+from .training import DEFAULTS, fit, fit_flow
+from .training.config import FIELDS as TRAIN_FIELDS
+
+__all__ = ["FlowDensity", "ScoreDensity"]
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data
@@ -51,37 +55,61 @@ class _Density(DensityMixin, BaseEstimator):
         return self.model_.sample(n_samples, seed=seed).double().cpu().numpy()
 
 
+def _derived_init(model_options: dict, training_defaults):
+    """An ``__init__`` whose parameters are ``model_options`` (name -> default) and then every
+    ``TrainConfig`` field at ``training_defaults`` (with progress off and the dtype by name), so that an estimator's
+    options are its fit's and mean what they mean there; scikit-learn reads the signature
+    (``get_params``, ``clone``, ``GridSearchCV``)."""
+    defaults = {**model_options, **{name: getattr(training_defaults, name)
+                                    for name in TRAIN_FIELDS}, "progress": False,
+                "dtype": str(training_defaults.dtype).removeprefix("torch.")}
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    parameters += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                     default=value) for name, value in defaults.items()]
+    signature = inspect.Signature(parameters)
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+    __init__.__signature__ = signature
+    return __init__
+
+
+def _split_options(estimator, model_options: dict) -> tuple[dict, dict]:
+    """(the fit's model options, its training options) from the estimator's parameters."""
+    params = estimator.get_params()
+    return ({name: params[name] for name in model_options},
+            {name: params[name] for name in TRAIN_FIELDS})
+
+
+SCORE_OPTIONS = {"sde": "subvp", "loss": "dsm", "parameterization": "residual",
+                 "standardize": True, "eps": None, "levels": None}
+FLOW_OPTIONS = {"kind": "nsf", "hidden": 128, "layers": 6, "standardize": True, "levels": None}
+
+
 class ScoreDensity(_Density):
     """A score-based density estimator: ``sdescore.fit`` with these options, ``log_prob``
-    by the probability-flow ODE. sde: "subvp", "vp" or "ve"; max_time (s) and steps bound
-    training (5000 steps when neither is given); loss, batch_size, lr, lr_schedule,
-    validation, seed and device as in ``sdescore.fit``."""
+    by the probability-flow ODE. Its parameters are fit's model options (sde, loss,
+    parameterization, standardize, eps, levels) and every ``TrainConfig`` field (max_time,
+    steps, batch_size, lr, ...), with fit's defaults (``DEFAULTS["score"]``) and no progress
+    bar."""
 
-    def __init__(self, sde="subvp", max_time=None, steps=None, loss="dsm", batch_size=None,
-                 lr=None, lr_schedule="cosine", validation="auto", seed=None, device=None):
-        self.sde, self.max_time, self.steps, self.loss = sde, max_time, steps, loss
-        self.batch_size, self.lr, self.lr_schedule = batch_size, lr, lr_schedule
-        self.validation, self.seed, self.device = validation, seed, device
+    __init__ = _derived_init(SCORE_OPTIONS, DEFAULTS["score"])
 
     def _train(self, rows):
-        return fit(rows, self.sde, loss=self.loss, max_time=self.max_time, steps=self.steps,
-                   batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
-                   validation=self.validation, seed=self.seed, device=self.device,
-                   progress=False)
+        model_options, training = _split_options(self, SCORE_OPTIONS)
+        return fit(rows, **model_options, **training)
 
 
 class FlowDensity(_Density):
     """A normalizing-flow density estimator: ``sdescore.baselines.fit_flow`` with these
-    options. kind: "nsf", "realnvp" or "maf"; other options as in ``fit_flow``."""
+    options: kind ("nsf", "realnvp" or "maf"), hidden, layers, standardize, levels and
+    every ``TrainConfig`` field, with fit_flow's defaults (``DEFAULTS["flow"]``)."""
 
-    def __init__(self, kind="nsf", max_time=None, steps=None, hidden=128, layers=6,
-                 batch_size=256, lr=1e-3, lr_schedule="cosine", validation="auto", seed=None):
-        self.kind, self.max_time, self.steps = kind, max_time, steps
-        self.hidden, self.layers, self.batch_size, self.lr = hidden, layers, batch_size, lr
-        self.lr_schedule, self.validation, self.seed = lr_schedule, validation, seed
+    __init__ = _derived_init(FLOW_OPTIONS, DEFAULTS["flow"])
 
     def _train(self, rows):
-        return fit_flow(rows, self.kind, max_time=self.max_time, steps=self.steps,
-                        hidden=self.hidden, layers=self.layers, batch_size=self.batch_size,
-                        lr=self.lr, lr_schedule=self.lr_schedule, validation=self.validation,
-                        seed=self.seed, progress=False)
+        model_options, training = _split_options(self, FLOW_OPTIONS)
+        return fit_flow(rows, **model_options, **training)

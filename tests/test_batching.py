@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import sdescore
-from sdescore.batching import CPU_BATCH_ROWS, batch_rows, in_batches
+from sdescore._batching import CPU_BATCH_ROWS, batch_rows, in_batches
 
 from conftest import make_sde
 
@@ -61,7 +61,7 @@ def test_log_prob_recovers_from_running_out_of_memory(exact_model, monkeypatch):
     mixture, model = exact_model
     x = mixture.sample(9, seed=1).float()
     expected = model.log_prob(x, solver="rk4", steps=20)
-    solve = sdescore.model.probability_flow_log_prob
+    solve = sdescore.models.score.probability_flow_log_prob
     sizes = []
 
     def small_memory(sde, score, shape, rows, **options):
@@ -70,7 +70,7 @@ def test_log_prob_recovers_from_running_out_of_memory(exact_model, monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return solve(sde, score, shape, rows, **options)
 
-    monkeypatch.setattr(sdescore.model, "probability_flow_log_prob", small_memory)
+    monkeypatch.setattr(sdescore.models.score, "probability_flow_log_prob", small_memory)
     torch.testing.assert_close(model.log_prob(x, solver="rk4", steps=20, batch_size=9),
                                expected, rtol=0, atol=1e-5)
     assert sizes[:4] == [9, 5, 3, 2]

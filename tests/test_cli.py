@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import sdescore
-from sdescore.cli import main
+from sdescore.cli import main, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,13 @@ def test_labels_column_trains_a_conditional_model(table):
     (["fit", "train.csv", "-o", "m.pt", "--steps", "0"], "steps must be > 0"),
     (["log-prob", "train.csv", "train.csv", "-o", "lp.csv"], "is not a readable sdescore model"),
     (["log-prob", "model.pt", "three.csv", "-o", "lp.csv"], "rows have 3 columns; the model expects 2"),
-    (["sample", "model.pt", "-n", "5", "-o", "s.csv", "--method", "magic"], "Unknown method 'magic'"),
+    (["sample", "model.pt", "-n", "5", "-o", "s.csv", "--method", "magic"],
+     "argument --method: invalid choice: 'magic'"),
+    (["fit", "train.csv", "-o", "m.pt", "--steps", "5", "--lr-schedule", "warm"],
+     "argument --lr-schedule: invalid choice: 'warm'"),
+    (["fit", "train.csv", "-o", "m.pt", "--steps", "5", "--ema", "1.5"], "ema must be in [0, 1)"),
+    (["sample", "model.pt", "-n", "5", "-o", "s.csv", "--y", "1"],
+     "y needs a class-conditional model"),
     (["sample", "model.pt", "-n", "5", "-o", "s.csv", "--method", "langevin", "--steps", "9"],
      "unexpected keyword argument 'steps' for method 'langevin'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -129,7 +135,68 @@ def test_bad_input_ends_with_one_line_naming_the_problem(table, argv, message, m
 def test_compare_writes_the_side_by_side_report(table, capsys):
     folder, _ = table
     assert main(["compare", str(folder / "train.csv"), "--columns", "height", "width",
-                 "--models", "score", "--budget", "1", "-o", str(folder / "report")]) == 0
+                 "--models", "score", "--max-time", "1", "-o", str(folder / "report")]) == 0
     report = (folder / "report" / "compare.md").read_text()
     assert "| train | sdescore subvp |" in report
     assert (folder / "report" / "compare.png").stat().st_size > 0
+
+
+def test_every_option_of_every_command_has_help_and_fit_lists_every_training_field():
+    """A new user reads --help: every argument says what it is, and fit offers each
+    TrainConfig field that can be written on a command line, with its default."""
+    import argparse
+    import dataclasses
+
+    from sdescore.cli import _parser
+    from sdescore.training import TrainConfig
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.dest} has no help"
+    fit_options = {a.dest: a for a in commands.choices["fit"]._actions}
+    for option in dataclasses.fields(TrainConfig):
+        if option.metadata["text"] is not None:
+            assert "default:" in fit_options[option.name].help, option.name
+
+
+def test_version_and_training_options_reach_fit(table, capsys):
+    folder, _ = table
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("sdescore ")
+    assert main(["fit", str(folder / "train.csv"), "-o", str(folder / "small.pt"), "--steps",
+                 "7", "--log-every", "3", "--validation", "none", "--batch-size", "8",
+                 "--lr", "1e-3", "--seed", "2", "--quiet"]) == 0
+    model = sdescore.load(folder / "small.pt")
+    assert [r["step"] for r in model.history] == [3, 6, 7]
+    assert not any("val_loss" in r for r in model.history)  # --validation none
+    x, _, _ = read_table(folder / "train.csv")
+    same = sdescore.fit(x, steps=7, log_every=3, validation=None, batch_size=8, lr=1e-3,
+                        seed=2, progress=False)
+    torch.testing.assert_close(model.log_prob(x[:5]), same.log_prob(x[:5]))
+
+
+def test_y_scores_and_samples_a_conditional_model_per_class(table):
+    """--y K conditions log-prob and sample on class K: the CSV holds log p(x | y = K), the
+    Python API's value, and samples of different classes differ."""
+    folder, _ = table
+    cond = folder / "cond_y.pt"
+    assert main(["fit", str(folder / "train.csv"), "-o", str(cond), "--steps", "20",
+                 "--labels", "class", "--quiet", "--seed", "0"]) == 0
+    model = sdescore.load(cond)
+    x, _, _ = read_table(folder / "train.csv", columns=["height", "width"])
+    for label in (0, 2):
+        out = folder / f"lp{label}.csv"
+        assert main(["log-prob", str(cond), str(folder / "train.csv"), "-o", str(out),
+                     "--y", str(label)]) == 0
+        written = np.loadtxt(out, delimiter=",", skiprows=1)[:, -1]
+        np.testing.assert_allclose(written, model.log_prob(x, y=label).double().numpy(),
+                                   rtol=0, atol=1e-4)
+    draws = []
+    for label in (0, 2):
+        out = folder / f"s{label}.npy"
+        assert main(["sample", str(cond), "-n", "6", "-o", str(out), "--y", str(label),
+                     "--seed", "1", "--method", "dpm"]) == 0
+        draws.append(np.load(out))
+    assert not np.allclose(draws[0], draws[1])

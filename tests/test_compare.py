@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdescore.compare import compare, write_report
+import sdescore
+from sdescore.comparison import compare, write_report
 from sdescore.datasets import Split, load_benchmark, random_mixture
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -41,6 +42,20 @@ def test_missing_data_folder_is_a_clear_error(tmp_path):
         load_benchmark("redwine", tmp_path / "absent")
     with pytest.raises(ValueError, match="Unknown data set 'wine'; choose one of: mixture2"):
         load_benchmark("wine")
+
+
+def test_real_tables_are_read_only_from_a_folder_the_user_names(tmp_path, monkeypatch):
+    """No default folder: data_dir, else $SDESCORE_DATA, else an error saying both."""
+    monkeypatch.delenv("SDESCORE_DATA", raising=False)
+    for load in (lambda: load_benchmark("power"), lambda: sdescore.datasets.load_mnist()):
+        with pytest.raises(ValueError, match="pass data_dir=FOLDER or set the environment "
+                                             "variable SDESCORE_DATA=FOLDER"):
+            load()
+    monkeypatch.setenv("SDESCORE_DATA", str(tmp_path / "mine"))
+    with pytest.raises(FileNotFoundError, match="mine/uci/power-plant.txt"):
+        load_benchmark("power")
+    with pytest.raises(FileNotFoundError, match="is missing from .*mine/mnist"):
+        sdescore.datasets.load_mnist()
 
 
 def test_digits_are_dequantised_to_the_unit_cube_with_17_levels():
@@ -86,7 +101,7 @@ def test_compare_gives_the_score_model_image_rows_as_images(monkeypatch):
     U-Net), and its exact test NLL by the DPM solver matches that of N(0, I), the data's law;
     the flows keep vectors. The score model trains for 100 steps (not the budget, which
     would tie the check to the machine's speed)."""
-    compare_module = importlib.import_module("sdescore.compare")  # sdescore.compare: the function
+    compare_module = importlib.import_module("sdescore.comparison")
     fit, fit_flow, shapes = compare_module.fit, compare_module.fit_flow, []
 
     def fit_100_steps(data, *args, **kwargs):
@@ -101,9 +116,9 @@ def test_compare_gives_the_score_model_image_rows_as_images(monkeypatch):
     monkeypatch.setattr(compare_module, "fit_flow", fit_flow_and_record)
     data = np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32)
     images = Split("images", data[:300], data[300:350], data[350:], image_shape=(1, 4, 4))
-    with pytest.raises(ValueError, match="solver 'rk45'"):
-        compare(images, ["score"], max_time=0.1, solver="rk45")
-    score, flow = compare(images, ["score", "realnvp"], max_time=1.0, solver="dpm")
+    with pytest.raises(ValueError, match="method 'rk45'"):
+        compare(images, ["score"], max_time=0.1, method="rk45")
+    score, flow = compare(images, ["score", "realnvp"], max_time=1.0, method="dpm")
     assert shapes == [(300, 1, 4, 4), (300, 16)]
     truth = -torch.distributions.Normal(0.0, 1.0).log_prob(torch.as_tensor(data[350:])).sum(1)
     assert abs(score["test_nll"] - truth.mean().item()) < 0.5

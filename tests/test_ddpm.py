@@ -5,8 +5,7 @@ import pytest
 import torch
 
 import sdescore
-from sdescore.ddpm import (alphas_bar, ddpm_betas, noise_to_score, score_to_noise,
-                           vp_sde_from_betas)
+from sdescore.ddpm import alphas_bar, ddpm_betas, noise_to_score, score_to_noise, vp_sde_from_betas
 from sdescore.nets import MLPScoreNet
 from sdescore.parameterization import NoisePrediction
 

@@ -85,9 +85,7 @@ def _step_worker(rank, rows):
     torch.manual_seed(0)
     module.reset_parameters()
     mine = rows[rank].expand(4, 2)  # every row of this rank is the same, so any batch is
-    training.train_loop(module, None, torch.optim.SGD(module.parameters(), lr=0.1),
-                        _squared_error, mine, steps=1, max_time=None, batch_size=4,
-                        progress=False, callback=None, log_every=1)
+    training.train_loop(module, torch.optim.SGD(module.parameters(), lr=0.1), _squared_error, (mine,), training.TrainConfig(steps=1, log_every=1, lr_schedule="constant", grad_clip=None, progress=False), batch_size=4)
     return {"weights": module.state_dict()}
 
 

@@ -5,9 +5,9 @@ import torch
 
 import sdescore
 from sdescore.datasets import random_mixture
-from sdescore.dpm_solver import exponential_weights, sample_dpm, step_times
+from sdescore.solvers.dpm import exponential_weights, sample_dpm, step_times
 from sdescore.metrics import mmd
-from sdescore.modules import integrate_probability_flow
+from sdescore.solvers.adapters import integrate_probability_flow
 
 from conftest import SAMPLER_BANDWIDTHS, mmd_floor
 

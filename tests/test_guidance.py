@@ -11,7 +11,7 @@ import torch
 
 import sdescore
 from sdescore.datasets import GaussianMixture
-from sdescore.classifier import NoisyClassifier, fit_classifier
+from sdescore import NoisyClassifier, fit_classifier
 from sdescore.metrics import mmd
 
 from conftest import make_sde

@@ -10,7 +10,8 @@ import torch
 
 import sdescore
 from sdescore.datasets import GaussianMixture
-from sdescore.nets import ConvClassifierNet, NoisyClassifierNet, UNet, default_batch_size
+from sdescore.nets import ConvClassifierNet, NoisyClassifierNet, UNet
+from sdescore.training.config import default_batch_size
 
 DATA = Path(__file__).parent / "data"
 
@@ -95,22 +96,27 @@ def test_images_get_the_convolutional_classifier_vectors_the_mlp_and_any_module_
 
 def test_fit_classifier_dequantises_uint8_images_at_every_batch(monkeypatch):
     """Like fit: the training rows are k / 256 and each batch adds fresh u / 256, mapped."""
+    import contextlib
+
+    from sdescore.training import fits
+
     seen = {}
-    original = sdescore.classifier.train_loop
+    original = fits.prepared
 
-    def spy(*args, augment=None, **kwargs):
-        seen["train"], seen["augment"] = args[4], augment
-        return original(*args, augment=augment, **kwargs)
+    @contextlib.contextmanager
+    def spy(*args, **kwargs):
+        with original(*args, **kwargs) as data:
+            seen["data"] = data
+            yield data
 
-    monkeypatch.setattr(sdescore.classifier, "train_loop", spy)
+    monkeypatch.setattr(fits, "prepared", spy)
     images = np.random.default_rng(0).integers(0, 256, (100, 1, 4, 4)).astype(np.uint8)
     classifier = sdescore.fit_classifier(images, np.arange(100) % 2, steps=1, seed=0,
                                          progress=False)
-    datamap = classifier.datamap
-    levels = datamap.to_data(seen["train"]) * 256
+    datamap, train, augment = classifier.datamap, seen["data"].train[0], seen["data"].augment
+    levels = datamap.to_data(train) * 256
     torch.testing.assert_close(levels, levels.round(), rtol=0, atol=1e-3)
-    first, second = (datamap.to_data(seen["augment"](seen["train"])) * 256 - levels
-                     for _ in range(2))
+    first, second = (datamap.to_data(augment(train)) * 256 - levels for _ in range(2))
     assert 0 <= first.min() and first.max() < 1 and abs(first.mean().item() - 0.5) < 0.02
     assert abs(first.std().item() - 1 / math.sqrt(12)) < 0.02 and not torch.equal(first, second)
 

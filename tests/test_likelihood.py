@@ -8,8 +8,8 @@ from torchdiffeq import odeint
 
 import sdescore
 from sdescore.datasets import random_mixture
-from sdescore.likelihood import draw_probes, exact_divergence, hutchinson_divergence
-from sdescore.modules import ProbabilityFlowODE
+from sdescore.solvers.likelihood import draw_probes, exact_divergence, hutchinson_divergence
+from sdescore.solvers.adapters import ProbabilityFlowODE
 
 from conftest import make_sde
 
@@ -30,7 +30,7 @@ def test_log_prob_matches_analytic_mixture_density_with_exact_trace(sde, dim):
 
 @pytest.mark.parametrize("name", ["vp", "subvp", "ve"])
 def test_log_snr_integrator_converges_to_the_analytic_density(name):
-    """solver="dpm" on a 2-D mixture in float64: 80 steps are within 2e-3 nats of the closed
+    """method="dpm" on a 2-D mixture in float64: 80 steps are within 2e-3 nats of the closed
     form, and doubling the steps from 40 to 80 cuts the error by more than 4 (measured
     6-9x: the state moves at third order, the divergence's integral at fourth). VE with
     sigma_max = 50, whose prior matches p_T to far below these errors."""
@@ -40,7 +40,7 @@ def test_log_snr_integrator_converges_to_the_analytic_density(name):
     x = mixture.sample(200, seed=5)
     errors = []
     for steps in (40, 80):
-        errors.append((model.log_prob(x, solver="dpm", steps=steps) - mixture.log_prob(x))
+        errors.append((model.log_prob(x, method="dpm", steps=steps) - mixture.log_prob(x))
                       .abs().mean().item())
         assert model.last_score_evals == steps + 1
     assert errors[1] < 2e-3 and errors[0] / errors[1] > 4, f"errors at 40, 80 steps: {errors}"
@@ -48,14 +48,14 @@ def test_log_snr_integrator_converges_to_the_analytic_density(name):
 
 @pytest.mark.parametrize("dim", [2, 6, 16])
 def test_the_dpm_preset_is_within_a_hundredth_of_a_nat(dim):
-    """log_prob(solver="dpm") at its default 60 steps, float32, sub-VP, on the benchmark's
+    """log_prob(method="dpm") at its default 60 steps, float32, sub-VP, on the benchmark's
     points (benchmarks/log_prob_levers.py): mean |error| <= 0.01 nats (measured 0.0008,
     0.0026 and 0.0080), with steps + 1 evaluations."""
     mixture = random_mixture(dim, 3, seed=dim)
     sde = make_sde("subvp")
     model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (dim,))
     x = mixture.sample(500, seed=1)
-    error = (model.log_prob(x.float(), solver="dpm").double() - mixture.log_prob(x)).abs()
+    error = (model.log_prob(x.float(), method="dpm").double() - mixture.log_prob(x)).abs()
     assert error.mean() <= 0.01, f"mean |error| {error.mean():.4f} nats"
     assert model.last_score_evals == 61
 
@@ -135,8 +135,8 @@ def test_raw_adaptive_solve_asks_for_times_past_T(mixture2d):
     lambda m, x: m.sample(64, "ode"),
     lambda m, x: m.sample(64, "sde", steps=50),
     lambda m, x: m.sample(64, "pc", steps=50),
-    lambda m, x: m.sample(64, "langevin", levels=10, steps_per_level=2),
-    lambda m, x: m.log_prob(x, solver="dpm", steps=10),
+    lambda m, x: m.sample(64, "langevin", noise_levels=10, steps_per_level=2),
+    lambda m, x: m.log_prob(x, method="dpm", steps=10),
     lambda m, x: m.sample(64, "dpm", steps=10),
 ], ids=["log_prob", "hutchinson-bosh3", "rk4", "ode", "sde", "pc", "langevin", "log_prob-dpm",
         "dpm"])

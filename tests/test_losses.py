@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from sdescore.datasets import GaussianMixture
-from sdescore.losses import (DenoisingScoreMatching, ImportanceTimes, LadderTimes,
-                             SlicedScoreMatching, get_loss)
+from sdescore.losses import (DenoisingScoreMatching, ImportanceTimes, LadderTimes, SlicedScoreMatching, get_loss)
 
 from conftest import make_sde
 
@@ -116,7 +115,7 @@ def test_sliced_score_matching_excess_is_half_lambda_squared_error(gaussian):
 
 
 def test_ncsn_ladder_is_geometric_in_the_kernel_std(sde):
-    ladder = LadderTimes(sde, 1e-5, levels=10)
+    ladder = LadderTimes(sde, 1e-5, noise_levels=10)
     stds = sde.marginal_std(ladder.times)
     ratios = stds[1:] / stds[:-1]
     torch.testing.assert_close(ratios, ratios[0].expand(9), rtol=1e-6, atol=0)

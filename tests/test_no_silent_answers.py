@@ -85,20 +85,47 @@ def exact_vp():
     ("pc", {"corrector_steps": -1}, ValueError, "corrector_steps must be >= 0"),
     ("langevin", {"snr": -1.0}, ValueError, "snr must be > 0; got -1.0"),  # was read as +1
     ("langevin", {"snr": math.nan}, ValueError, "snr must be > 0; got nan"),
-    ("langevin", {"levels": 0}, ValueError, "levels must be > 0"),  # returned prior noise
+    ("langevin", {"noise_levels": 0}, ValueError, "noise_levels must be > 0"),  # returned prior noise
     ("ddpm", {"steps": 0}, ValueError, "steps must be > 0"),
     ("dpm", {"steps": 0}, ValueError, "steps must be > 0"),
-    ("dpm", {"order": 4}, ValueError, "order must be 1, 2 or 3; got 4"),
-    ("dpm", {"order": True}, ValueError, "order must be 1, 2 or 3; got True"),
-    ("dpm", {"spacing": "cosine"}, ValueError, "spacing must be one of log-snr, time, "
-                                               "quadratic; got 'cosine'"),
+    ("dpm", {"order": 4}, ValueError, "order must be the integer 1, 2 or 3; got 4"),
+    ("dpm", {"order": True}, ValueError, "order must be the integer 1, 2 or 3; got True"),
+    ("dpm", {"order": 2.0}, ValueError, "order must be the integer 1, 2 or 3; got 2.0"),
+    ("dpm", {"spacing": "cosine"}, ValueError, "Unknown spacing 'cosine'; choose one of: "
+                                               "log-snr, time, quadratic"),
     ("sde", {"solver": 3}, TypeError, "solver must be a name"),
+    ("sde", {"solver": "srk"}, ValueError, "Unknown solver 'srk'; choose one of: euler, "
+                                           "milstein"),  # torchsde's Levy-area error
+    ("ode", {"steps": 10}, ValueError, "steps does nothing for the adaptive solver 'dopri5'"),
+    ("ode", {"solver": "rk4", "rtol": 1e-3}, ValueError,
+     "rtol does nothing for the fixed-grid solver 'rk4'"),
+    ("ode", {"solver": "rk45"}, ValueError, "Unknown solver 'rk45'; choose one of: dopri5"),
     ("ode", {"snr": 0.1}, TypeError, "unexpected keyword argument 'snr' for method 'ode'; "
                                      "its options are: solver, rtol, atol, steps"),
 ])
 def test_every_sampler_option_is_checked_at_the_door(exact_vp, method, options, error, message):
     with pytest.raises(error, match=message):
         exact_vp.sample(4, method, **options)
+
+
+@pytest.mark.parametrize("method, options, error, message", [
+    ("dpm", {"rtol": 1e-9}, TypeError, "unexpected keyword argument 'rtol' for method 'dpm'"),
+    ("ode", {"solver": "euler", "probes": 3}, ValueError, "probes and probe set Hutchinson"),
+    ("ode", {"solver": "euler", "rtol": 1e-3}, ValueError, "rtol does nothing"),
+    ("ode", {"solver": "dpm"}, ValueError, "'dpm' is a method, not an ODE solver: pass "
+                                          "method='dpm'"),
+    ("ode", {"solver": "rk45"}, ValueError, "Unknown solver 'rk45'; choose one of: dopri5, "
+                                            "dopri8, bosh3, fehlberg2, adaptive_heun, euler"),
+    ("ode", {"snr": 0.1}, TypeError, "unexpected keyword argument 'snr' for method 'ode'"),
+    ("rk4", {}, ValueError, "Unknown method 'rk4'; choose one of: ode, dpm"),
+])
+def test_every_log_prob_option_is_checked_and_none_is_ignored(exact_vp, method, options, error,
+                                                              message):
+    """The likelihood methods declare their options as the samplers do: an option a method
+    does not take, or would ignore (dpm has no tolerance; an exact trace has no probes), is
+    refused by name before any solve."""
+    with pytest.raises(error, match=message):
+        exact_vp.log_prob(torch.zeros(3, 2), method=method, **options)
 
 
 def test_a_score_of_the_wrong_shape_is_refused_not_broadcast():
@@ -213,7 +240,7 @@ def test_an_adaptive_solve_that_cannot_finish_stops_and_names_max_steps(exact_vp
 
 
 def test_more_arguments_are_checked_by_name(exact_vp):
-    from sdescore.compare import compare
+    from sdescore.comparison import compare
     from sdescore.datasets import Split
 
     with pytest.raises(TypeError, match="ema must be a number in"):
@@ -242,9 +269,9 @@ def test_nan_and_inf_are_errors_not_results(exact_vp):
     """Langevin at a huge snr and the score at t = 0 (where s(t) = 0 divides a network's
     noise) used to come back as NaN or inf."""
     with pytest.raises(RuntimeError, match="sampling diverged to NaN or inf"):
-        exact_vp.sample(50, "langevin", snr=100.0, levels=5, steps_per_level=5, seed=0)
+        exact_vp.sample(50, "langevin", snr=100.0, noise_levels=5, steps_per_level=5, seed=0)
     with pytest.raises(RuntimeError, match="sampling diverged to NaN or inf"):
-        exact_vp.impute([[0.5, math.nan]] * 20, levels=5, snr=1e3, seed=0)
+        exact_vp.impute([[0.5, math.nan]] * 20, noise_levels=5, snr=1e3, seed=0)
     network = sdescore.fit(X, steps=2, seed=0, progress=False)
     with pytest.raises(ValueError,
                        match=r"the score is not finite at t = 0, .* ask for t >= 1e-05"):
@@ -318,7 +345,7 @@ def test_samples_are_drawn_in_batches_of_bounded_size(exact_vp, monkeypatch):
     torch.testing.assert_close(draws.T.cov(), torch.eye(2), atol=0.1, rtol=0)
     torch.testing.assert_close(model.sample(5, seed=1, batch_size=5), model.sample(5, seed=1))
     seen.clear()
-    monkeypatch.setattr(sdescore.density, "SAMPLE_BATCH_NUMBERS", 8)  # 4 two-D rows
+    monkeypatch.setattr(sdescore.models.base, "SAMPLE_BATCH_NUMBERS", 8)  # 4 two-D rows
     model.sample(10, "ddpm", steps=25, seed=0)
     assert seen == [4] * 25 + [4] * 25 + [2] * 25
     with pytest.raises(ValueError, match="batch_size must be > 0"):

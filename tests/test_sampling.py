@@ -60,7 +60,7 @@ def test_seed_makes_every_sampler_repeatable(mixture):
     sde = make_sde("vp")
     model = sdescore.ScoreModel(sde, mixture.score_fn(sde), (2,))
     for method in ["sde", "pc", "langevin", "ddpm"]:
-        options = {"langevin": {"levels": 5}, "ddpm": {"steps": 50}}.get(method, {"steps": 20})
+        options = {"langevin": {"noise_levels": 5}, "ddpm": {"steps": 50}}.get(method, {"steps": 20})
         first = model.sample(50, method, seed=7, **options)
         torch.testing.assert_close(first, model.sample(50, method, seed=7, **options))
 

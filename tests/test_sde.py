@@ -6,7 +6,7 @@ import torch
 import torchsde
 
 import sdescore
-from sdescore.modules import ForwardSDE, ReverseSDE
+from sdescore.solvers.adapters import ForwardSDE, ReverseSDE
 
 from conftest import make_sde
 

@@ -11,6 +11,13 @@ import torch
 import sdescore
 from sdescore import training
 from sdescore.baselines import fit_flow
+from sdescore.training.data import auto_validation_rows, split
+
+
+def engine_config(**options):
+    """The engine alone: a constant rate, no clipping, no patience unless asked, quiet."""
+    return training.TrainConfig(**{"lr_schedule": "constant", "grad_clip": None,
+                                   "patience": None, "progress": False, **options})
 
 
 def _turning_loss(turn_at: int):
@@ -39,10 +46,7 @@ def test_the_best_scored_weights_are_restored_and_patience_stops_training():
 
     with pytest.warns(UserWarning, match=r"held-out loss rose from .* at step 30 .* the "
                                          r"weights of step 30 are returned"):
-        history = training.train_loop(
-            module, None, torch.optim.SGD(module.parameters(), lr=0.05), _turning_loss(30),
-            torch.zeros(8, 1), validate, steps=1000, max_time=None, batch_size=8,
-            progress=False, callback=None, log_every=10, patience=3)
+        history = training.train_loop(module, torch.optim.SGD(module.parameters(), lr=0.05), _turning_loss(30), (torch.zeros(8, 1),), engine_config(steps=1000, log_every=10, patience=3), batch_size=8, validate=validate)
     assert [r["step"] for r in history] == [10, 20, 30, 40, 50, 60]
     assert [r["step"] for r in history if r.get("selected")] == [30]
     assert history[-1]["stopped"] == "patience"
@@ -59,10 +63,7 @@ def test_slow_noisy_progress_is_not_cut_short_by_patience():
     scores = [10 - 0.1 * i for i in range(50)]
     scores[20] = 10 - 0.1 * 35.5
     calls = iter(scores)
-    history = training.train_loop(
-        module, None, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6),
-        torch.zeros(8, 1), lambda m: torch.full((4,), next(calls)), steps=500, max_time=None,
-        batch_size=8, progress=False, callback=None, log_every=10, patience=3)
+    history = training.train_loop(module, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6), (torch.zeros(8, 1),), engine_config(steps=500, log_every=10, patience=3), batch_size=8, validate=lambda m: torch.full((4,), next(calls)))
     assert len(history) == 50 and "stopped" not in history[-1]
     assert [i for i, r in enumerate(history) if r.get("selected")] == [49]
 
@@ -78,10 +79,7 @@ def test_a_noisy_plateau_is_not_cut_short_by_patience():
     def run(rows):
         calls = iter(scores)
         module = torch.nn.Linear(1, 1, bias=False)
-        return training.train_loop(
-            module, None, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6),
-            torch.zeros(8, 1), lambda m: rows(next(calls)), steps=400, max_time=None,
-            batch_size=8, progress=False, callback=None, log_every=10, patience=3)
+        return training.train_loop(module, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6), (torch.zeros(8, 1),), engine_config(steps=400, log_every=10, patience=3), batch_size=8, validate=lambda m: rows(next(calls)))
 
     plateau = run(lambda values: values)
     assert len(plateau) == 40 and "stopped" not in plateau[-1]
@@ -92,28 +90,22 @@ def test_a_selection_at_the_first_record_is_told():
     module = torch.nn.Linear(1, 1, bias=False)
     module.weight.data.fill_(-1.0)
     with pytest.warns(UserWarning, match="best at the first evaluation"):
-        history = training.train_loop(
-            module, None, torch.optim.SGD(module.parameters(), lr=0.05), _turning_loss(5),
-            torch.zeros(8, 1), lambda m: (m.weight - 1.0).abs().detach(), steps=50,
-            max_time=None, batch_size=8, progress=False, callback=None, log_every=10)
+        history = training.train_loop(module, torch.optim.SGD(module.parameters(), lr=0.05), _turning_loss(5), (torch.zeros(8, 1),), engine_config(steps=50, log_every=10), batch_size=8, validate=lambda m: (m.weight - 1.0).abs().detach())
     assert history[0]["selected"] and "stopped" not in history[-1]
 
 
 def test_without_validation_the_last_weights_are_returned():
     module = torch.nn.Linear(1, 1, bias=False)
     module.weight.data.fill_(-1.0)
-    history = training.train_loop(
-        module, None, torch.optim.SGD(module.parameters(), lr=0.05), _turning_loss(5),
-        torch.zeros(8, 1), None, steps=20, max_time=None, batch_size=8, progress=False,
-        callback=None, log_every=10, patience=1)
+    history = training.train_loop(module, torch.optim.SGD(module.parameters(), lr=0.05), _turning_loss(5), (torch.zeros(8, 1),), engine_config(steps=20, log_every=10, patience=1), batch_size=8)
     assert not any(r.get("selected") for r in history) and len(history) == 2
 
 
 @pytest.mark.parametrize("n, held", [(10, 0), (19, 0), (20, 4), (133, 26), (1000, 100),
                                      (10**5, 2000)])
 def test_auto_validation_holds_out_a_tenth_with_a_floor_and_a_cap(n, held):
-    assert training.auto_validation_rows(n) == held
-    train, validation, _, _ = training.split(torch.zeros(n, 2), "auto")
+    assert auto_validation_rows(n) == held
+    train, validation, _, _ = split(torch.zeros(n, 2), "auto")
     assert (0 if validation is None else len(validation)) == held and len(train) == n - held
 
 
@@ -128,8 +120,10 @@ def test_fit_returns_the_weights_its_held_out_score_chose():
                              progress=False)
     chosen = [r for r in model.history if r.get("selected")]
     assert len(chosen) == 1 and all("val_loss" in r for r in model.history)
-    validate = sdescore.train.held_out_nll_bound(
-        None, model.sde, model.datamap.to_model(torch.as_tensor(held), torch.float32), None,
+    from sdescore.training.selection import held_out_nll_bound
+
+    validate = held_out_nll_bound(
+        model.sde, (model.datamap.to_model(torch.as_tensor(held), torch.float32),),
         model.datamap.log_det.item(), chunk=4 * 256)
     assert validate(model.score_fn).double().mean().item() == pytest.approx(
         chosen[0]["val_loss"], rel=1e-6)
@@ -202,15 +196,9 @@ def test_a_non_finite_held_out_score_counts_against_patience():
     calls = iter(scores)
     module = torch.nn.Linear(1, 1, bias=False)
     with pytest.warns(UserWarning, match="best at the first evaluation"):
-        history = training.train_loop(
-            module, None, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6),
-            torch.zeros(8, 1), lambda m: next(calls), steps=200, max_time=None, batch_size=8,
-            progress=False, callback=None, log_every=10, patience=3)
+        history = training.train_loop(module, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6), (torch.zeros(8, 1),), engine_config(steps=200, log_every=10, patience=3), batch_size=8, validate=lambda m: next(calls))
     assert len(history) == 4 and history[-1]["stopped"] == "patience"
     assert history[0]["selected"]
     calls = iter([torch.full((4,), math.inf)] + [torch.full((4,), 1.0)] * 3)
-    history = training.train_loop(
-        module, None, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6),
-        torch.zeros(8, 1), lambda m: next(calls), steps=40, max_time=None, batch_size=8,
-        progress=False, callback=None, log_every=10, patience=3)
+    history = training.train_loop(module, torch.optim.SGD(module.parameters(), lr=0.0), _turning_loss(10**6), (torch.zeros(8, 1),), engine_config(steps=40, log_every=10, patience=3), batch_size=8, validate=lambda m: next(calls))
     assert [i for i, r in enumerate(history) if r.get("selected")] == [1]

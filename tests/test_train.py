@@ -80,20 +80,19 @@ def test_callback_can_stop_training(gaussian):
 def test_max_time_stops_at_the_first_step_that_would_start_past_the_budget(monkeypatch):
     """The clock is read before each step: with steps that take exactly 1 s on a fake clock,
     max_time = 4.5 allows the steps that start at 0, 1, 2, 3 and 4 s, and no more."""
-    from sdescore import training
+    from sdescore.training import TrainConfig, engine
 
     clock = {"now": 0.0}
-    monkeypatch.setattr(training, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(engine, "perf_counter", lambda: clock["now"])
 
     def one_second_loss(module, batch, generator=None):
         clock["now"] += 1.0
         return module(batch).square().sum(-1)
 
     net = torch.nn.Linear(2, 1)
-    history = training.train_loop(net, None, torch.optim.SGD(net.parameters(), lr=0.0),
-                                  one_second_loss, torch.randn(16, 2), None, steps=None,
-                                  max_time=4.5, batch_size=4, progress=False, callback=None,
-                                  log_every=2)
+    config = TrainConfig(max_time=4.5, progress=False, log_every=2)
+    history = engine.train_loop(net, torch.optim.SGD(net.parameters(), lr=0.0),
+                                one_second_loss, (torch.randn(16, 2),), config, batch_size=4)
     assert [r["step"] for r in history] == [2, 4, 5]
     assert history[-1]["seconds"] == 5.0
 
@@ -105,10 +104,10 @@ def test_lr_schedule_moves_a_unit_gradient_by_the_sum_of_its_rates(monkeypatch, 
     """Under SGD at lr 1, a loss whose gradient is always 1 moves the weight by the sum of the
     step sizes: N = 40 for "constant", sum over k < N of (1 + cos(pi k / N)) / 2 = (N + 1) / 2
     for "cosine", whether the budget is N steps or N seconds of 1-s steps (a fake clock)."""
-    from sdescore import training
+    from sdescore.training import TrainConfig, engine
 
     clock = {"now": 0.0}
-    monkeypatch.setattr(training, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(engine, "perf_counter", lambda: clock["now"])
 
     def unit_gradient(module, batch, generator=None):
         clock["now"] += 1.0
@@ -116,11 +115,10 @@ def test_lr_schedule_moves_a_unit_gradient_by_the_sum_of_its_rates(monkeypatch, 
 
     net = torch.nn.Linear(1, 1, bias=False)
     net.weight.data.zero_()
-    limits = {"steps": 40, "max_time": None} if budget == "steps" else {"steps": None,
-                                                                          "max_time": 40.0}
-    training.train_loop(net, None, torch.optim.SGD(net.parameters(), lr=1.0), unit_gradient,
-                        torch.zeros(4, 1), None, batch_size=4, progress=False, callback=None,
-                        log_every=10, lr_schedule=schedule, **limits)
+    limits = {"steps": 40} if budget == "steps" else {"max_time": 40.0}
+    config = TrainConfig(progress=False, log_every=10, lr_schedule=schedule, **limits)
+    engine.train_loop(net, torch.optim.SGD(net.parameters(), lr=1.0), unit_gradient,
+                      (torch.zeros(4, 1),), config, batch_size=4)
     assert net.weight.item() == pytest.approx(-total, rel=1e-6)
 
 
@@ -272,16 +270,17 @@ def test_fit_rejects_bad_input_by_name(kwargs, error, message):
 def test_gradient_clipping_bounds_each_step():
     """With SGD at lr = 1, a step moves the weights by exactly the clipped gradient: norm
     grad_clip when the raw gradient is larger, the raw gradient otherwise."""
-    from sdescore.training import train_loop
+    from sdescore.training import TrainConfig, train_loop
 
     def one_step(grad_clip):
         torch.manual_seed(0)
         net = torch.nn.Linear(3, 1)
         before = torch.cat([p.detach().flatten().clone() for p in net.parameters()])
         loss = lambda f, batch, generator=None: 1e3 * f(batch).square().sum(-1)  # noqa: E731
-        train_loop(net, None, torch.optim.SGD(net.parameters(), lr=1.0), loss,
-                   torch.randn(64, 3), None, steps=1, max_time=None, batch_size=64,
-                   progress=False, callback=None, log_every=1, grad_clip=grad_clip)
+        config = TrainConfig(steps=1, progress=False, log_every=1, grad_clip=grad_clip,
+                             lr_schedule="constant")
+        train_loop(net, torch.optim.SGD(net.parameters(), lr=1.0), loss, (torch.randn(64, 3),),
+                   config, batch_size=64)
         after = torch.cat([p.detach().flatten() for p in net.parameters()])
         return (after - before).norm().item()
 
@@ -295,7 +294,7 @@ def test_weight_average_copies_then_follows_a_ramp_with_the_ema_lag():
     """The first update copies; the second moves 9/11 of the way (warm-up rate
     1 - 2/11); once the warm-up has passed, an average with decay d of weights growing by 1
     per update trails them by d / (1 - d) (the steady-state lag of an EMA on a ramp)."""
-    from sdescore.optim import WeightAverage
+    from sdescore.training.optim import WeightAverage
 
     average = WeightAverage(torch.nn.Linear(2, 2, bias=False), decay=0.9)
     average.module.weight.data.zero_()
@@ -313,7 +312,7 @@ def test_weight_average_copies_then_follows_a_ramp_with_the_ema_lag():
 
 def test_adam_helper_matches_plain_adam():
     """The fused kernel, where this torch has one, takes the same steps as Adam's loop."""
-    from sdescore.optim import adam
+    from sdescore.training.optim import adam
 
     torch.manual_seed(0)
     nets = [torch.nn.Linear(4, 3) for _ in range(2)]

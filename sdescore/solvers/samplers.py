@@ -1,43 +1,40 @@
 """Samplers: each carries prior draws x_T (n, *shape) to x_eps (n, *shape).
 
 Every sampler is a plain function ``run(sde, score, x, *, eps, generator, progress, ...)``
-registered in SAMPLERS as a ``Sampler`` that also says what it needs and does; adding a
-sampler is adding one entry. The solvers' own conventions (flat states, reversed time) stay
-in ``modules``.
+registered in SAMPLERS as a ``registry.Method`` that declares its options and says what it
+needs and does; adding a sampler is adding one entry. The solvers' own conventions (flat
+states, reversed time) stay in ``adapters``; the time grids come from ``schedules``.
 - "ode": the probability-flow ODE from T down to eps with torchdiffeq.
 - "sde": the reverse SDE with torchsde (Euler-Maruyama by default).
 - "pc": predictor-corrector: Langevin corrector steps whose size follows a signal-to-noise
   ratio, then a reverse-SDE step (Song et al. 2021, Alg. 1-2).
 - "langevin": annealed Langevin dynamics over the SDE's noise levels, corrector steps only
   (NCSN, Song and Ermon 2019); with a ``mask`` it moves only the masked entries (imputation).
-- "dpm": DPM-Solver++ multistep in log-SNR (``dpm_solver``): 20 score evaluations by default.
+- "dpm": DPM-Solver++ multistep in log-SNR (``dpm``): 20 score evaluations by default.
 - "ddpm": DDPM's ancestral sampling (Ho et al. 2020), VP only; its last step is already the
   denoising step.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 from tqdm.auto import tqdm
 
-from .ddpm import ddpm_betas
-from .dpm_solver import SPACINGS, sample_dpm
-from .modules import (DEFAULT_MAX_STEPS, ReverseSDE, integrate_probability_flow,
-                      integrate_reverse_sde)
-from .sde import VPSDE
-from .utils import append_dims
-from .validation import check_count, check_positive
+from .._tensors import append_dims
+from ..ddpm import ddpm_betas
+from ..sde import VPSDE
+from .adapters import (DEFAULT_MAX_STEPS, FIXED_GRID_STEPS, ReverseSDE,
+                       integrate_probability_flow, integrate_reverse_sde)
+from .dpm import sample_dpm
+from .registry import (ODE_OPTIONS, Method, check_ode_options, count, one_of, order, positive,
+                       positive_integer, spacing)
+from .schedules import step_times
 
-
-def time_grid(sde, eps: float, count: int, like: torch.Tensor) -> torch.Tensor:
-    """``count`` + 1 times from T down to eps, evenly spaced, in ``like``'s dtype and device."""
-    return torch.linspace(sde.T, eps, count + 1, dtype=like.dtype, device=like.device)
+__all__ = ["SAMPLERS", "langevin_correct", "sample_ddpm", "sample_langevin", "sample_ode",
+           "sample_pc", "sample_sde"]
 
 
 def sample_ode(sde, score, x, *, eps, generator=None, progress=False, solver="dopri5",
-               rtol=1e-5, atol=1e-5, steps=100, max_steps=DEFAULT_MAX_STEPS):
+               rtol=1e-5, atol=1e-5, steps=FIXED_GRID_STEPS, max_steps=DEFAULT_MAX_STEPS):
     """Probability-flow ODE from T to eps; solver/rtol/atol/steps/max_steps as for log_prob."""
     return integrate_probability_flow(sde, score, x, sde.T, eps, solver=solver, rtol=rtol,
                                       atol=atol, steps=steps, max_steps=max_steps)
@@ -47,7 +44,8 @@ def sample_sde(sde, score, x, *, eps, generator=None, progress=False, solver="eu
                steps=1000):
     """Reverse SDE by ``torchsde.sdeint``, ``steps`` steps of size (T - eps)/steps.
 
-    solver: any torchsde method for Ito SDEs with diagonal noise ("euler", "milstein", "srk").
+    solver: "euler" or "milstein" (torchsde's methods for Ito SDEs with diagonal noise that
+    need no Levy area).
     The Brownian path is seeded from ``generator`` so a seed gives the same samples.
     """
     entropy = None
@@ -77,7 +75,7 @@ def sample_pc(sde, score, x, *, eps, generator=None, progress=False, steps=1000,
     Langevin steps at signal-to-noise ratio ``snr``, then one Euler-Maruyama step of the
     reverse SDE to the next time."""
     reverse = ReverseSDE(sde, score, x.shape[1:])
-    times = time_grid(sde, eps, steps, x)
+    times = step_times(sde, eps, steps, "time", x).to(x.dtype)
     n = x.shape[0]
     for i in tqdm(range(steps), disable=not progress, desc="pc sampling"):
         t = times[i].expand(n)
@@ -87,16 +85,16 @@ def sample_pc(sde, score, x, *, eps, generator=None, progress=False, steps=1000,
     return x
 
 
-def sample_langevin(sde, score, x, *, eps, generator=None, progress=False, levels=100,
+def sample_langevin(sde, score, x, *, eps, generator=None, progress=False, noise_levels=100,
                     steps_per_level=20, snr=0.4, mask=None):
-    """Annealed Langevin dynamics: ``steps_per_level`` Langevin steps at each of ``levels``
-    noise levels, times evenly spaced from T down to eps (geometric sigmas for VE).
+    """Annealed Langevin dynamics: ``steps_per_level`` Langevin steps at each of
+    ``noise_levels`` noise levels, times evenly spaced from T down to eps (geometric sigmas for VE).
 
     mask: None, or a bool tensor like x: only the True entries move; the others keep their
     values in x throughout (imputation of the True entries given the rest)."""
     held = x
     n = x.shape[0]
-    for level in tqdm(time_grid(sde, eps, levels - 1, x), disable=not progress,
+    for level in tqdm(step_times(sde, eps, noise_levels - 1, "time", x).to(x.dtype), disable=not progress,
                       desc="annealed Langevin"):
         t = level.expand(n)
         for _ in range(steps_per_level):
@@ -123,73 +121,16 @@ def sample_ddpm(sde, score, x, *, eps=None, generator=None, progress=False, step
     return x
 
 
-def _positive(value, name):
-    check_positive(value, name=name)
-
-
-def _positive_integer(value, name):
-    check_positive(value, name=name, integer=True)
-
-
-def _count(value, name):
-    check_count(value, name=name)
-
-
-def _name(value, name):
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a name (str); got {type(value).__name__}")
-
-
-def _order(value, name):
-    if isinstance(value, bool) or value not in (1, 2, 3):
-        raise ValueError(f"{name} must be 1, 2 or 3; got {value!r}")
-
-
-def _spacing(value, name):
-    _name(value, name)
-    if value not in SPACINGS:
-        raise ValueError(f"{name} must be one of {', '.join(SPACINGS)}; got {value!r}")
-
-
-@dataclass(frozen=True)
-class Sampler:
-    """A sampler and what it needs and does: ``options`` maps each option it takes to the
-    check of its value; ``sde_type`` is the one SDE class it works for (None: any),
-    ``requirement`` says why; ``denoises`` says it ends with its own denoising step, so that
-    no Tweedie step follows."""
-
-    run: Callable
-    options: dict
-    sde_type: type | None = None
-    requirement: str = ""
-    denoises: bool = False
-
-    def check(self, name: str, sde, options: dict) -> None:
-        """Refuse an SDE this sampler does not work for, an option it does not take and an
-        option value it cannot use, naming each."""
-        if self.sde_type is not None and type(sde) is not self.sde_type:
-            raise ValueError(f"method {name!r} needs a {self.sde_type.__name__}: "
-                             f"{self.requirement}; got {sde!r}")
-        for key, value in options.items():
-            if key not in self.options:
-                raise TypeError(f"sample() got an unexpected keyword argument {key!r} for "
-                                f"method {name!r}; its options are: {', '.join(self.options)}")
-            self.options[key](value, key)
-
-
-SOLVE = {"solver": _name, "rtol": _positive, "atol": _positive, "steps": _positive_integer,
-         "max_steps": _positive_integer}
+TORCHSDE_SOLVERS = ("euler", "milstein")  # Ito, diagonal noise, no Levy area needed
 SAMPLERS = {
-    "ode": Sampler(sample_ode, SOLVE),
-    "sde": Sampler(sample_sde, {"solver": _name, "steps": _positive_integer}),
-    "pc": Sampler(sample_pc, {"steps": _positive_integer, "snr": _positive,
-                              "corrector_steps": _count}),
-    "langevin": Sampler(sample_langevin, {"levels": _positive_integer,
-                                          "steps_per_level": _positive_integer,
-                                          "snr": _positive}),
-    "dpm": Sampler(sample_dpm, {"steps": _positive_integer, "order": _order,
-                                "spacing": _spacing}),
-    "ddpm": Sampler(sample_ddpm, {"steps": _positive_integer}, sde_type=VPSDE, denoises=True,
-                    requirement="the DDPM schedule belongs to the VP SDE"),
+    "ode": Method(sample_ode, ODE_OPTIONS, together=check_ode_options),
+    "sde": Method(sample_sde, {"solver": one_of(TORCHSDE_SOLVERS), "steps": positive_integer}),
+    "pc": Method(sample_pc, {"steps": positive_integer, "snr": positive,
+                             "corrector_steps": count}),
+    "langevin": Method(sample_langevin, {"noise_levels": positive_integer,
+                                         "steps_per_level": positive_integer,
+                                         "snr": positive}),
+    "dpm": Method(sample_dpm, {"steps": positive_integer, "order": order, "spacing": spacing}),
+    "ddpm": Method(sample_ddpm, {"steps": positive_integer}, sde_type=VPSDE, denoises=True,
+                   requirement="the DDPM schedule belongs to the VP SDE"),
 }
-

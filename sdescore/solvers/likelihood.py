@@ -1,9 +1,13 @@
 """Exact log-likelihoods through the probability-flow ODE (Song et al. 2021, Sec. 4.3, App. D.2).
 
 log p_eps(x) = log prior(x_T) + integral_eps^T div_x(drift)(x_t, t) dt, solving x_t and the
-running divergence together from t = eps up to T with torchdiffeq. The divergence is exact
-(the trace of the Jacobian from D vectorised vector-Jacobian products) or Hutchinson's
-estimate E[v^T J v], with probes drawn once per solve and reused by every solver stage.
+running divergence together from t = eps up to T. The divergence is exact (the trace of the
+Jacobian from D vectorised vector-Jacobian products) or Hutchinson's estimate E[v^T J v],
+with probes drawn once per solve and reused by every solver stage.
+
+``LIKELIHOODS`` holds the methods, as ``SAMPLERS`` holds the samplers, with the same names
+for the same integrators: "ode" (torchdiffeq, adaptive or fixed-grid) and "dpm" (the
+exponential integrator in log-SNR).
 """
 from __future__ import annotations
 
@@ -12,16 +16,21 @@ import math
 import torch
 from torch.func import vjp, vmap
 
-from .dpm_solver import exponential_multistep, polynomial_weights, step_times, tweedie_denoise
-from .modules import DEFAULT_MAX_STEPS, LogDensityODE, ProbabilityFlowODE, solve_ode
-from .validation import choose
+from .._checks import choose
+from ..sde import tweedie_denoise
+from .adapters import (DEFAULT_MAX_STEPS, FIXED_GRID_STEPS, LogDensityODE, ProbabilityFlowODE,
+                       solve_ode)
+from .dpm import exponential_multistep, polynomial_weights
+from .registry import ODE_OPTIONS, Method, check_ode_options, positive_integer
+from .schedules import step_times
+
+__all__ = ["LIKELIHOODS", "TRACES", "draw_probes", "exact_divergence", "hutchinson_divergence",
+           "log_snr_log_prob", "ode_log_prob", "probability_flow_log_prob"]
 
 # Above this many dimensions "auto" switches from the exact trace to Hutchinson's estimator.
 AUTO_EXACT_MAX_DIM = 64
-# Default steps of the fixed-grid torchdiffeq solvers, and of solver="dpm": the fewest that
-# kept exact mixture scores in 2, 6 and 16 dimensions within 0.01 nats (BENCHMARKS.md,
-# "Exponential integrators in log-SNR").
-FIXED_GRID_STEPS = 100
+# Default steps of method "dpm": the fewest that kept exact mixture scores in 2, 6 and 16
+# dimensions within 0.01 nats (BENCHMARKS.md, "Exponential integrators in log-SNR").
 DPM_STEPS = 60
 
 
@@ -66,42 +75,45 @@ def resolve_trace(trace: str, dim: int) -> str:
 
 
 def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str = "auto",
-                              eps: float | None = None, solver: str = "dopri5",
-                              rtol: float = 1e-5, atol: float = 1e-5,
-                              steps: int | None = None, probes: int = 1,
-                              probe: str = "rademacher",
-                              max_steps: int = DEFAULT_MAX_STEPS, generator=None) -> torch.Tensor:
+                              eps: float | None = None, method: str = "ode",
+                              probes: int = 1, probe: str = "rademacher", generator=None,
+                              **options) -> torch.Tensor:
     """log p_eps(x) in nats for x (n, *shape); returns (n,).
 
-    trace: "exact", "hutchinson" or "auto" (exact up to AUTO_EXACT_MAX_DIM dimensions).
-    eps: the smallest time (default ``sde.likelihood_eps``); the result is the density of
-    p_eps, not p_0. solver, rtol, atol: torchdiffeq options; steps: fixed-grid solvers only
-    (default FIXED_GRID_STEPS). solver "dpm": the exponential integrator of
-    ``log_snr_log_prob`` in ``steps`` steps (default DPM_STEPS; steps + 1 evaluations; rtol,
-    atol and max_steps unused).
-    probes, probe: number and kind of Hutchinson probes, drawn once for the whole solve.
+    trace: "exact", "hutchinson" or "auto" (exact up to AUTO_EXACT_MAX_DIM dimensions);
+    probes, probe: number and kind of Hutchinson probes, drawn once for the whole solve
+    (from ``generator``). eps: the smallest time (default ``sde.likelihood_eps``); the
+    result is the density of p_eps, not p_0. method: a ``LIKELIHOODS`` name, with its
+    ``options`` (checked by the caller, ``Method.check``).
     """
     eps = sde.likelihood_eps if eps is None else eps
-    n = x.shape[0]
-    y = x.reshape(n, -1)
+    y = x.reshape(x.shape[0], -1)
     if resolve_trace(trace, y.shape[1]) == "exact":
         divergence = exact_divergence
     else:
         fixed = draw_probes(probe, probes, y, generator)
         divergence = lambda fn, v: hutchinson_divergence(fn, v, fixed)  # noqa: E731
-    if solver == "dpm":
-        return log_snr_log_prob(sde, score, shape, x, divergence, eps=eps,
-                                steps=DPM_STEPS if steps is None else steps)
+    return LIKELIHOODS[method].run(sde, score, shape, x, divergence, eps=eps, **options)
+
+
+def ode_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: float,
+                 solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
+                 steps: int = FIXED_GRID_STEPS, max_steps: int = DEFAULT_MAX_STEPS):
+    """log p_eps(x) (n,) in nats by torchdiffeq: x and the running divergence solved together
+    from eps up to T. solver: adaptive (dopri5, ...: rtol, atol, max_steps) or fixed-grid
+    (euler, midpoint, heun3, rk4: ``steps`` equal steps). divergence(fn, y) -> (fn(y), div)."""
+    n = x.shape[0]
+    y = x.reshape(n, -1)
     ode = LogDensityODE(ProbabilityFlowODE(sde, score, shape), divergence)
     delta0 = torch.zeros(n, dtype=y.dtype, device=y.device)
     y_T, delta_T = solve_ode(ode, (y, delta0), eps, sde.T, solver=solver, rtol=rtol, atol=atol,
-                             steps=FIXED_GRID_STEPS if steps is None else steps,
-                             max_steps=max_steps)
+                             steps=steps, max_steps=max_steps)
     return sde.prior_log_prob(y_T.reshape(x.shape)) + delta_T
 
 
-def log_snr_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: float, steps: int,
-                     order: int = 3, trace_every: int = 2) -> torch.Tensor:
+def log_snr_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: float,
+                     steps: int = DPM_STEPS, order: int = 3,
+                     trace_every: int = 2) -> torch.Tensor:
     """log p_eps(x) (n,) in nats by the exponential integrator in lambda = log(m / s).
 
     In lambda the probability-flow ODE is dx/dlambda = (dlog s / dlambda) x + m D(x), D the
@@ -151,13 +163,7 @@ def log_snr_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: flo
             + dim * (mean_scale_integral + math.log(std[1] / std[0])))
 
 
-def bits_per_dim(nll_nats, dim: int, *, levels: int = 256, log_scale: float = 0.0):
-    """Bits per dimension of discrete data k in {0, ..., levels - 1} dequantised to
-    x = (k + u) / levels (``sdescore.datasets.dequantize``).
-
-    nll_nats: -log p(x) in nats, any shape; dim: D, numbers per sample; log_scale: ln|a| when
-    the model saw y = a x + b instead of x (then NLL_x = NLL_y - D ln|a|). The density of x on
-    [0, 1)^D is levels^D times the probability of the bin, hence the log2(levels) term:
-    bits/dim = NLL_x / (D ln 2) + log2(levels).
-    """
-    return (nll_nats - dim * log_scale) / (dim * math.log(2)) + math.log2(levels)
+LIKELIHOODS = {
+    "ode": Method(ode_log_prob, ODE_OPTIONS, together=check_ode_options),
+    "dpm": Method(log_snr_log_prob, {"steps": positive_integer}),
+}

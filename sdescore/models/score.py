@@ -7,21 +7,21 @@ from typing import Callable
 
 import numpy as np
 import torch
-from .batching import in_batches
-from .bounds import nll_bound_terms
-from .datamap import DataMap
-from .density import DensityModel
-from .dpm_solver import tweedie_denoise
+from .._batching import in_batches
+from ..bounds import nll_bound_terms
+from ..datamap import DataMap
+from .base import DensityModel
+from ..sde import tweedie_denoise
 from .guidance import classifier_free_guided, classifier_guided
-from .io import register_format
-from .likelihood import probability_flow_log_prob
-from .modules import DEFAULT_MAX_STEPS, ForwardSDE, ReverseSDE
-from .nets import NETS, net_name
-from .parameterization import PARAMETERIZATIONS, parameterization_name
-from .sampling import SAMPLERS
-from .sde import SDE, SDES, get_sde
-from .utils import make_generator
-from .validation import as_labels, as_times, check_count, check_positive, choose
+from ..io import register_format
+from ..solvers.likelihood import LIKELIHOODS, probability_flow_log_prob, resolve_trace
+from ..solvers.adapters import ForwardSDE, ReverseSDE
+from ..nets import NETS, net_name
+from ..parameterization import PARAMETERIZATIONS, parameterization_name
+from ..solvers.samplers import SAMPLERS
+from ..sde import SDE, SDES, get_sde
+from .._tensors import make_generator
+from .._checks import as_labels, as_times, check_count, check_positive, choose
 
 SCORE_FORMAT = "sdescore-model-2"
 
@@ -105,7 +105,7 @@ class ScoreModel(DensityModel):
         """grad_x log p_t(x) in data coordinates: x (n, *shape), t scalar or (n,) in [0, T]
         -> (n, *shape). With a data map y = (x - loc) / scale this is score_y(y, t) / scale.
         A score that is not finite (a network's at t = 0, where s(t) = 0) raises ValueError."""
-        x = self._batch(x)
+        x = self.model_rows(x)
         t = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=self.device)
         self._score_evals = 0
         score_y = self._score(x, t)
@@ -116,37 +116,51 @@ class ScoreModel(DensityModel):
         return self._finish(self.datamap.score_to_data(score_y))
 
     @torch.no_grad()
-    def log_prob(self, x, trace: str = "auto", *, eps: float | None = None,
-                 solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
-                 steps: int | None = None, probes: int = 1, probe: str = "rademacher",
-                 seed: int | None = None, batch_size: int | None = None,
-                 progress: bool | None = None, y=None,
-                 max_steps: int = DEFAULT_MAX_STEPS) -> torch.Tensor:
+    def log_prob(self, x, trace: str = "auto", *, method: str = "ode",
+                 eps: float | None = None, probes: int | None = None,
+                 probe: str | None = None, seed: int | None = None,
+                 batch_size: int | None = None, progress: bool | None = None, y=None,
+                 **options) -> torch.Tensor:
         """Exact log-density log p_eps(x) in nats by the probability-flow ODE: x (n, *shape) -> (n,).
 
         This is the density at t = eps (default ``sde.likelihood_eps``), the prior pushed back
-        through the flow. trace: "auto" (exact up to 64 dimensions, else Hutchinson), "exact"
-        or "hutchinson"; probes/probe/seed set Hutchinson's probes, drawn once per solve.
-        solver, rtol, atol: torchdiffeq options; steps: for fixed-grid solvers (default 100);
-        max_steps: the most steps an adaptive solve may take before it stops with
-        RuntimeError. solver "dpm": the exponential integrator in log-SNR
-        (``likelihood.log_snr_log_prob``), ``steps`` + 1 evaluations (default 60: within
-        0.01 nats and faster than the original implementation's recipe on the benchmark
-        mixtures in 2-16 dimensions; no error control, and no batch effect either).
-        batch_size: points per ODE solve, which bounds memory (default: all on a GPU, halved
-        while they do not fit; 2048 on a CPU, see ``sdescore.batching``); an adaptive solve
-        steps its batch together, so other batch sizes move results by about the solver's
-        tolerance. progress: a bar over the rows (default: shown when there is more than one
-        batch). ``last_score_evals`` sums the evaluations of all batches. y: class labels (one integer or (n,)) for the conditional
-        log p(x | y) of a class-conditional model.
+        through the flow.
+
+        Arguments:
+            trace: "auto" (exact up to 64 dimensions, else Hutchinson), "exact" or
+                "hutchinson"; probes (default 1) and probe ("rademacher" or "gaussian") set
+                Hutchinson's probes, drawn once per solve from ``seed``, and are refused
+                with an exact trace.
+            method: a ``solvers.likelihood.LIKELIHOODS`` name, the same integrators as
+                ``sample``'s methods of those names, with its options:
+                "ode" (torchdiffeq): solver (default "dopri5"; adaptive dopri5, dopri8,
+                bosh3, fehlberg2, adaptive_heun take rtol and atol, default 1e-5, and
+                max_steps, default 5000, after which the solve stops with RuntimeError;
+                fixed-grid euler, midpoint, heun3, rk4 take steps, default 100).
+                "dpm": the exponential integrator in log-SNR
+                (``likelihood.log_snr_log_prob``), ``steps`` + 1 evaluations (default 60;
+                no error control).
+                An option the method does not take, or would ignore, is refused by name.
+            batch_size: points per solve, which bounds memory (default: all on a GPU,
+                halved while they do not fit; 2048 on a CPU, see ``sdescore._batching``); an
+                adaptive solve steps its batch together, so other batch sizes move results
+                by about the solver's tolerance.
+            progress: a bar over the rows (default: shown when there is more than one batch).
+            y: class labels (one integer or (n,)) for the conditional log p(x | y) of a
+                class-conditional model.
+
+        ``last_score_evals`` sums the evaluations of all batches.
         """
-        x = self._batch(x)
+        x = self.model_rows(x)
         eps = self._check_eps(eps, self.sde.likelihood_eps)
-        for value, name in ((rtol, "rtol"), (atol, "atol")):
-            check_positive(value, name=name)
-        for value, name in ((steps, "steps"), (probes, "probes"), (max_steps, "max_steps")):
-            if value is not None:
-                check_positive(value, name=name, integer=True)
+        likelihood = choose(method, LIKELIHOODS, name="method")
+        likelihood.check("log_prob", method, self.sde, options)
+        hutchinson = resolve_trace(trace, self.dim) == "hutchinson"
+        if not hutchinson and (probes is not None or probe is not None):
+            raise ValueError(f"probes and probe set Hutchinson's estimator; trace={trace!r} "
+                             f"is exact for {self.dim} dimensions: pass trace='hutchinson'")
+        if probes is not None:
+            check_positive(probes, name="probes", integer=True)
         rows = self._batch_rows(x.shape[0], batch_size)
         generator = make_generator(seed, self.device)
         labels = None if y is None else self._labels(y, x.shape[0])
@@ -155,12 +169,11 @@ class ScoreModel(DensityModel):
         def solve(part):
             return probability_flow_log_prob(
                 self.sde, self._conditioned(None if labels is None else labels[part]),
-                self.shape, x[part], trace=trace, eps=eps, solver=solver, rtol=rtol, atol=atol,
-                steps=steps, probes=probes, probe=probe, max_steps=max_steps,
-                generator=generator)
+                self.shape, x[part], trace=trace, eps=eps, method=method,
+                probes=probes or 1, probe=probe or "rademacher", generator=generator,
+                **options)
         log_p = in_batches(solve, x.shape[0], rows, progress=progress, desc="log_prob")
         return self._finish(self.datamap.log_prob_to_data(log_p))
-
 
     def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
         return self.log_prob(x, seed=seed, **options)  # Hutchinson's probes
@@ -183,7 +196,7 @@ class ScoreModel(DensityModel):
         BENCHMARKS.md); averages over many points are tight. The part of the integral below
         eps is left out.
         """
-        x = self._batch(x)
+        x = self.model_rows(x)
         check_positive(draws, name="draws", integer=True)
         rows = self._batch_rows(x.shape[0], batch_size)
         generator = make_generator(seed, self.device)
@@ -204,9 +217,10 @@ class ScoreModel(DensityModel):
                batch_size: int | None = None, **options) -> torch.Tensor:
         """Draw n samples (n, *shape).
 
-        method: "ode" (probability-flow ODE; options solver, rtol, atol, steps, max_steps), "sde"
-        (reverse SDE with torchsde; solver, steps), "pc" (predictor-corrector; steps, snr,
-        corrector_steps), "langevin" (annealed Langevin; levels, steps_per_level, snr), "dpm"
+        method: "ode" (probability-flow ODE; options solver, rtol, atol, steps, max_steps as
+        for ``log_prob``), "sde" (reverse SDE with torchsde; solver "euler" or "milstein",
+        steps), "pc" (predictor-corrector; steps, snr, corrector_steps), "langevin" (annealed
+        Langevin; noise_levels, steps_per_level, snr), "dpm"
         (DPM-Solver++ in log-SNR, one evaluation per step; steps=20, order=3, spacing) or,
         for VP models, "ddpm" (DDPM ancestral sampling; steps, whose last step denoises).
         eps: the last time (default ``sde.sampling_eps``); denoise: finish with Tweedie's
@@ -223,7 +237,7 @@ class ScoreModel(DensityModel):
         """
         n = check_count(n)
         sampler = choose(method, SAMPLERS, name="method")
-        sampler.check(method, self.sde, options)
+        sampler.check("sample", method, self.sde, options)
         eps = self._check_eps(eps, self.sde.sampling_eps)
         size = self._sample_rows(batch_size)
         labels = self._guidance_labels(n, y, classifier, guidance_scale)
@@ -255,7 +269,7 @@ class ScoreModel(DensityModel):
         if not torch.isfinite(x).all():
             shown = {k: v for k, v in options.items() if k != "mask"}
             raise RuntimeError(f"sampling diverged to NaN or inf (options {shown}): a smaller "
-                               "snr, more steps or levels, or a smaller guidance_scale keeps "
+                               "snr, more steps or noise_levels, or a smaller guidance_scale keeps "
                                "its steps stable")
         return x
 
@@ -292,12 +306,12 @@ class ScoreModel(DensityModel):
 
     @torch.no_grad()
     def impute(self, x, draws: int | None = None, *, eps: float | None = None,
-               levels: int = 100, steps_per_level: int = 20, snr: float = 0.4,
+               noise_levels: int = 100, steps_per_level: int = 20, snr: float = 0.4,
                seed: int | None = None, progress: bool = False) -> torch.Tensor:
         """Fill the NaN entries of x (n, *shape) with draws from the model's conditional
         p(missing | observed), row by row.
 
-        Annealed Langevin dynamics (``levels`` noise levels from T to eps, default
+        Annealed Langevin dynamics (``noise_levels`` noise levels from T to eps, default
         ``sde.sampling_eps``, ``steps_per_level`` steps at signal-to-noise ratio ``snr``)
         moves only the missing entries, which start from the prior and end with Tweedie's
         denoising step; the observed ones are returned unchanged.
@@ -309,10 +323,11 @@ class ScoreModel(DensityModel):
                 raise TypeError(f"x must hold real numbers; got dtype {array.dtype}")
             x = torch.from_numpy(np.ascontiguousarray(array))
         missing = torch.isnan(x) if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool)
-        x = self._read(torch.where(missing, torch.zeros_like(x), x))
+        x = self.checked_rows(torch.where(missing, torch.zeros_like(x), x))
         missing = missing.to(self.device)
         copies = 1 if draws is None else check_positive(draws, name="draws", integer=True)
-        for value, name in ((levels, "levels"), (steps_per_level, "steps_per_level")):
+        for value, name in ((noise_levels, "noise_levels"),
+                            (steps_per_level, "steps_per_level")):
             check_positive(value, name=name, integer=True)
         check_positive(snr, name="snr")
         eps = self._check_eps(eps, self.sde.sampling_eps)
@@ -326,7 +341,8 @@ class ScoreModel(DensityModel):
                            torch.where(holes, start, self.datamap.to_model(rows, self.dtype)),
                            eps=eps,
                            generator=generator, progress=progress, denoise=True, mask=holes,
-                           levels=levels, steps_per_level=steps_per_level, snr=snr)
+                           noise_levels=noise_levels, steps_per_level=steps_per_level,
+                           snr=snr)
         filled = torch.where(holes, self.datamap.to_data(filled), rows).to(
             self.datamap.output_dtype(self.dtype))
         return self._finish(filled if draws is None else filled.reshape(copies, *x.shape))

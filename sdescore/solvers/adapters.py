@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .sde import SDE
-from .utils import append_dims
+from ..sde import SDE
+from .._tensors import append_dims
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -142,6 +142,7 @@ FIXED_SOLVERS = ("euler", "midpoint", "heun3", "rk4")
 
 
 DEFAULT_MAX_STEPS = 5000
+FIXED_GRID_STEPS = 100  # default steps of a fixed-grid solve
 
 
 def solve_ode(func, y0, t0: float, t1: float, *, solver: str, rtol: float, atol: float,

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import SAMPLE_BATCH_NUMBERS, batch_rows
-from .datamap import DataMap, wide_dtype
-from .distributed import is_main
-from .io import save_payload
-from .likelihood import bits_per_dim
-from .utils import make_generator
-from .validation import as_batch, check_positive
+from .._batching import SAMPLE_BATCH_NUMBERS, batch_rows
+from ..datamap import DataMap, wide_dtype
+from ..distributed import is_main
+from ..io import save_payload
+from ..metrics import bits_per_dim
+from .._tensors import make_generator
+from .._checks import as_batch, check_positive
 
 
 class DensityModel(nn.Module):
@@ -74,16 +74,16 @@ class DensityModel(nn.Module):
     def device(self) -> torch.device:
         return self._placement.device
 
-    def _read(self, x, name: str = "x") -> torch.Tensor:
+    def checked_rows(self, x, name: str = "x") -> torch.Tensor:
         """x checked at the door: a finite (n, *shape) tensor in data coordinates, in float64
         (float32 on MPS) on the model's device."""
         return as_batch(x, self.shape, name=name, dtype=wide_dtype(self.device),
                         device=self.device)
 
-    def _batch(self, x, name: str = "x") -> torch.Tensor:
+    def model_rows(self, x, name: str = "x") -> torch.Tensor:
         """x checked at the door and mapped to model coordinates: (n, *shape) in the model's
         dtype."""
-        return self.datamap.to_model(self._read(x, name), self.dtype)
+        return self.datamap.to_model(self.checked_rows(x, name), self.dtype)
 
     def _batch_rows(self, n: int, batch_size: int | None) -> int:
         """Rows evaluated together for n inputs (``sdescore.batching.batch_rows``)."""
@@ -114,7 +114,7 @@ class DensityModel(nn.Module):
         check_positive(draws, name="draws", integer=True)
         integer = (not x.is_floating_point() if isinstance(x, torch.Tensor)
                    else np.asarray(x).dtype.kind in "iu")
-        rows = self._read(x)
+        rows = self.checked_rows(x)
         low, high = (0, self.levels - 1) if integer else (0, 1)
         if (rows < low).any() or (rows > high).any() or (not integer and (rows == 1).any()):
             raise ValueError(f"x must hold integers in [0, {self.levels - 1}] or dequantised "

@@ -16,23 +16,22 @@ from pathlib import Path
 import torch
 
 from .baselines import FLOWS, fit_flow
-from .likelihood import bits_per_dim
-from .metrics import energy_distance, mean_and_se
+from ._checks import check_positive, choose
+from .metrics import bits_per_dim, energy_distance, mean_and_se
 from .plot import comparison
-from .train import fit
-from .validation import check_positive, choose
+from .solvers.likelihood import LIKELIHOODS
+from .training import fit
 
 # name -> how to train it: ("score", fit's loss) or ("flow", fit_flow's kind)
 MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
           **{kind: ("flow", kind) for kind in FLOWS}}
 IMAGE_MODELS = {"glow"}
-SOLVERS = {"dopri5": "adaptive, rtol = atol = 1e-5", "dpm": "exponential integrator, 60 steps"}
 COLUMNS = ["data", "model", "fit_s", "steps", "test_nll", "test_nll_se", "test_nll_median",
            "bpd", "nll_bound", "entropy", "kl_gap", "log_prob_per_s", "energy_distance"]
 
 
 def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int = 0,
-            sde: str = "subvp", test_points: int = 1000, solver: str = "dopri5",
+            sde: str = "subvp", test_points: int = 1000, method: str = "ode",
             progress: bool = False) -> list[dict]:
     """Train and score each model on ``split`` (a ``datasets.Split``); one dict per model.
 
@@ -41,17 +40,16 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
     needs ``split.image_shape``. Where the split has an ``image_shape`` the score models and
     Glow see the rows as images (``fit`` gives them its U-Net), the other flows as vectors.
     max_time: each model's training budget in seconds. test_points: how many test rows to
-    score. solver: the score models' ``log_prob`` solver, "dopri5" (at 1e-5) or "dpm" (61
-    network evaluations, what makes the exact trace of a U-Net affordable on a CPU: within
-    0.01 nats of dopri5 on the benchmark mixtures, but 0.25-0.46 nats per row above it on a
-    U-Net fitted to the digits; BENCHMARKS.md, "The digits as images").
+    score. method: the score models' ``log_prob`` method at its defaults, "ode" (dopri5 at
+    1e-5) or "dpm" (61 network evaluations, which makes the exact trace of a U-Net
+    affordable on a CPU; BENCHMARKS.md, "The digits as images", measures its bias there).
     """
     if isinstance(models, str):
         raise TypeError(f"models must be a list of names, e.g. [{models!r}]; got the string "
                         f"{models!r}")
     check_positive(test_points, name="test_points", integer=True)
     check_positive(max_time, name="max_time")
-    choose(solver, SOLVERS, name="solver")
+    choose(method, LIKELIHOODS, name="method")
     test = torch.as_tensor(split.test[:test_points])
     dim = test[0].numel()
     rows = []
@@ -80,7 +78,7 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
             continue
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        log_prob = (model.log_prob(test_rows, solver=solver) if family == "score"
+        log_prob = (model.log_prob(test_rows, method=method) if family == "score"
                     else model.log_prob(test_rows))
         throughput = len(test) / (time.perf_counter() - start)
         nll, nll_se = mean_and_se(-log_prob)

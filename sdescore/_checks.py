@@ -199,3 +199,28 @@ def as_labels(labels, n: int, *, name: str = "labels", classes: int | None = Non
     if n and classes is not None and (array >= classes).any():
         raise ValueError(f"{name} must be below the model's {classes} classes; got {array.max()}")
     return torch.as_tensor(array.astype(np.int64), device=device)
+
+
+def check_device(device, *, name: str = "device"):
+    """None (the caller's default) or a device torch knows and this machine has: "cpu",
+    "cuda", "cuda:1", "mps" or a torch.device. Refused by name otherwise, before any work."""
+    if device is None:
+        return None
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+        raise TypeError(f"{name} must be a device name such as 'cpu' or 'cuda', or a "
+                        f"torch.device; got {type(device).__name__}")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{name} {device!r} is not a device: {err}") from None
+    available = {"cpu": lambda: True,
+                 "cuda": lambda: torch.cuda.is_available()
+                 and (parsed.index is None or parsed.index < torch.cuda.device_count()),
+                 "mps": lambda: torch.backends.mps.is_available()}
+    if parsed.type not in available:
+        raise ValueError(f"{name} {device!r} cannot train or evaluate a model; use cpu, cuda "
+                         "or mps")
+    if not available[parsed.type]():
+        raise ValueError(f"{name} {device!r} is not available on this machine; use "
+                         f"{'cuda' if torch.cuda.is_available() else 'cpu'}")
+    return parsed

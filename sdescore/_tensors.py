@@ -1,9 +1,11 @@
 """Small tensor helpers shared across the package."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
-from .validation import check_seed
+from ._checks import check_seed
 
 
 def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -29,3 +31,19 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator | 
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | None = None):
+    """Run the block on torch's global generator seeded with ``seed``, restoring its state
+    afterwards (and the CUDA device's, for a CUDA ``device``), so that the same seed gives
+    the same draws. seed None: the block draws fresh randomness from the global generator,
+    which moves on, so that two calls differ."""
+    seed = check_seed(seed)
+    if seed is None:
+        yield
+        return
+    cuda = [device] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield

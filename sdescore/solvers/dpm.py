@@ -19,29 +19,8 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from .utils import append_dims
-
-SPACINGS = ("log-snr", "time", "quadratic")
-
-
-def step_times(sde, eps: float, steps: int, spacing: str, like: torch.Tensor) -> torch.Tensor:
-    """``steps`` + 1 times from T down to eps (float64): evenly spaced in lambda ("log-snr"),
-    in t ("time"), or in sqrt(t) ("quadratic", denser near the data)."""
-    ends = torch.tensor([sde.T, eps], dtype=torch.float64)
-    if spacing == "log-snr":
-        lam = sde.log_snr(ends)
-        times = sde.time_at_log_snr(torch.linspace(lam[0], lam[1], steps + 1,
-                                                   dtype=torch.float64))
-        times[0], times[-1] = sde.T, eps  # the ends exactly, not through the round trip
-    elif spacing == "time":
-        times = torch.linspace(sde.T, eps, steps + 1, dtype=torch.float64)
-    elif spacing == "quadratic":
-        times = torch.linspace(math.sqrt(sde.T), math.sqrt(eps), steps + 1,
-                               dtype=torch.float64) ** 2
-    else:
-        raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}; got {spacing!r}")
-    return times.to(like.device)
-
+from ..sde import tweedie_denoise
+from .schedules import step_times
 
 def polynomial_weights(moments: list[float], offsets: list[float]) -> list[float]:
     """Weights w with sum_i w_i P(offsets_i) = sum_j c_j moments_j for every polynomial
@@ -62,14 +41,6 @@ def exponential_weights(h: float, offsets: list[float]) -> list[float]:
     for j in range(1, len(offsets)):
         psi.append(h**j / math.factorial(j) - psi[-1])
     return polynomial_weights(psi, offsets)
-
-
-def tweedie_denoise(sde, score, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """The data prediction D(x, t) = E[x_0 | x_t] = (x + s(t)^2 score(x, t)) / m(t) (Tweedie):
-    x (n, *shape), t (n,); also the samplers' usual last denoising step."""
-    m = append_dims(sde.mean_scale(t), x.ndim)
-    s2 = append_dims(sde.marginal_std(t) ** 2, x.ndim)
-    return (x + s2 * score(x, t)) / m
 
 
 def exponential_multistep(sde, predict, x: torch.Tensor, times: torch.Tensor, *, order: int,
