@@ -31,6 +31,8 @@ from .metrics import mean_and_se
 from ._tensors import append_dims, sum_except_batch
 from ._checks import check_positive
 
+__all__ = ["importance_values", "kl_bound", "KLBound", "nll_bound_terms"]
+
 
 def _prior_cross_entropy(sde, y, eps_t):
     """E[-log prior(x_T)] for x_T ~ N(m(T) y, s(T)^2 I), in closed form: y (n, D) -> (n,)."""

@@ -40,6 +40,9 @@ from .solvers.samplers import SAMPLERS
 from .training import DEFAULTS, TrainConfig, fit
 from .training.config import FIELDS as TRAIN_FIELDS
 
+__all__ = ["CommandError", "main", "read_table", "run_compare", "run_fit", "run_info",
+           "run_log_prob", "run_sample", "TABLE_SUFFIXES"]
+
 TABLE_SUFFIXES = (".csv", ".npy", ".npz")
 
 

@@ -22,6 +22,8 @@ from .plot import comparison
 from .solvers.likelihood import LIKELIHOODS
 from .training import fit
 
+__all__ = ["COLUMNS", "compare", "IMAGE_MODELS", "MODELS", "write_report"]
+
 # name -> how to train it: ("score", fit's loss) or ("flow", fit_flow's kind)
 MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
           **{kind: ("flow", kind) for kind in FLOWS}}

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["DATA_DTYPES", "DataMap", "wide_dtype"]
+
 DATA_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 

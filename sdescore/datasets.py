@@ -19,8 +19,8 @@ from .oracle import GaussianMixture, random_mixture
 from ._checks import check_count, choose
 from ._data_folder import data_folder
 
-__all__ = ["GaussianMixture", "Split", "TOYS", "dequantize", "load_benchmark", "load_mnist",
-           "random_mixture", "toy"]
+__all__ = ["BENCHMARK_FILES", "BENCHMARK_SETS", "dequantize", "GaussianMixture", "load_benchmark",
+           "load_mnist", "paper_split", "random_mixture", "Split", "toy", "TOYS"]
 
 
 def _eight_gaussians(rng, n):

@@ -14,6 +14,8 @@ import torch
 from .sde import VPSDE
 from ._tensors import append_dims
 
+__all__ = ["alphas_bar", "ddpm_betas", "noise_to_score", "score_to_noise", "vp_sde_from_betas"]
+
 
 def ddpm_betas(sde: VPSDE, steps: int = 1000, *, dtype=torch.float64) -> torch.Tensor:
     """DDPM's beta_1..beta_N (N,) for a VP SDE: linear from beta_min / N to beta_max / N."""

@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+__all__ = ["load", "register_format", "save_payload"]
+
 # format name -> (from_config(config) -> untrained model, whether the data map is in the weights)
 FORMATS: dict[str, tuple[Callable[[dict], torch.nn.Module], bool]] = {}
 

@@ -20,6 +20,10 @@ import torch
 from ._tensors import append_dims, sum_except_batch
 from ._checks import choose
 
+__all__ = ["DenoisingScoreMatching", "get_loss", "ImportanceTimes", "LadderTimes", "LOSSES",
+           "PROBES", "SlicedScoreMatching", "training_objective", "UniformTimes", "WEIGHTINGS",
+           "with_labels_argument"]
+
 
 class UniformTimes:
     """t ~ U(eps, T), weight 1."""

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+__all__ = ["bits_per_dim", "energy_distance", "mean_and_se", "mmd"]
+
 
 def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
     """(mean, standard error of the mean) of values (n, ...) taken as n * ... draws, in

@@ -13,6 +13,8 @@ import numpy as np
 from ._checks import choose
 from ._data_folder import data_folder
 
+__all__ = ["FILES", "load_mnist", "read_idx"]
+
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 

@@ -15,6 +15,10 @@ import math
 import torch
 from torch import nn
 
+__all__ = ["ConvClassifierNet", "default_classifier_net", "DEFAULT_MAX_FREQUENCY", "default_net",
+           "default_width", "LabelEmbedding", "LOG_TIME_FLOOR", "MLPScoreNet", "net_name", "NETS",
+           "NoisyClassifierNet", "SinusoidalTimeEmbedding", "TIME_INPUTS", "UNet"]
+
 
 TIME_INPUTS = ("linear", "log")
 LOG_TIME_FLOOR = 1e-5  # "log" time input: t in [1e-5, 1] maps to [0, 1]

@@ -14,6 +14,8 @@ import torch
 
 from ._checks import as_batch, check_count, symmetric_eigh
 
+__all__ = ["GaussianMixture", "random_mixture"]
+
 
 class GaussianMixture:
     """sum_k w_k N(mu_k, Sigma_k) in d dimensions.

@@ -24,6 +24,9 @@ from .ddpm import noise_to_score
 from ._tensors import append_dims
 from ._checks import check_positive, symmetric_eigh
 
+__all__ = ["DirectScore", "GaussianResidual", "NoisePrediction", "Parameterization",
+           "parameterization_name", "PARAMETERIZATIONS", "reference_covariance"]
+
 
 class Parameterization(nn.Module):
     """Shared set-up: the network, the SDE, and the options saved with a model (``config``)."""

@@ -10,6 +10,8 @@ import math
 import numpy as np
 import torch
 
+__all__ = ["comparison", "density_2d", "image_grid", "samples_against_data", "training_history"]
+
 
 def _figure(width: float, height: float):
     try:

@@ -12,6 +12,9 @@ import torch
 
 from ._tensors import append_dims, sum_except_batch
 
+__all__ = ["get_sde", "largest_distance", "SDE", "sde_for_data", "SDES", "SubVPSDE",
+           "tweedie_denoise", "VESDE", "VPSDE"]
+
 
 class SDE:
     """Shared behaviour of the linear SDEs with Gaussian kernels.

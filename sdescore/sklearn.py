@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from .training import DEFAULTS, fit, fit_flow
 from .training.config import FIELDS as TRAIN_FIELDS
 
-__all__ = ["FlowDensity", "ScoreDensity"]
+__all__ = ["FLOW_OPTIONS", "FlowDensity", "SCORE_OPTIONS", "ScoreDensity"]
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data

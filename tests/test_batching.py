@@ -4,16 +4,30 @@ import pytest
 import torch
 
 import sdescore
-from sdescore._batching import CPU_BATCH_ROWS, batch_rows, in_batches
+from sdescore._batching import CPU_BATCH_ROWS, in_batches
 
 from conftest import make_sde
 
 
-def test_rows_per_batch_by_device():
-    assert batch_rows(50_000, None, torch.device("cuda")) == 50_000
-    assert batch_rows(50_000, None, torch.device("cpu")) == CPU_BATCH_ROWS
-    assert batch_rows(10, None, torch.device("cpu")) == 10
-    assert batch_rows(50_000, 300, torch.device("cuda")) == 300
+def test_rows_are_evaluated_once_each_in_order_in_bounded_batches(exact_model, monkeypatch):
+    """On a CPU a solve takes at most ``CPU_BATCH_ROWS`` rows unless told otherwise; the
+    batches cover every row once, in order, so the result lines up with the input."""
+    mixture, model = exact_model
+    seen = []
+    solve = sdescore.models.score.probability_flow_log_prob
+
+    def recording(sde, score, shape, rows, **options):
+        seen.append(rows.clone())
+        return solve(sde, score, shape, rows, **options)
+
+    monkeypatch.setattr(sdescore.models.score, "probability_flow_log_prob", recording)
+    x = mixture.sample(CPU_BATCH_ROWS + 5, seed=4).float()
+    model.log_prob(x, solver="euler", steps=2, progress=False)
+    assert [len(rows) for rows in seen] == [CPU_BATCH_ROWS, 5]
+    torch.testing.assert_close(torch.cat(seen), model.datamap.to_model(x.double(), x.dtype))
+    seen.clear()
+    model.log_prob(x[:10], solver="euler", steps=2, batch_size=4)
+    assert [len(rows) for rows in seen] == [4, 4, 2]
 
 
 def _out_of_memory_above(limit, sizes):

@@ -23,6 +23,8 @@ from ..metrics import bits_per_dim
 from .._tensors import make_generator
 from .._checks import as_batch, check_positive
 
+__all__ = ["DensityModel"]
+
 
 class DensityModel(nn.Module):
     """Shape, data map, history, dtype/device and saving; subclasses set ``file_format`` and

@@ -16,7 +16,7 @@ from ..datamap import DataMap
 from ..io import register_format
 from .base import DensityModel
 
-__all__ = ["FLOWS", "FlowModel", "build_flow"]
+__all__ = ["build_flow", "FLOW_FORMAT", "FlowModel", "FLOWS"]
 
 FLOW_FORMAT = "sdescore-flow-2"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["classifier_free_guided", "classifier_guided"]
+
 
 def classifier_guided(score, log_q, labels, scale: float, to_data):
     """score(x, t) + scale * grad_x log q(labels | to_data(x), t), for x in the score's

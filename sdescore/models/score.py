@@ -23,6 +23,8 @@ from ..sde import SDE, SDES, get_sde
 from .._tensors import make_generator
 from .._checks import as_labels, as_times, check_count, check_positive, choose
 
+__all__ = ["SCORE_FORMAT", "ScoreModel"]
+
 SCORE_FORMAT = "sdescore-model-2"
 
 

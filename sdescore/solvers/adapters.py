@@ -16,6 +16,10 @@ from torch import nn
 from ..sde import SDE
 from .._tensors import append_dims
 
+__all__ = ["ADAPTIVE_SOLVERS", "DEFAULT_MAX_STEPS", "FIXED_GRID_STEPS", "FIXED_SOLVERS",
+           "ForwardSDE", "integrate_probability_flow", "integrate_reverse_sde", "LogDensityODE",
+           "ProbabilityFlowODE", "ReverseSDE", "solve_ode"]
+
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

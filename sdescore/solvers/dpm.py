@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 from ..sde import tweedie_denoise
 from .schedules import step_times
 
+__all__ = ["exponential_multistep", "exponential_weights", "polynomial_weights", "sample_dpm"]
+
 def polynomial_weights(moments: list[float], offsets: list[float]) -> list[float]:
     """Weights w with sum_i w_i P(offsets_i) = sum_j c_j moments_j for every polynomial
     P(u) = sum_j c_j u^j / j! of degree < len(offsets) (offsets distinct, float64):

@@ -24,8 +24,9 @@ from .dpm import exponential_multistep, polynomial_weights
 from .registry import ODE_OPTIONS, Method, check_ode_options, positive_integer
 from .schedules import step_times
 
-__all__ = ["LIKELIHOODS", "TRACES", "draw_probes", "exact_divergence", "hutchinson_divergence",
-           "log_snr_log_prob", "ode_log_prob", "probability_flow_log_prob"]
+__all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "exact_divergence",
+           "hutchinson_divergence", "LIKELIHOODS", "log_snr_log_prob", "ode_log_prob",
+           "probability_flow_log_prob", "resolve_trace", "TRACES"]
 
 # Above this many dimensions "auto" switches from the exact trace to Hutchinson's estimator.
 AUTO_EXACT_MAX_DIM = 64

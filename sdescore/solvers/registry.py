@@ -13,7 +13,8 @@ from .._checks import check_count, check_positive
 from .adapters import ADAPTIVE_SOLVERS, FIXED_SOLVERS
 from .schedules import SPACINGS
 
-__all__ = ["Method", "ODE_OPTIONS", "check_ode_options"]
+__all__ = ["check_ode_options", "count", "Method", "ODE_OPTIONS", "one_of", "order", "positive",
+           "positive_integer"]
 
 
 def positive(value, name):

@@ -29,8 +29,8 @@ from .registry import (ODE_OPTIONS, Method, check_ode_options, count, one_of, or
                        positive_integer, spacing)
 from .schedules import step_times
 
-__all__ = ["SAMPLERS", "langevin_correct", "sample_ddpm", "sample_langevin", "sample_ode",
-           "sample_pc", "sample_sde"]
+__all__ = ["langevin_correct", "sample_ddpm", "sample_langevin", "sample_ode", "sample_pc",
+           "sample_sde", "SAMPLERS", "TORCHSDE_SOLVERS"]
 
 
 def sample_ode(sde, score, x, *, eps, generator=None, progress=False, solver="dopri5",

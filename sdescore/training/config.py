@@ -19,7 +19,8 @@ import torch
 from .._checks import check_compute_dtype, check_device, check_positive, check_seed, choose
 from .optim import LR_SCHEDULES, default_lr
 
-__all__ = ["DEFAULTS", "DEFAULT_STEPS", "TrainConfig", "default_batch_size", "train_config"]
+__all__ = ["default_batch_size", "DEFAULT_STEPS", "DEFAULTS", "FIELDS", "score_batch_and_lr",
+           "train_config", "TrainConfig"]
 
 DEFAULT_STEPS = 5000
 

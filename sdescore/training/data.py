@@ -19,7 +19,8 @@ from .._ranks import agreed_seed
 from .._tensors import seeded
 from ..datamap import DataMap
 
-__all__ = ["Prepared", "auto_validation_rows", "prepared", "split"]
+__all__ = ["auto_validation_rows", "check_levels", "dequantized_split", "dequantizer",
+           "discrete_levels", "Prepared", "prepared", "split"]
 
 
 @dataclass

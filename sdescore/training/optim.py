@@ -9,6 +9,8 @@ import math
 
 import torch
 
+__all__ = ["adam", "budget_spent", "default_lr", "lr_factor", "LR_SCHEDULES", "WeightAverage"]
+
 
 def default_lr(batch_size: int, lr_schedule: str = "cosine") -> float:
     """Adam's step size for score networks: 2e-3 below batches of 1024; from 1024, 1e-2 under
