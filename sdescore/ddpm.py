@@ -4,15 +4,16 @@ DDPM (Ho et al. 2020) perturbs x_i = sqrt(abar_i) x_0 + sqrt(1 - abar_i) z with
 abar_i = prod_{j <= i} (1 - beta_j), i = 1..N. The VP SDE is its limit as N -> infinity with
 beta_i = beta_min / N + (i - 1)(beta_max - beta_min) / (N (N - 1)), i.e. beta_i = beta(t) / N
 at t = (i - 1) / (N - 1), and step i sits at time t_i = i / N (Song et al. 2021, App. B).
-A network eps_theta that predicts z gives the score -eps_theta / sqrt(1 - abar_i), and
+A network eps_theta that predicts z gives the score -eps_theta / sqrt(1 - abar_i) (the noise
+parameterisation's ``noise_to_score``, re-exported here), and
 sqrt(1 - abar_i) ~ s(t_i), the VP kernel's std.
 """
 from __future__ import annotations
 
 import torch
 
+from .parameterization import noise_to_score, score_to_noise
 from .sde import VPSDE
-from ._tensors import append_dims
 
 __all__ = ["alphas_bar", "ddpm_betas", "noise_to_score", "score_to_noise", "vp_sde_from_betas"]
 
@@ -44,14 +45,3 @@ def vp_sde_from_betas(betas) -> VPSDE:
 def alphas_bar(betas: torch.Tensor) -> torch.Tensor:
     """abar_i = prod_{j <= i} (1 - beta_j), (N,)."""
     return torch.cumprod(1 - betas, dim=0)
-
-
-def noise_to_score(noise: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """score = -noise / std: noise (n, *shape), std (n,) the kernel's std (DDPM:
-    sqrt(1 - abar_i))."""
-    return -noise / append_dims(std, noise.ndim)
-
-
-def score_to_noise(score: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """noise = -std * score, the inverse of ``noise_to_score``."""
-    return -append_dims(std, score.ndim) * score

@@ -20,12 +20,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ddpm import noise_to_score
 from ._tensors import append_dims
 from ._checks import check_positive, symmetric_eigh
 
-__all__ = ["DirectScore", "GaussianResidual", "NoisePrediction", "Parameterization",
-           "parameterization_name", "PARAMETERIZATIONS", "reference_covariance"]
+__all__ = ["DirectScore", "GaussianResidual", "noise_to_score", "NoisePrediction",
+           "Parameterization", "parameterization_name", "PARAMETERIZATIONS",
+           "reference_covariance", "score_to_noise"]
+
+
+def noise_to_score(noise: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """score = -noise / std: noise (n, *shape), std (n,) the kernel's std (DDPM:
+    sqrt(1 - abar_i))."""
+    return -noise / append_dims(std, noise.ndim)
+
+
+def score_to_noise(score: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """noise = -std * score, the inverse of ``noise_to_score``."""
+    return -append_dims(std, score.ndim) * score
 
 
 class Parameterization(nn.Module):

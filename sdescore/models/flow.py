@@ -118,7 +118,7 @@ class FlowModel(DensityModel):
         return self.datamap.log_prob_to_data(log_p)
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, *,
+    def sample(self, n: int, *, seed: int | None = None,
                batch_size: int | None = None) -> torch.Tensor:
         """n draws (n, *shape); ``seed`` makes them repeatable. batch_size: draws made
         together (default: as many as hold 2**22 numbers)."""
