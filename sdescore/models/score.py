@@ -14,7 +14,8 @@ from .base import DensityModel
 from ..sde import tweedie_denoise
 from .guidance import classifier_free_guided, classifier_guided
 from ..io import register_format
-from ..solvers.likelihood import LIKELIHOODS, probability_flow_log_prob, resolve_trace
+from ..solvers.likelihood import (LIKELIHOODS, LogDensity, probability_flow_log_prob,
+                                  resolve_trace)
 from ..solvers.adapters import ForwardSDE, ReverseSDE
 from ..nets import NETS, net_name
 from ..parameterization import PARAMETERIZATIONS, parameterization_name
@@ -82,12 +83,6 @@ class ScoreModel(DensityModel):
                              "an unconditional one pass classifier=... as well")
         return as_labels(y, n, name="y", classes=self.classes, device=self.device)
 
-    def _conditioned(self, labels):
-        """The counted score with labels bound (or the plain one for labels None)."""
-        if labels is None:
-            return self._score
-        return lambda x, t: self._score(x, t, labels)
-
     def _finish(self, result):
         self.last_score_evals, self._score_evals = self._score_evals, 0
         return result
@@ -122,7 +117,7 @@ class ScoreModel(DensityModel):
                  eps: float | None = None, probes: int | None = None,
                  probe: str | None = None, seed: int | None = None,
                  batch_size: int | None = None, progress: bool | None = None, y=None,
-                 **options) -> torch.Tensor:
+                 return_error: bool = False, **options):
         """Exact log-density log p_eps(x) in nats by the probability-flow ODE: x (n, *shape) -> (n,).
 
         This is the density at t = eps (default ``sde.likelihood_eps``), the prior pushed back
@@ -135,10 +130,13 @@ class ScoreModel(DensityModel):
                 with an exact trace.
             method: a ``solvers.likelihood.LIKELIHOODS`` name, the same integrators as
                 ``sample``'s methods of those names, with its options:
-                "ode" (torchdiffeq): solver (default "dopri5"; adaptive dopri5, dopri8,
-                bosh3, fehlberg2, adaptive_heun take rtol and atol, default 1e-5, and
-                max_steps, default 5000, after which the solve stops with RuntimeError;
-                fixed-grid euler, midpoint, heun3, rk4 take steps, default 100).
+                "ode": solver (default "dopri5": Dormand-Prince with a step size and an
+                error control per row, so that a row's value does not depend on the rows
+                beside it; torchdiffeq's adaptive dopri8, bosh3, fehlberg2, adaptive_heun
+                share one step size over the batch); the adaptive solvers take rtol and
+                atol (default 1e-5, per row for dopri5) and max_steps (default 5000, after
+                which the solve stops with RuntimeError); the fixed-grid euler, midpoint,
+                heun3, rk4 take steps (default 100).
                 "dpm": the exponential integrator in log-SNR
                 (``likelihood.log_snr_log_prob``), ``steps`` + 1 evaluations (default 60;
                 no error control).
@@ -150,8 +148,17 @@ class ScoreModel(DensityModel):
             progress: a bar over the rows (default: shown when there is more than one batch).
             y: class labels (one integer or (n,)) for the conditional log p(x | y) of a
                 class-conditional model.
+            return_error: also return each row's error estimates.
 
-        ``last_score_evals`` sums the evaluations of all batches.
+        Returns:
+            (n,) log-densities in nats; with ``return_error``, a ``LogDensity`` (log_prob,
+            solver_error, trace_stderr): solver_error (n,) estimates a bound on the solver's
+            error in nats (dopri5: ``likelihood.ERROR_SAFETY`` times the sum of the row's
+            local error estimates; NaN for the methods without error control), trace_stderr (n,) is the standard error of Hutchinson's
+            estimate over its probes (NaN with one probe; None for an exact trace).
+
+        ``last_score_evals`` sums the batched evaluations of all batches (with dopri5 a
+        batched evaluation covers only the rows still solving).
         """
         x = self.model_rows(x)
         eps = self._check_eps(eps, self.sde.likelihood_eps)
@@ -169,13 +176,20 @@ class ScoreModel(DensityModel):
         self._score_evals = 0
 
         def solve(part):
-            return probability_flow_log_prob(
-                self.sde, self._conditioned(None if labels is None else labels[part]),
-                self.shape, x[part], trace=trace, eps=eps, method=method,
-                probes=probes or 1, probe=probe or "rademacher", generator=generator,
+            result = probability_flow_log_prob(
+                self.sde, self._score, self.shape, x[part], trace=trace, eps=eps,
+                method=method, probes=probes or 1, probe=probe or "rademacher",
+                generator=generator, labels=None if labels is None else labels[part],
                 **options)
-        log_p = in_batches(solve, x.shape[0], rows, progress=progress, desc="log_prob")
-        return self._finish(self.datamap.log_prob_to_data(log_p))
+            stderr = (result.trace_stderr if result.trace_stderr is not None
+                      else torch.full_like(result.log_prob, math.nan))
+            return torch.stack([result.log_prob, result.solver_error, stderr], 1)
+        log_p, solver_error, stderr = in_batches(solve, x.shape[0], rows, progress=progress,
+                                                 desc="log_prob").unbind(1)
+        log_p = self._finish(self.datamap.log_prob_to_data(log_p))
+        if not return_error:
+            return log_p
+        return LogDensity(log_p, solver_error, None if not hutchinson else stderr)
 
     def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
         return self.log_prob(x, seed=seed, **options)  # Hutchinson's probes

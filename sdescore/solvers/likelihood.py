@@ -12,6 +12,7 @@ exponential integrator in log-SNR).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch.func import vjp, vmap
@@ -21,11 +22,12 @@ from ..sde import tweedie_denoise
 from .adapters import (DEFAULT_MAX_STEPS, FIXED_GRID_STEPS, LogDensityODE, ProbabilityFlowODE,
                        solve_ode)
 from .dpm import exponential_multistep, polynomial_weights
+from .per_row import solve_per_row
 from .registry import ODE_OPTIONS, Method, check_ode_options, positive_integer
 from .schedules import step_times
 
 __all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "exact_divergence",
-           "hutchinson_divergence", "LIKELIHOODS", "log_snr_log_prob", "ode_log_prob",
+           "hutchinson_divergence", "hutchinson_divergences", "LIKELIHOODS", "LogDensity", "RowTrace", "log_snr_log_prob", "ode_log_prob",
            "probability_flow_log_prob", "resolve_trace", "TRACES"]
 
 # Above this many dimensions "auto" switches from the exact trace to Hutchinson's estimator.
@@ -33,6 +35,10 @@ AUTO_EXACT_MAX_DIM = 64
 # Default steps of method "dpm": the fewest that kept exact mixture scores in 2, 6 and 16
 # dimensions within 0.01 nats (BENCHMARKS.md, "Exponential integrators in log-SNR").
 DPM_STEPS = 60
+# The reported solver_error is this multiple of the sum of a row's local error estimates,
+# which ignores how an early error grows along the flow: it then covered the true error on at
+# least 95% of the rows of every benchmark mixture (BENCHMARKS.md, "Exact for every row").
+ERROR_SAFETY = 2.0
 
 
 def exact_divergence(fn, y: torch.Tensor):
@@ -45,12 +51,19 @@ def exact_divergence(fn, y: torch.Tensor):
     return out, torch.einsum("ibi->b", rows)
 
 
+def hutchinson_divergences(fn, y: torch.Tensor, probes: torch.Tensor):
+    """Hutchinson's estimates v_k^T J v_k, one per fixed probe (k, n, D); returns (fn(y),
+    estimates) with shapes (n, D) and (k, n)."""
+    out, pullback = vjp(fn, y)
+    (vjps,) = vmap(pullback)(probes)
+    return out, (vjps * probes).sum(dim=-1)
+
+
 def hutchinson_divergence(fn, y: torch.Tensor, probes: torch.Tensor):
     """Hutchinson's estimate mean_k v_k^T J v_k with fixed probes (k, n, D); returns
     (fn(y), estimate) with shapes (n, D) and (n,)."""
-    out, pullback = vjp(fn, y)
-    (vjps,) = vmap(pullback)(probes)
-    return out, (vjps * probes).sum(dim=-1).mean(dim=0)
+    out, estimates = hutchinson_divergences(fn, y, probes)
+    return out, estimates.mean(dim=0)
 
 
 def draw_probes(kind: str, count: int, like: torch.Tensor, generator=None) -> torch.Tensor:
@@ -75,47 +88,127 @@ def resolve_trace(trace: str, dim: int) -> str:
     return choice
 
 
+class LogDensity(NamedTuple):
+    """log p_eps(x) (n,) in nats, with per-row error estimates (n,): ``solver_error`` bounds
+    the solver's error (NaN for a method without error control), ``trace_stderr`` is the
+    standard error of Hutchinson's estimate over its probes (None for an exact trace, NaN
+    with one probe)."""
+
+    log_prob: torch.Tensor
+    solver_error: torch.Tensor
+    trace_stderr: torch.Tensor | None
+
+
+class RowTrace:
+    """The divergence of a function of rows, exact or by Hutchinson's probes fixed per row:
+    ``trace(fn, y, rows)`` -> (fn(y) (m, D), divergence estimates (k, m)), one per probe (one
+    for the exact trace), for the rows ``rows`` of the batch the probes were drawn for."""
+
+    def __init__(self, probes: torch.Tensor | None):
+        self.probes = probes
+        self.count = 1 if probes is None else probes.shape[0]
+
+    def __call__(self, fn, y: torch.Tensor, rows: torch.Tensor):
+        if self.probes is None:
+            out, div = exact_divergence(fn, y)
+            return out, div[None]
+        return hutchinson_divergences(fn, y, self.probes[:, rows])
+
+    def mean(self, fn, y: torch.Tensor):
+        """(fn(y), the divergence averaged over the probes (n,)) for the whole batch."""
+        out, div = self(fn, y, slice(None))
+        return out, div.mean(0)
+
+
 def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str = "auto",
                               eps: float | None = None, method: str = "ode",
                               probes: int = 1, probe: str = "rademacher", generator=None,
-                              **options) -> torch.Tensor:
-    """log p_eps(x) in nats for x (n, *shape); returns (n,).
+                              labels: torch.Tensor | None = None, **options) -> LogDensity:
+    """log p_eps(x) in nats for x (n, *shape), with its per-row error estimates.
 
+    score(x, t[, y]): the score, given the rows' ``labels`` (n,) as y when there are any.
     trace: "exact", "hutchinson" or "auto" (exact up to AUTO_EXACT_MAX_DIM dimensions);
-    probes, probe: number and kind of Hutchinson probes, drawn once for the whole solve
-    (from ``generator``). eps: the smallest time (default ``sde.likelihood_eps``); the
+    probes, probe: number and kind of Hutchinson probes, drawn once per row for the whole
+    solve (from ``generator``). eps: the smallest time (default ``sde.likelihood_eps``); the
     result is the density of p_eps, not p_0. method: a ``LIKELIHOODS`` name, with its
     ``options`` (checked by the caller, ``Method.check``).
     """
     eps = sde.likelihood_eps if eps is None else eps
     y = x.reshape(x.shape[0], -1)
-    if resolve_trace(trace, y.shape[1]) == "exact":
-        divergence = exact_divergence
-    else:
-        fixed = draw_probes(probe, probes, y, generator)
-        divergence = lambda fn, v: hutchinson_divergence(fn, v, fixed)  # noqa: E731
-    return LIKELIHOODS[method].run(sde, score, shape, x, divergence, eps=eps, **options)
+    exact = resolve_trace(trace, y.shape[1]) == "exact"
+    row_trace = RowTrace(None if exact else draw_probes(probe, probes, y, generator))
+
+    def score_of(rows):
+        if labels is None:
+            return score
+        return lambda v, t: score(v, t, labels[rows])
+    return LIKELIHOODS[method].run(sde, score_of, shape, x, row_trace, eps=eps, **options)
 
 
-def ode_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: float,
+def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, eps: float,
                  solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
                  steps: int = FIXED_GRID_STEPS, max_steps: int = DEFAULT_MAX_STEPS):
-    """log p_eps(x) (n,) in nats by torchdiffeq: x and the running divergence solved together
-    from eps up to T. solver: adaptive (dopri5, ...: rtol, atol, max_steps) or fixed-grid
-    (euler, midpoint, heun3, rk4: ``steps`` equal steps). divergence(fn, y) -> (fn(y), div)."""
+    """log p_eps(x) in nats: x and the running divergence solved together from eps up to T.
+
+    solver "dopri5" (the default): Dormand-Prince with a step size and an error control per
+    row (``per_row.solve_per_row``), so that a row's value does not depend on its batch; the
+    sample is held to atol + rtol |x| per step, the log-density to atol nats per step
+    whatever its size (a relative tolerance on it loosens with the dimension). Its
+    ``solver_error`` is ERROR_SAFETY times the sum of each row's local error estimates
+    (4th-order: the log-density's own, and the sample's through the prior's gradient at T). The other
+    solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun: rtol, atol,
+    max_steps; one step size for the whole batch) or fixed-grid (euler, midpoint, heun3,
+    rk4: ``steps`` equal steps), without an error estimate. score_of(rows) -> the score of
+    those rows; row_trace: a ``RowTrace``. Returns a ``LogDensity``."""
     n = x.shape[0]
     y = x.reshape(n, -1)
-    ode = LogDensityODE(ProbabilityFlowODE(sde, score, shape), divergence)
+    dim, count = y.shape[1], row_trace.count
+    if solver == "dopri5":
+        def derivative(t, state, rows, quadrature=True):
+            flow = ProbabilityFlowODE(sde, score_of(rows), shape)
+            if not quadrature:  # a stage whose divergence no solution uses
+                return torch.cat([flow(t, state[:, :dim]), state.new_zeros(len(rows), count)], 1)
+            out, div = row_trace(lambda v: flow(t, v), state[:, :dim], rows)
+            return torch.cat([out, div.T], 1)
+
+        state0 = torch.cat([y, y.new_zeros(n, count)], 1)
+        solution = solve_per_row(derivative, state0, eps, sde.T,
+                                 parts=[slice(0, dim), slice(dim, dim + count)],
+                                 rtol=rtol, atol=atol, max_steps=max_steps,
+                                 absolute=slice(dim, dim + count),
+                                 quadrature=slice(dim, dim + count))
+        y_T, deltas = solution.y1[:, :dim], solution.y1[:, dim:]
+        with torch.enable_grad():
+            end = y_T.detach().requires_grad_(True)
+            prior = sde.prior_log_prob(end.reshape(x.shape))
+            (slope,) = torch.autograd.grad(prior.sum(), end)
+        errors = solution.local_errors
+        solver_error = ERROR_SAFETY * (errors[:, dim:].mean(1)
+                                       + (slope.abs() * errors[:, :dim]).sum(1)).detach()
+        return _finish(prior.detach() + deltas.mean(1), solver_error, deltas, row_trace)
+    ode = LogDensityODE(ProbabilityFlowODE(sde, score_of(slice(None)), shape), row_trace.mean)
     delta0 = torch.zeros(n, dtype=y.dtype, device=y.device)
     y_T, delta_T = solve_ode(ode, (y, delta0), eps, sde.T, solver=solver, rtol=rtol, atol=atol,
                              steps=steps, max_steps=max_steps)
-    return sde.prior_log_prob(y_T.reshape(x.shape)) + delta_T
+    log_p = sde.prior_log_prob(y_T.reshape(x.shape)) + delta_T
+    return _finish(log_p, torch.full_like(log_p, math.nan), None, row_trace)
 
 
-def log_snr_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: float,
-                     steps: int = DPM_STEPS, order: int = 3,
-                     trace_every: int = 2) -> torch.Tensor:
-    """log p_eps(x) (n,) in nats by the exponential integrator in lambda = log(m / s).
+def _finish(log_p, solver_error, deltas, row_trace: RowTrace) -> LogDensity:
+    """The LogDensity, with Hutchinson's standard error over the probes' own integrals
+    (``deltas`` (n, k); None: not kept)."""
+    if row_trace.probes is None:
+        return LogDensity(log_p, solver_error, None)
+    if deltas is None or deltas.shape[1] < 2:
+        return LogDensity(log_p, solver_error, torch.full_like(log_p, math.nan))
+    return LogDensity(log_p, solver_error, deltas.std(1) / math.sqrt(deltas.shape[1]))
+
+
+def log_snr_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *,
+                     eps: float, steps: int = DPM_STEPS, order: int = 3,
+                     trace_every: int = 2) -> LogDensity:
+    """log p_eps(x) in nats by the exponential integrator in lambda = log(m / s), a
+    ``LogDensity`` without a solver error estimate (a fixed grid).
 
     In lambda the probability-flow ODE is dx/dlambda = (dlog s / dlambda) x + m D(x), D the
     data prediction, whose divergence is d (dlog s / dlambda) + m div D (d = numbers per
@@ -125,11 +218,13 @@ def log_snr_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: flo
     taken on a fine grid) plus integral m (div D - d) (dlambda/du) du, which vanishes at
     t = 0 and is taken by local cubics in u over the nodes where the divergence was
     computed: every ``trace_every``-th step and T (one more evaluation); the other steps
-    evaluate D alone. divergence(fn, y) -> (fn(y), div): exact or Hutchinson's."""
+    evaluate D alone. score_of(rows) -> the score of those rows; row_trace: a ``RowTrace``
+    (each Hutchinson probe's integral is kept, for its standard error)."""
     n, dim = x.shape[0], x[0].numel()
+    score = score_of(slice(None))
     times = step_times(sde, eps, steps, "quadratic", x).flip(0)  # eps -> T, even in sqrt t
     traced = sorted(set(range(0, steps + 1, trace_every)) | {steps})
-    remainders = []  # m (div D - d) at the traced nodes, (n,) each
+    remainders = []  # m (div D - d) at the traced nodes, (k, n) each
     step = iter(range(steps + 1))
 
     def predict(y, t):
@@ -137,7 +232,7 @@ def log_snr_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: flo
             return tweedie_denoise(sde, score, v.reshape((n,) + tuple(shape)), t).reshape(n, -1)
         if next(step) not in traced:
             return flat_prediction(y)
-        prediction, div = divergence(flat_prediction, y)
+        prediction, div = row_trace(flat_prediction, y, slice(None))
         remainders.append(sde.mean_scale(t) * (div - dim))
         return prediction
 
@@ -147,7 +242,7 @@ def log_snr_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: flo
         u = times.cpu().sqrt().requires_grad_(True)
         (lambda_per_u,) = torch.autograd.grad(sde.log_snr(u**2).sum(), u)
     nodes = [u[k].item() for k in traced]
-    integral = torch.zeros(n, dtype=x.dtype, device=x.device)
+    integral = torch.zeros(row_trace.count, n, dtype=x.dtype, device=x.device)
     points = min(4, len(nodes))
     for i in range(len(nodes) - 1):  # the local cubic's nodes straddle [u_i, u_i+1]
         first = min(max(i - (points - 2) // 2, 0), len(nodes) - points)
@@ -160,8 +255,9 @@ def log_snr_log_prob(sde, score, shape, x: torch.Tensor, divergence, *, eps: flo
     fine = torch.linspace(math.sqrt(eps), math.sqrt(sde.T), 100001, dtype=torch.float64) ** 2
     mean_scale_integral = torch.trapezoid(sde.mean_scale(fine), sde.log_snr(fine)).item()
     std = sde.marginal_std(times[[0, -1]]).tolist()
-    return (sde.prior_log_prob(y_T.reshape(x.shape)) + integral
-            + dim * (mean_scale_integral + math.log(std[1] / std[0])))
+    deltas = integral.T + dim * (mean_scale_integral + math.log(std[1] / std[0]))
+    log_p = sde.prior_log_prob(y_T.reshape(x.shape)) + deltas.mean(1)
+    return _finish(log_p, torch.full_like(log_p, math.nan), deltas, row_trace)
 
 
 LIKELIHOODS = {
