@@ -22,10 +22,7 @@ BATCH_ROUNDING = ("a row's log-density moves in float32's last digits (~1e-6 rel
                   "with the rows computed beside it (batched matrix products)")
 EXPECTED_FAILURES = {
     ScoreDensity: {
-        "check_methods_subset_invariance": (
-            "score_samples solves one ODE for the whole batch with shared adaptive steps, "
-            "so a row's value moves by about the solver's tolerance (1e-5 nats) with the "
-            "batch; see BENCHMARKS.md and issue 20, item 3"),
+        "check_methods_subset_invariance": BATCH_ROUNDING,
         "check_methods_sample_order_invariance": BATCH_ROUNDING},
     FlowDensity: {"check_methods_subset_invariance": BATCH_ROUNDING,
                   "check_methods_sample_order_invariance": BATCH_ROUNDING},

@@ -142,9 +142,9 @@ class ScoreModel(DensityModel):
                 no error control).
                 An option the method does not take, or would ignore, is refused by name.
             batch_size: points per solve, which bounds memory (default: all on a GPU,
-                halved while they do not fit; 2048 on a CPU, see ``sdescore._batching``); an
-                adaptive solve steps its batch together, so other batch sizes move results
-                by about the solver's tolerance.
+                halved while they do not fit; 2048 on a CPU, see ``sdescore._batching``);
+                with dopri5 and the fixed-grid solvers it moves no result beyond float
+                rounding.
             progress: a bar over the rows (default: shown when there is more than one batch).
             y: class labels (one integer or (n,)) for the conditional log p(x | y) of a
                 class-conditional model.
