@@ -24,7 +24,7 @@ from ..ddpm import ddpm_betas
 from ..sde import VPSDE
 from .adapters import (DEFAULT_MAX_STEPS, FIXED_GRID_STEPS, ReverseSDE,
                        integrate_probability_flow, integrate_reverse_sde)
-from .dpm import sample_dpm
+from .dpm import FORMULAS, sample_dpm
 from .registry import (ODE_OPTIONS, Method, check_ode_options, count, one_of, order, positive,
                        positive_integer, spacing)
 from .schedules import step_times
@@ -130,7 +130,8 @@ SAMPLERS = {
     "langevin": Method(sample_langevin, {"noise_levels": positive_integer,
                                          "steps_per_level": positive_integer,
                                          "snr": positive}),
-    "dpm": Method(sample_dpm, {"steps": positive_integer, "order": order, "spacing": spacing}),
+    "dpm": Method(sample_dpm, {"steps": positive_integer, "order": order, "spacing": spacing,
+                               "formula": one_of(tuple(FORMULAS))}),
     "ddpm": Method(sample_ddpm, {"steps": positive_integer}, sde_type=VPSDE, denoises=True,
                    requirement="the DDPM schedule belongs to the VP SDE"),
 }
