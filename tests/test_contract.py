@@ -107,11 +107,14 @@ def test_every_public_module_says_what_it_exports_and_has_it(name):
 
 def test_the_public_names_of_the_design_are_importable_where_they_were():
     """The names outside code relies on (shared/DESIGN.md, 'The public contract')."""
-    from sdescore.baselines import fit_flow  # noqa: F401
-    from sdescore.datasets import load_mnist  # noqa: F401
-    from sdescore.distributed import log_prob  # noqa: F401
-    from sdescore.plot import image_grid  # noqa: F401
-    from sdescore.sklearn import FlowDensity, ScoreDensity  # noqa: F401
+    from sdescore.baselines import fit_flow
+    from sdescore.datasets import load_mnist
+    from sdescore.distributed import log_prob
+    from sdescore.plot import image_grid
+    from sdescore.sklearn import FlowDensity, ScoreDensity
+
+    assert all(map(callable, (fit_flow, load_mnist, log_prob, image_grid, FlowDensity,
+                              ScoreDensity)))
 
     for name in ["fit", "ScoreModel", "get_sde", "VESDE", "VPSDE", "SubVPSDE", "fit_classifier",
                  "kl_bound", "bits_per_dim", "compare", "load", "TrainConfig"]:
