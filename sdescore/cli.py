@@ -16,7 +16,6 @@ Bad input ends the command with status 2 and one line naming the problem.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import os
@@ -28,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from . import distributed
+from ._tables import CommandError, read_table, write_csv
 from ._version import __version__
 from .comparison import MODELS, compare, write_report
 from .datasets import paper_split
@@ -41,112 +41,12 @@ from .training import DEFAULTS, TrainConfig, fit
 from .training.config import FIELDS as TRAIN_FIELDS
 
 __all__ = ["CommandError", "main", "read_table", "run_compare", "run_fit", "run_info",
-           "run_log_prob", "run_sample", "TABLE_SUFFIXES"]
-
-TABLE_SUFFIXES = (".csv", ".npy", ".npz")
-
-
-class CommandError(Exception):
-    """A problem with the command's input, told in one line."""
+           "run_log_prob", "run_sample"]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CommandError(message)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _pick(names: list[str] | None, width: int, wanted: list[str]) -> list[int]:
-    """Column indices for names or 0-based indices in ``wanted``."""
-    picked = []
-    for item in wanted:
-        if names is not None and item in names:
-            picked.append(names.index(item))
-        elif item.isdigit() and int(item) < width:
-            picked.append(int(item))
-        else:
-            known = f"; columns are {', '.join(names)}" if names else f" of {width}"
-            raise CommandError(f"no column {item!r}{known}")
-    return picked
-
-
-def read_table(path, columns: list[str] | None = None, labels: str | None = None):
-    """(rows float64 (n, d), column names or None, labels int64 (n,) or None) from DATA."""
-    path = Path(path)
-    if path.suffix not in TABLE_SUFFIXES:
-        raise CommandError(f"{path}: DATA must be a {', '.join(TABLE_SUFFIXES)} file")
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file")
-    if path.suffix == ".csv":
-        with open(path, newline="") as handle:
-            cells = [row for row in csv.reader(handle) if row]
-        if not cells:
-            raise CommandError(f"{path}: the file is empty")
-        names = None
-        if not all(_is_number(c) for c in cells[0]):
-            names, cells = [c.strip() for c in cells[0]], cells[1:]
-        width = len(names) if names else len(cells[0])
-        for i, row in enumerate(cells):
-            if len(row) != width:
-                raise CommandError(f"{path}: row {i + 1} has {len(row)} columns, not {width}")
-        table = np.empty((len(cells), width), dtype=object)
-        table[:] = cells if cells else np.empty((0, width))
-    else:
-        try:
-            loaded = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise CommandError(f"{path}: not a readable NumPy file: {err}") from err
-        if path.suffix == ".npz":
-            keys = list(loaded.keys())
-            key = keys[0] if len(keys) == 1 else next((k for k in ("x", "data") if k in keys), None)
-            if key is None:
-                raise CommandError(f"{path}: holds arrays {', '.join(keys)}; name one x or data")
-            loaded = loaded[key]
-        table, names = np.asarray(loaded), None
-        if table.ndim != 2:
-            raise CommandError(f"{path}: the array must have shape (n, d); got {table.shape}")
-        width = table.shape[1]
-    label_column = None if labels is None else _pick(names, width, [labels])[0]
-    keep = (_pick(names, width, columns) if columns
-            else [i for i in range(width) if i != label_column])
-    x = _numbers(table[:, keep], [names[i] if names else str(i) for i in keep], path)
-    y = None
-    if label_column is not None:
-        y = _numbers(table[:, [label_column]], [labels], path)[:, 0]
-        if (y != np.round(y)).any():
-            raise CommandError(f"{path}: labels column {labels!r} must hold integers")
-        y = y.astype(np.int64)
-    return x, ([names[i] for i in keep] if names else None), y
-
-
-def _numbers(block: np.ndarray, names: list[str], path) -> np.ndarray:
-    try:
-        return block.astype(np.float64)
-    except (TypeError, ValueError):
-        for j, name in enumerate(names):
-            for i, value in enumerate(block[:, j]):
-                if not _is_number(str(value)):
-                    raise CommandError(f"{path}: column {name!r}, row {i + 1}: {value!r} is "
-                                       "not a number") from None
-        raise
-
-
-def _write_csv(path, header, rows) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        if header:
-            writer.writerow(header)
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def _load_model(path, device=None):
@@ -223,7 +123,7 @@ def run_log_prob(args) -> str:
     values = values.double().cpu().numpy()
     header = (names or [f"x{i}" for i in range(x.shape[1])]) + [column]
     if is_main():
-        _write_csv(args.output, header, np.column_stack([x, values]).tolist())
+        write_csv(args.output, header, np.column_stack([x, values]).tolist())
     return f"wrote {len(values)} rows to {args.output} (last column {column})"
 
 
@@ -250,7 +150,7 @@ def _write_samples(model, samples: np.ndarray, output: Path) -> None:
         if len(model.shape) != 1:
             raise CommandError("CSV output is for vector samples; use .npy or .png for images")
         header = model.feature_names or [f"x{i}" for i in range(model.dim)]
-        _write_csv(output, header, samples.tolist())
+        write_csv(output, header, samples.tolist())
     else:
         from . import plot
         figure = (plot.image_grid(samples) if len(model.shape) == 3

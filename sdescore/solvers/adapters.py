@@ -18,7 +18,7 @@ from .._tensors import append_dims
 
 __all__ = ["ADAPTIVE_SOLVERS", "DEFAULT_MAX_STEPS", "FIXED_GRID_STEPS", "FIXED_SOLVERS",
            "ForwardSDE", "integrate_probability_flow", "integrate_reverse_sde", "LogDensityODE",
-           "ProbabilityFlowODE", "ReverseSDE", "solve_ode"]
+           "probability_flow_drift", "ProbabilityFlowODE", "ReverseSDE", "solve_ode"]
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -105,6 +105,13 @@ def integrate_reverse_sde(sde: SDE, score: Score, x: torch.Tensor, eps: float, *
     return ys[-1].reshape(x.shape)
 
 
+def probability_flow_drift(sde: SDE, score: Score, x: torch.Tensor,
+                           t: torch.Tensor) -> torch.Tensor:
+    """f(x, t) - g(t)^2 score(x, t) / 2 for x (n, *shape) at times t (n,)."""
+    half_g2 = append_dims(0.5 * sde.diffusion(t) ** 2, x.ndim)
+    return sde.drift(x, t) - half_g2 * score(x, t)
+
+
 class ProbabilityFlowODE(_FlatAdapter):
     """dx/dt = f(x, t) - g(t)^2 score(x, t) / 2 as a torchdiffeq function of flat states."""
 
@@ -114,9 +121,8 @@ class ProbabilityFlowODE(_FlatAdapter):
 
     def forward(self, t, y):
         x = self.unflatten(y)
-        tt = self.batch_time(t, y)
-        half_g2 = append_dims(0.5 * self.sde.diffusion(tt) ** 2, x.ndim)
-        return (self.sde.drift(x, tt) - half_g2 * self.score(x, tt)).reshape(y.shape)
+        return probability_flow_drift(self.sde, self.score, x,
+                                      self.batch_time(t, y)).reshape(y.shape)
 
 
 Divergence = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor],

@@ -20,15 +20,16 @@ from torch.func import vjp, vmap
 from .._checks import choose
 from ..sde import tweedie_denoise
 from .adapters import (DEFAULT_MAX_STEPS, FIXED_GRID_STEPS, LogDensityODE, ProbabilityFlowODE,
-                       solve_ode)
+                       probability_flow_drift, solve_ode)
 from .dpm import exponential_multistep, polynomial_weights
 from .per_row import solve_per_row
 from .registry import ODE_OPTIONS, Method, check_ode_options, positive_integer
 from .schedules import step_times
 
-__all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "exact_divergence",
-           "hutchinson_divergence", "hutchinson_divergences", "LIKELIHOODS", "LogDensity", "RowTrace", "log_snr_log_prob", "ode_log_prob",
-           "probability_flow_log_prob", "resolve_trace", "TRACES"]
+__all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "ERROR_SAFETY", "exact_divergence",
+           "hutchinson_divergence", "hutchinson_divergences", "LIKELIHOODS", "LogDensity",
+           "log_snr_log_prob", "ode_log_prob", "probability_flow_log_prob", "resolve_trace",
+           "RowTrace", "TRACES"]
 
 # Above this many dimensions "auto" switches from the exact trace to Hutchinson's estimator.
 AUTO_EXACT_MAX_DIM = 64
@@ -165,10 +166,14 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     dim, count = y.shape[1], row_trace.count
     if solver == "dopri5":
         def derivative(t, state, rows, quadrature=True):
-            flow = ProbabilityFlowODE(sde, score_of(rows), shape)
+            score, m = score_of(rows), len(rows)
+
+            def flat_drift(v):
+                x_t = v.reshape((m,) + tuple(shape))
+                return probability_flow_drift(sde, score, x_t, t).reshape(m, -1)
             if not quadrature:  # a stage whose divergence no solution uses
-                return torch.cat([flow(t, state[:, :dim]), state.new_zeros(len(rows), count)], 1)
-            out, div = row_trace(lambda v: flow(t, v), state[:, :dim], rows)
+                return torch.cat([flat_drift(state[:, :dim]), state.new_zeros(m, count)], 1)
+            out, div = row_trace(flat_drift, state[:, :dim], rows)
             return torch.cat([out, div.T], 1)
 
         state0 = torch.cat([y, y.new_zeros(n, count)], 1)
