@@ -17,7 +17,8 @@ from torch import nn
 
 __all__ = ["ConvClassifierNet", "default_classifier_net", "DEFAULT_MAX_FREQUENCY", "default_net",
            "default_width", "LabelEmbedding", "LOG_TIME_FLOOR", "MLPScoreNet", "net_name", "NETS",
-           "NoisyClassifierNet", "SinusoidalTimeEmbedding", "TIME_INPUTS", "UNet"]
+           "NoisyClassifierNet", "SinusoidalTimeEmbedding", "TIME_INPUTS", "UNet",
+           "zero_output_layer"]
 
 
 TIME_INPUTS = ("linear", "log")
@@ -325,6 +326,22 @@ def default_net(shape: tuple, classes: int | None = None) -> nn.Module:
         return UNet(shape[0], classes=classes)
     raise ValueError(f"No default network for samples of shape {shape}: vectors (d,) or images "
                      "(c, h, w) with h and w divisible by 4 are supported; pass net=...")
+
+
+def zero_output_layer(net: nn.Module) -> nn.Module:
+    """Zero the weights and bias of ``net.out``'s last layer (a Linear or Conv2d), so that the
+    network's output is 0 until it trains; returns ``net``. TypeError for a network without
+    such a layer."""
+    last = list(net.out.children())[-1] if isinstance(getattr(net, "out", None), nn.Sequential) \
+        else None
+    if not isinstance(last, (nn.Linear, nn.Conv2d)):
+        raise TypeError(f"{type(net).__name__} has no output layer to zero (net.out ending "
+                        "in a Linear or Conv2d)")
+    with torch.no_grad():
+        last.weight.zero_()
+        if last.bias is not None:
+            last.bias.zero_()
+    return net
 
 
 def default_classifier_net(shape: tuple, classes: int, hidden: int | None = None) -> nn.Module:

@@ -25,7 +25,7 @@ from ._checks import check_positive, symmetric_eigh
 
 __all__ = ["DirectScore", "GaussianResidual", "noise_to_score", "NoisePrediction",
            "Parameterization", "parameterization_name", "PARAMETERIZATIONS",
-           "reference_covariance", "score_to_noise"]
+           "score_to_noise"]
 
 
 def noise_to_score(noise: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -90,8 +90,9 @@ class GaussianResidual(Parameterization):
     before the option existed used 5.
 
     covariance: (d, d) symmetric positive definite, for (n, d) vectors only; ``fit`` passes
-    ``reference_covariance`` of the training rows. It is kept in ``config`` (saved with the
-    model) and applied through its eigendecomposition, two (n, d) x (d, d) products.
+    the training rows' best Gaussian (``training.reference``). It is kept in ``config``
+    (saved with the model) and applied through its eigendecomposition, two (n, d) x (d, d)
+    products. A network whose output is zero makes the score that Gaussian's exactly.
     """
 
     def __init__(self, net: nn.Module, sde, input_clip: float = 3.0, covariance=None):
@@ -142,21 +143,6 @@ class GaussianResidual(Parameterization):
     def denoising_residual(self, x_t, t, noise, y=None):
         _, gaussian_noise, departure = self._gaussian_noise_and_output(x_t, t, y)
         return (noise - gaussian_noise) - departure
-
-
-def reference_covariance(rows: torch.Tensor, shrinkage: float = 0.5) -> torch.Tensor:
-    """The covariance that ``fit`` gives the default parameterisation: the (d, d) covariance
-    of ``rows`` (n, d) (standardised training rows) moved ``shrinkage`` of the way to the
-    identity, in float64; positive definite for any n (eigenvalues at least ``shrinkage``).
-
-    Halfway by default: with the sample covariance itself the network's target has no linear
-    part left, and on digits (d = 64) the network learned nothing beyond that Gaussian in
-    300 steps (test NLL -51.6 nats, the Gaussian's, against -60.2 halfway and -60.9 with
-    the identity); BENCHMARKS.md, "A full-covariance reference"."""
-    rows = rows.to(torch.float64)
-    sample = torch.cov(rows.T).reshape(rows.shape[1], rows.shape[1])
-    identity = torch.eye(rows.shape[1], dtype=torch.float64, device=rows.device)
-    return ((1 - shrinkage) * sample + shrinkage * identity).cpu()
 
 
 PARAMETERIZATIONS = {"noise": NoisePrediction, "score": DirectScore,

@@ -125,14 +125,15 @@ def density_2d(model, *, extent: tuple | None = None, grid: int = 80, data=None,
 
 
 def training_history(history: list[dict]):
-    """Training loss and, when held out, the held-out score against the step, the chosen
-    step marked: ``history`` as in ``model.history``."""
+    """Training loss and, when held out, the held-out score against the step (from step 0,
+    the untrained model, when it was a candidate), the chosen step marked: ``history`` as
+    in ``model.history``."""
     if not history:
         raise ValueError("history is empty: the model has no training record")
-    steps = [r["step"] for r in history]
     fig = _figure(5.0, 3.5)
     ax = fig.add_subplot()
-    ax.plot(steps, [r["loss"] for r in history], label="training loss")
+    trained = [(r["step"], r["loss"]) for r in history if "loss" in r]  # step 0 has none
+    ax.plot(*zip(*trained), label="training loss")
     held = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
     if held:
         ax.plot(*zip(*held), label="held-out score")

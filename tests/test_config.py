@@ -30,7 +30,7 @@ def test_every_fit_takes_every_field_and_refuses_other_names(name):
         model = FITS[name](steps=6, log_every=3, device="cpu", lr_schedule="cosine",
                            grad_clip=0.5, patience=1, validation=0.25, ema=0.9, seed=0,
                            progress=False)
-    assert [r["step"] for r in model.history] == [3, 6]
+    assert [r["step"] for r in model.history if r["step"] > 0] == [3, 6]
     assert all("val_loss" in r for r in model.history)
     with pytest.raises(TypeError, match=f"{name}\\(\\) got an unexpected keyword argument "
                                         "'learning_rate'; its training options are: max_time"):

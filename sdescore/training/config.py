@@ -81,16 +81,17 @@ class TrainConfig:
     progress: bool = _option(True, "show a progress bar", text=None)
     callback: Callable | None = _option(None, "callback(record) after each history record; "
                                         "returning True stops training", text=None)
-    log_every: int = _option(100, "optimiser steps between history records (and held-out "
-                             "scorings)", int)
+    log_every: int | None = _option(None, "optimiser steps between history records (and "
+                                    "held-out scorings); None: ten passes over the training "
+                                    "rows, between 10 and 100 steps", _none_or(int))
 
     def __post_init__(self):
         if self.max_time is not None:
             check_positive(self.max_time, name="max_time")
-        for name in ("steps", "batch_size", "patience"):
-            if getattr(self, name) is not None:
-                check_positive(getattr(self, name), name=name, integer=True)
-        check_positive(self.log_every, name="log_every", integer=True)
+        for name in ("steps", "batch_size", "patience", "log_every"):
+            if getattr(self, name) is not None:  # NumPy integers become ints
+                object.__setattr__(self, name, check_positive(getattr(self, name), name=name,
+                                                              integer=True))
         for name in ("lr", "grad_clip"):
             if getattr(self, name) is not None:
                 check_positive(getattr(self, name), name=name)
@@ -162,9 +163,8 @@ def default_batch_size(shape: tuple, device="cpu") -> int:
 
 
 def score_batch_and_lr(config: TrainConfig, shape: tuple, device, rows: int) -> tuple[int, float]:
-    """(batch size, lr) of a score model: the config's, or ``default_batch_size`` and the
-    ``default_lr`` of that batch cut to the training ``rows``."""
-    batch_size = config.batch_size or default_batch_size(shape, device)
-    lr = config.lr if config.lr is not None else default_lr(min(batch_size, rows),
-                                                            config.lr_schedule)
+    """(batch size, lr) of a score model: the config's batch, or ``default_batch_size``, cut
+    to the training ``rows``, and the config's lr or the ``default_lr`` of that batch."""
+    batch_size = min(config.batch_size or default_batch_size(shape, device), rows)
+    lr = config.lr if config.lr is not None else default_lr(batch_size, config.lr_schedule)
     return batch_size, lr

@@ -22,7 +22,7 @@ from .._ranks import (any_rank, broadcast_module, from_rank0, is_main, max_over_
                       mean_over_ranks, per_rank_generator_seed, world)
 from .optim import budget_spent, lr_factor
 
-__all__ = ["clearly_worse", "train_loop", "validation_loss"]
+__all__ = ["clearly_worse", "records_every", "train_loop", "validation_loss"]
 
 
 @torch.no_grad()
@@ -45,14 +45,21 @@ def clearly_worse(values: torch.Tensor, best: torch.Tensor, z: float = 2.0) -> b
     return difference.mean().item() > z * float(se)
 
 
+def records_every(rows: int, batch_size: int) -> int:
+    """Steps between history records when ``log_every`` is None: ten passes over ``rows``
+    training rows in batches of ``batch_size``, between 10 and 100 steps, so that held-out
+    selection on a small table sees the few hundred steps before it over-fits."""
+    return min(100, max(10, 10 * math.ceil(rows / batch_size)))
+
+
 def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: int,
-               validate=None, averaged=None):
+               validate=None, averaged=None, initial: dict | None = None):
     """Minimise mean(loss_fn(module, *batch)) over random batches of ``batch_size`` rows of
     the tensors ``train`` (the same rows of each; a batch above the rows is cut to them)
     under ``config`` (a TrainConfig: its budget, schedule, clipping, patience, progress,
-    callback and log_every; its lr and batch size are the caller's to resolve). Returns the
-    history records {step, seconds, loss[, val_loss]}, one every ``log_every`` steps and
-    one at the last step.
+    callback and log_every (None: ``records_every``); its lr and batch size are the caller's
+    to resolve). Returns the history records {step, seconds, loss[, val_loss]}, one every
+    ``log_every`` steps and one at the last step.
 
     The clock is read before each step. ``lr_schedule`` scales the optimizer's lr at each
     step by ``lr_factor`` of the budget spent so far (under torch.distributed the furthest
@@ -69,15 +76,21 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
     A selection at the first record, or a held-out loss that rose after its best, is told
     in one warning line.
 
+    initial: with ``validate``, a candidate scored before the first step in a record at step
+    0 (no training loss). A dict: "name" (what it is, for the warning line that tells its
+    choice), optionally "module" (a module with the evaluated one's architecture, default
+    the untrained module itself) and "record" (items added to that record). A trained record replaces it only when clearly better (``clearly_worse`` of
+    step 0's scores against its own, z = 1): a trained module must earn its place.
+
     callback(record) returning True stops training. Under torch.distributed the ranks agree
     on every stop. Ctrl-C (KeyboardInterrupt) stops it too, with a warning: the last record
     says ``"interrupted": True`` and the caller gets the model trained so far. A budget that
     ends before the first step raises ValueError."""
     steps, max_time, patience = config.step_limit, config.max_time, config.patience
-    grad_clip, lr_schedule, log_every = config.grad_clip, config.lr_schedule, config.log_every
-    callback = config.callback
+    grad_clip, lr_schedule, callback = config.grad_clip, config.lr_schedule, config.callback
     rows = train[0].shape[0]
     batch_size = min(batch_size, rows)
+    log_every = config.log_every or records_every(rows, batch_size)
     history, window, start, step = [], [], perf_counter(), 0
     parameters = list(module.parameters())
     base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -89,35 +102,45 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
             objective, device_ids=[device.index] if device.type == "cuda" else None)
         per_rank_generator_seed()
     evaluated = averaged.module if averaged is not None else module
-    best = {"val_loss": math.inf, "index": None, "state": None, "values": None,
-            "worse_streak": 0}
+    # best: the record to return; trained: the best trained record, which patience watches
+    best = {"val_loss": math.inf, "index": None, "state": None, "values": None}
+    trained = {"val_loss": math.inf, "index": None, "values": None, "worse_streak": 0}
 
-    def record():
-        entry = {"step": step, "seconds": perf_counter() - start,
-                 "loss": mean_over_ranks(sum(window) / len(window))}
+    def record(extra=None, scored=None):
+        scored = evaluated if scored is None else scored
+        entry = {"step": step, "seconds": perf_counter() - start}
+        if window:
+            entry["loss"] = mean_over_ranks(sum(window) / len(window))
+        entry.update(extra or {})
         if validate is not None:
-            evaluated.eval()  # dropout off while scoring
-            values = validate(evaluated)
+            scored.eval()  # dropout off while scoring
+            values = validate(scored)
             module.train()
             entry["val_loss"] = values.double().mean().item()
-            if entry["val_loss"] < best["val_loss"]:
-                best.update(val_loss=entry["val_loss"], index=len(history), values=values,
-                            state=copy.deepcopy(evaluated.state_dict()), worse_streak=0)
-            elif best["values"] is not None and clearly_worse(values, best["values"]):
-                best["worse_streak"] += 1
+            if step > 0:
+                _follow(trained, entry, values, len(history))
+            if best["index"] is not None and history[best["index"]]["step"] == 0:
+                better = clearly_worse(best["values"], values, z=1.0)  # beat step 0 clearly
             else:
-                best["worse_streak"] = 0
+                better = entry["val_loss"] < best["val_loss"]
+            if better:
+                best.update(val_loss=entry["val_loss"], index=len(history), values=values,
+                            state=copy.deepcopy(scored.state_dict()))
         history.append(entry)
         return entry
 
     def out_of_patience():
-        if patience is None or best["index"] is None:
+        if patience is None or trained["index"] is None:
             return False
-        since_best = len(history) - 1 - best["index"]
-        return best["worse_streak"] >= patience and since_best >= best["index"] + 1
+        first = 1 if history[0]["step"] == 0 else 0  # the step-0 record is not a trained one
+        since_best = len(history) - 1 - trained["index"]
+        return (trained["worse_streak"] >= patience
+                and since_best >= trained["index"] - first + 1)
 
     bar = tqdm(total=steps, disable=not config.progress or rank != 0, desc="fit", unit="step",
                mininterval=0.5)
+    if initial is not None and validate is not None:
+        record(initial.get("record"), initial.get("module"))
     module.train()
     interrupted = False
     try:
@@ -175,9 +198,20 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
     if interrupted:
         history[-1]["interrupted"] = True
     if best["index"] is not None:
-        _select(evaluated, best, history)
+        _select(evaluated, best, history, None if initial is None else initial["name"])
     broadcast_module(evaluated)  # every rank returns rank 0's weights and history
     return from_rank0(history)
+
+
+def _follow(trained: dict, entry: dict, values: torch.Tensor, index: int) -> None:
+    """Update the best trained record ``trained`` with the record ``entry`` (at ``index``,
+    per-row scores ``values``) and the streak of records clearly worse than it."""
+    if entry["val_loss"] < trained["val_loss"]:
+        trained.update(val_loss=entry["val_loss"], index=index, values=values, worse_streak=0)
+    elif clearly_worse(values, trained["values"]):
+        trained["worse_streak"] += 1
+    else:
+        trained["worse_streak"] = 0
 
 
 class _Objective(torch.nn.Module):
@@ -192,15 +226,22 @@ class _Objective(torch.nn.Module):
         return self.loss_fn(self.module, *batch)
 
 
-def _select(evaluated, best, history) -> None:
+def _select(evaluated, best, history, initial_name: str | None) -> None:
     """Restore the best record's weights into ``evaluated``, mark the record, and warn when
-    the choice says the run went wrong: best at its first record, or held-out loss rising."""
+    the choice says the run went wrong: the untrained module (``initial_name``) or the first
+    trained record best, or held-out loss rising."""
     chosen = history[best["index"]]
     chosen["selected"] = True
     evaluated.load_state_dict(best["state"])
     if len(history) == 1 or not is_main():  # one warning per run, from rank 0
         return
-    if chosen is history[0]:
+    trained = [r for r in history if r["step"] > 0]
+    if chosen["step"] == 0 and initial_name is not None:
+        best_trained = min(r["val_loss"] for r in trained)
+        warnings.warn(f"{initial_name} scored best on the held-out rows ({chosen['val_loss']:.4g} "
+                      f"against {best_trained:.4g} for the best of {len(trained)} trained "
+                      "records): it is returned", stacklevel=5)
+    elif trained and chosen is trained[0] and len(trained) > 1:
         warnings.warn(f"held-out loss was best at the first evaluation (step {chosen['step']}) "
                       "and never improved: the model may be too large for these data, or lr "
                       "too high; the weights of that step are returned", stacklevel=5)

@@ -7,23 +7,27 @@ model and hands it to the engine (``engine.train_loop``) with its loss and held-
 """
 from __future__ import annotations
 
+import copy
 import functools
+import numbers
 
 import torch
 from torch import nn
 
 from .._checks import as_dataset, check_positive, choose
+from ..datamap import DataMap
 from ..losses import UniformTimes, get_loss, training_objective, with_labels_argument
 from ..models.classifier import NoisyClassifier
 from ..models.flow import FLOWS, FlowModel
 from ..models.score import ScoreModel
-from ..nets import default_classifier_net, default_net
-from ..parameterization import PARAMETERIZATIONS, GaussianResidual, reference_covariance
+from ..nets import default_classifier_net, default_net, zero_output_layer
+from ..parameterization import PARAMETERIZATIONS, GaussianResidual
 from ..sde import SDE, sde_for_data
 from .config import TrainConfig, score_batch_and_lr, train_config
 from .data import prepared
 from .engine import train_loop
 from .optim import WeightAverage, adam
+from .reference import choose_shrinkage, reference_covariance
 from .selection import MEASURES, held_out_loss, held_out_nll, held_out_nll_bound
 
 __all__ = ["fit", "fit_classifier", "fit_flow"]
@@ -45,10 +49,11 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
             vectors, a U-Net for images).
         parameterization: "residual" (the network predicts how the noise departs from its
             value for a reference Gaussian, from an input whitened by that Gaussian and
-            soft-clipped to 3 standard deviations; for vectors the Gaussian's covariance is
-            ``parameterization.reference_covariance`` of the standardised training rows,
-            for images N(0, I); see ``parameterization.GaussianResidual``), "noise" (score =
-            -output / s(t)), "score", or a callable (net, sde) -> score module.
+            soft-clipped to 3 standard deviations; see ``parameterization.GaussianResidual``):
+            for vectors the training rows' best Gaussian (``training.reference``: their
+            covariance shrunk toward its diagonal by the cross-validated amount), for
+            images N(0, I); "noise" (score = -output / s(t)), "score", or a callable
+            (net, sde) -> score module.
         standardize: map the data to zero mean, unit variance inside the model.
         eps: smallest training time (default ``sde.likelihood_eps``).
         labels: (n,) integer classes 0..K-1 for a class-conditional model (classifier-free
@@ -69,7 +74,13 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         A ScoreModel in eval mode, on the training device and dtype, whose ``history``
         lists {step, seconds, loss[, val_loss]} every ``log_every`` steps and at the last
         step; the chosen record says ``"selected": True``, a stop for lack of progress
-        ``"stopped": "patience"``.
+        ``"stopped": "patience"``. With the residual parameterisation of unlabelled
+        vectors, held-out rows and a network with an output layer to zero (the default
+        MLP), the first record is step 0: that Gaussian, scored but not trained
+        ({step: 0, seconds, val_loss, reference: "gaussian", shrinkage}). A trained record
+        is chosen over it only when better on the held-out rows by one standard error of
+        the per-row difference; when step 0 is chosen (told in one warning line) the model
+        returned is the Gaussian refitted to every given row.
 
     Raises:
         TypeError, ValueError: an option of the wrong type or value, named.
@@ -85,6 +96,9 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         raise TypeError(f"net must be a torch.nn.Module taking (x, t); got {type(net).__name__}")
     wrap = (parameterization if callable(parameterization)
             else choose(parameterization, PARAMETERIZATIONS, name="parameterization"))
+    if isinstance(label_dropout, bool) or not isinstance(label_dropout, numbers.Real):
+        raise TypeError(f"label_dropout must be a number in [0, 1); got "
+                        f"{type(label_dropout).__name__}")
     if labels is not None and not 0 <= label_dropout < 1:
         raise ValueError(f"label_dropout must be in [0, 1); got {label_dropout}")
     with prepared(data, config, labels=labels, levels=levels, standardize=standardize) as data:
@@ -92,11 +106,21 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         sde_obj = sde_for_data(sde, rows)
         loss_fn = with_labels_argument(
             get_loss(loss, sde_obj, eps if eps is not None else sde_obj.likelihood_eps))
-        if parameterization == "residual" and rows.ndim == 2:  # vectors: their Gaussian
-            wrap = functools.partial(GaussianResidual, covariance=reference_covariance(rows))
+        initial, shrinkage = None, None
+        if parameterization == "residual" and rows.ndim == 2:  # vectors: their best Gaussian
+            given = rows if data.held is None else torch.cat([rows, data.held[0]])
+            shrinkage = choose_shrinkage(given)  # the folds from the seeded generator
+            wrap = functools.partial(GaussianResidual,
+                                     covariance=reference_covariance(rows, shrinkage))
         score_net = wrap(net if net is not None else default_net(data.shape, data.classes),
                          sde_obj)
         score_net.to(data.device, data.dtype)
+        if shrinkage is not None and data.held is not None and data.classes is None:
+            # the same model with its network's output zeroed IS that Gaussian: step 0
+            gaussian = copy.deepcopy(score_net)
+            if _zeroed(gaussian.net):
+                initial = {"name": "the fitted Gaussian (step 0)", "module": gaussian,
+                           "record": {"reference": "gaussian", "shrinkage": shrinkage}}
         batch_size, lr = score_batch_and_lr(config, data.shape, data.device, rows.shape[0])
         validate = None
         if data.held is not None:
@@ -106,8 +130,13 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                         else held_out_loss(loss_fn, data.held, chunk))
         objective = training_objective(loss_fn, augment=data.augment,
                                        label_dropout=label_dropout, null_label=data.classes)
-        final, history = _train(score_net, objective, data, validate, config, batch_size, lr)
-    model = ScoreModel(sde_obj, final, data.shape, datamap=data.datamap, classes=data.classes,
+        final, history = _train(score_net, objective, data, validate, config, batch_size, lr,
+                                initial)
+        datamap = data.datamap
+        if initial is not None and history[0].get("selected") and data.levels is None:
+            final, datamap = _gaussian_of_all_rows(final, data, standardize,
+                                                   initial["record"]["shrinkage"])
+    model = ScoreModel(sde_obj, final, data.shape, datamap=datamap, classes=data.classes,
                        levels=data.levels).to(data.device, data.dtype)
     model.history = history
     return model.eval()
@@ -134,11 +163,13 @@ def fit_flow(data, kind: str = "nsf", *, hidden: int = 128, layers: int = 6,
     """
     config = train_config("flow", config, options, "fit_flow")
     choose(config.select_by, MEASURES["flow"], name="select_by")
+    hidden = check_positive(hidden, name="hidden", integer=True)
+    layers = check_positive(layers, name="layers", integer=True)
     choose(kind, FLOWS, name="kind")
     with prepared(data, config, levels=levels, standardize=standardize) as data:
         model = FlowModel(kind, data.shape, hidden, layers, data.datamap, data.levels)
         model.to(data.device, data.dtype)
-        batch_size = config.batch_size
+        batch_size = min(config.batch_size, data.train[0].shape[0])
         validate = (None if data.held is None else
                     held_out_nll(data.held, data.datamap.log_det.item(), 4 * batch_size))
         objective = training_objective(lambda flow, x0: -flow.log_prob(x0), augment=data.augment)
@@ -174,6 +205,10 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
     choose(config.select_by, MEASURES["classifier"], name="select_by")
     if net is not None and not isinstance(net, nn.Module):
         raise TypeError(f"net must be a torch.nn.Module taking (x, t, y); got {type(net).__name__}")
+    if hidden is not None:
+        hidden = check_positive(hidden, name="hidden", integer=True)
+    if model is not None and not isinstance(model, ScoreModel):
+        raise TypeError(f"model must be the ScoreModel to guide; got {type(model).__name__}")
     if model is not None:
         _check_adopts(model, as_dataset(data), sde)
         levels = model.levels if levels is None else levels
@@ -190,7 +225,7 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
             return -classifier_net(sde_obj.perturb(x0, t, noise), t, y)
 
-        batch_size = config.batch_size
+        batch_size = min(config.batch_size, data.train[0].shape[0])
         validate = (None if data.held is None
                     else held_out_loss(cross_entropy, data.held, 4 * batch_size))
         objective = training_objective(cross_entropy, augment=data.augment)
@@ -198,6 +233,28 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
     classifier = NoisyClassifier(net, sde_obj, data.datamap, data.classes)
     classifier.history = history
     return classifier.eval()
+
+
+def _zeroed(net: nn.Module) -> bool:
+    """Zero ``net``'s output layer where it has one (``nets.zero_output_layer``); whether it
+    did."""
+    try:
+        zero_output_layer(net)
+    except TypeError:
+        return False
+    return True
+
+
+def _gaussian_of_all_rows(untrained: GaussianResidual, data, standardize: bool,
+                          shrinkage: float):
+    """(the score of the Gaussian fitted to every given row, held-out ones too, with
+    ``shrinkage``; its data map): what ``fit`` returns when step 0 is selected. The network
+    of ``untrained`` (the selected step-0 module) outputs zero."""
+    datamap = DataMap.standardizing(data.x) if standardize else DataMap.identity(data.shape)
+    rows = datamap.to_model(data.x, torch.float64)
+    gaussian = GaussianResidual(untrained.net, untrained.sde, untrained.input_clip,
+                                covariance=reference_covariance(rows, shrinkage))
+    return gaussian.to(data.device, data.dtype), datamap
 
 
 def _check_adopts(model, x: torch.Tensor, sde) -> None:
@@ -211,11 +268,12 @@ def _check_adopts(model, x: torch.Tensor, sde) -> None:
 
 
 def _train(module, objective, data, validate, config: TrainConfig, batch_size: int,
-           lr: float):
+           lr: float, initial: dict | None = None):
     """Train ``module`` on the prepared ``data`` with Adam at ``lr`` and the config's weight
-    average; returns (the module to evaluate, history)."""
+    average (``initial``: as in ``train_loop``); returns (the module to evaluate, history)."""
     averaged = WeightAverage(module, config.ema) if config.ema else None
     optimizer = adam(module.parameters(), lr, config.weight_decay)
     history = train_loop(module, optimizer, objective, data.train, config,
-                         batch_size=batch_size, validate=validate, averaged=averaged)
+                         batch_size=batch_size, validate=validate, averaged=averaged,
+                         initial=initial)
     return (averaged.module if averaged is not None else module), history
