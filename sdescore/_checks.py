@@ -15,6 +15,11 @@ def as_batch(x, shape: tuple, *, name: str = "x", dtype=None, device=None) -> to
     TypeError for non-numeric data and ValueError for a wrong shape, no rows, NaN or inf.
     """
     if isinstance(x, torch.Tensor):
+        if x.layout != torch.strided:
+            raise TypeError(f"{name} must be a dense tensor; got layout {x.layout} (use "
+                            f"{name}.to_dense())")
+        if x.device.type == "meta":
+            raise ValueError(f"{name} is a meta tensor: it has no values")
         tensor = x.detach()
     else:
         try:
@@ -23,6 +28,11 @@ def as_batch(x, shape: tuple, *, name: str = "x", dtype=None, device=None) -> to
             raise TypeError(f"{name} must be numeric array-like; could not convert: {err}") from err
         if array.dtype.kind not in "iuf":
             raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
+        if array.dtype.kind == "f" and array.dtype.itemsize > 8:
+            raise TypeError(f"{name} has dtype {array.dtype}, which torch cannot hold; "
+                            "convert it to float64 first")
+        if not array.flags.writeable:  # e.g. a pandas frame's values: torch wants to own it
+            array = array.copy()
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"{name} must hold real numbers; got dtype {tensor.dtype}")
@@ -81,11 +91,16 @@ def check_seed(seed, *, name: str = "seed") -> int | None:
 
 
 def check_positive(value, *, name: str, integer: bool = False):
-    """A finite number > 0 (an int when ``integer``)."""
+    """A finite number > 0, returned as a Python int when ``integer`` (NumPy integers and
+    integers of any size accepted), else as given."""
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be {'an integer' if integer else 'a number'}; "
                         f"got {type(value).__name__}")
+    if isinstance(value, numbers.Integral):
+        if value <= 0:
+            raise ValueError(f"{name} must be > 0; got {value}")
+        return int(value)
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be > 0; got {value}")
     return value
@@ -213,6 +228,7 @@ def check_device(device, *, name: str = "device"):
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"{name} {device!r} is not a device: {err}") from None
+    device = str(parsed) if isinstance(device, torch.device) else device
     available = {"cpu": lambda: True,
                  "cuda": lambda: torch.cuda.is_available()
                  and (parsed.index is None or parsed.index < torch.cuda.device_count()),

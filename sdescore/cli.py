@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from . import distributed
+from ._files import atomic_write, check_output
 from ._tables import CommandError, read_table, write_csv
 from ._version import __version__
 from .comparison import MODELS, compare, write_report
@@ -40,8 +42,10 @@ from .solvers.samplers import SAMPLERS
 from .training import DEFAULTS, TrainConfig, fit
 from .training.config import FIELDS as TRAIN_FIELDS
 
-__all__ = ["CommandError", "main", "read_table", "run_compare", "run_fit", "run_info",
-           "run_log_prob", "run_sample"]
+__all__ = ["CommandError", "Interrupted", "main", "read_table", "run_compare", "run_fit",
+           "run_info", "run_log_prob", "run_sample"]
+
+MIN_COMPARE_ROWS = 20
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,12 +59,12 @@ def _load_model(path, device=None):
     return load(path, map_location=device or "cpu")
 
 
-def _matching_rows(model, path):
+def _matching_rows(model, path, header=None):
     """DATA's rows in the model's columns: by name when both have names, else all."""
     names = getattr(model, "feature_names", None)
-    x, file_names, _ = read_table(path)
+    x, file_names, _ = read_table(path, header=header)
     if names and file_names:
-        x, _, _ = read_table(path, columns=names)
+        x, _, _ = read_table(path, columns=names, header=header)
         file_names = names
     if x.shape[1] != model.dim or len(model.shape) != 1:
         raise CommandError(f"{path}: rows have {x.shape[1]} columns; the model expects "
@@ -69,14 +73,28 @@ def _matching_rows(model, path):
 
 
 def run_fit(args) -> str:
-    x, names, labels = read_table(args.data, args.columns, args.labels)
+    x, names, labels = read_table(args.data, args.columns, args.labels, header=args.header)
     training = _training_options(args)
     if "max_time" not in training and "steps" not in training:
         raise CommandError("give a budget: --max-time SECONDS or --steps N")
     model = fit(x, args.sde, loss=args.loss, labels=labels, **training)
     model.feature_names = names
+    summary = _summary(model, f"{args.data}: {x.shape[0]} rows x {x.shape[1]} columns"
+                              f"{_header_note(names)}")
+    if model.history[-1].get("interrupted"):
+        if Path(args.output).exists() and not args.force:
+            raise Interrupted(f"{summary}\ninterrupted: {args.output} exists and was not "
+                              "replaced by the interrupted model (--force replaces it)")
+        model.save(args.output)
+        raise Interrupted(f"{summary}\ninterrupted: the model trained so far is in "
+                          f"{args.output}")
     model.save(args.output)
-    return _summary(model, f"{args.data}: {x.shape[0]} rows x {x.shape[1]} columns")
+    return summary
+
+
+def _header_note(names) -> str:
+    """What the command took the table's first row for."""
+    return " (a header row was read)" if names else " (no header row)"
 
 
 def _summary(model, data_line: str | None = None) -> str:
@@ -105,8 +123,14 @@ def _summary(model, data_line: str | None = None) -> str:
     if model.history:
         last = model.history[-1]
         chosen = next((r for r in model.history if r.get("selected")), None)
-        held = (f"; weights of step {chosen['step']}, held-out score {chosen['val_loss']:.4g} "
-                "nats per row" if chosen else "; no held-out rows")
+        initial = model.history[0] if model.history[0]["step"] == 0 else None
+        if initial is not None and initial.get("reference") == "gaussian":
+            lines.append(f"reference:  the training rows' Gaussian, covariance shrunk "
+                         f"{initial['shrinkage']:g} of the way to its diagonal")
+        weights = ("the fitted Gaussian (step 0)" if chosen is initial and chosen is not None
+                   else f"step {chosen['step']}" if chosen else None)
+        held = (f"; weights of {weights}, held-out score {chosen['val_loss']:.4g} nats per row"
+                if chosen else "; no held-out rows")
         lines.append(f"training:   {last['step']} steps in {last['seconds']:.1f} s, last loss "
                      f"{last['loss']:.4g}{held}")
     return "\n".join(lines)
@@ -114,7 +138,7 @@ def _summary(model, data_line: str | None = None) -> str:
 
 def run_log_prob(args) -> str:
     model = _load_model(args.model, args.device)
-    x, names = _matching_rows(model, args.data)
+    x, names = _matching_rows(model, args.data, args.header)
     if args.bits_per_dim:
         values, column = model.bits_per_dim(x, **_conditioning(args)), "bits_per_dim"
     else:  # shared by the ranks
@@ -142,24 +166,33 @@ def _conditioning(args) -> dict:
     return {} if args.y is None else {"y": args.y}
 
 
+SAMPLE_SUFFIXES = (".csv", ".npy", ".png", ".pdf", ".svg")
+
+
 def _write_samples(model, samples: np.ndarray, output: Path) -> None:
-    """.npy as they are, .csv with the training columns' names, anything else a figure."""
+    """.npy as they are, .csv with the training columns' names, .png, .pdf or .svg a
+    figure; written atomically at exactly ``output``."""
     if output.suffix == ".npy":
-        np.save(output, samples)
+        def write(temporary):
+            with open(temporary, "wb") as handle:
+                np.save(handle, samples)
+        atomic_write(output, write)
     elif output.suffix == ".csv":
-        if len(model.shape) != 1:
-            raise CommandError("CSV output is for vector samples; use .npy or .png for images")
         header = model.feature_names or [f"x{i}" for i in range(model.dim)]
         write_csv(output, header, samples.tolist())
     else:
         from . import plot
         figure = (plot.image_grid(samples) if len(model.shape) == 3
                   else plot.samples_against_data(samples, names=model.feature_names))
-        figure.savefig(output, dpi=100)
+        atomic_write(output, lambda temporary: figure.savefig(
+            temporary, dpi=100, format=output.suffix[1:]))
 
 
 def run_compare(args) -> str:
-    x, _, _ = read_table(args.data, args.columns)
+    x, _, _ = read_table(args.data, args.columns, header=args.header)
+    if x.shape[0] < MIN_COMPARE_ROWS:
+        raise CommandError(f"{args.data}: compare needs at least {MIN_COMPARE_ROWS} rows to "
+                           f"split into training, held-out and test rows; got {x.shape[0]}")
     split = paper_split(Path(args.data).stem, x)
     rows = compare(split, args.models, max_time=args.max_time, seed=args.seed)
     out = Path(args.output)
@@ -200,6 +233,18 @@ def _training_options(args) -> dict:
     return {**given, "progress": not args.quiet}
 
 
+def _add_file_options(parser, *, reads_table: bool) -> None:
+    """--force (replace existing outputs) and, for commands reading DATA, --header."""
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing output files (default: refuse them; every "
+                             "output is written atomically and checked before any work)")
+    if reads_table:
+        parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                            help="whether a CSV's first row holds column names (default: "
+                                 "guessed: names unless every cell is a number; the summary "
+                                 "says which)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sdescore", description="Score-based density models from a shell: "
                      "fit, log-prob, sample, compare, info.")
@@ -213,7 +258,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("fit", help="train a score model on a table",
                               description="Train a score model (sdescore.fit) and save it.")
     sub.add_argument("data", help=data_help)
-    sub.add_argument("-o", "--output", required=True, help="model file to write")
+    sub.add_argument("-o", "--output", required=True,
+                     help="model file to write (an existing file is kept unless --force)")
+    _add_file_options(sub, reads_table=True)
     sub.add_argument("--sde", default="subvp", choices=sorted(SDES),
                      help="forward SDE (default: subvp)")
     sub.add_argument("--loss", default="dsm", choices=sorted(LOSSES),
@@ -228,6 +275,7 @@ def _parser() -> argparse.ArgumentParser:
                               description="Write each row of DATA with its log-density.")
     sub.add_argument("model", help="model file (sdescore fit -o)")
     sub.add_argument("data", help=data_help + "; the model's columns are picked by name")
+    _add_file_options(sub, reads_table=True)
     sub.add_argument("-o", "--output", required=True, help="CSV to write: the rows, then "
                      "log_prob (or bits_per_dim)")
     sub.add_argument("--method", default="ode", choices=list(LIKELIHOODS),
@@ -242,7 +290,10 @@ def _parser() -> argparse.ArgumentParser:
                               description="Draw samples from a model.")
     sub.add_argument("model", help="model file (sdescore fit -o)")
     sub.add_argument("-n", type=int, required=True, help="number of samples")
-    sub.add_argument("-o", "--output", required=True, help=".csv, .npy or .png (a figure)")
+    sub.add_argument("-o", "--output", required=True,
+                     help=".csv, .npy, or .png / .pdf / .svg (a figure), written at exactly "
+                          "this path")
+    _add_file_options(sub, reads_table=False)
     sub.add_argument("--method", default="ode", choices=list(SAMPLERS),
                      help="sampler (default: ode; ddpm for VP models only)")
     sub.add_argument("--steps", type=int, help="the sampler's steps (default: its own)")
@@ -261,7 +312,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="training seconds per model (default: 60)")
     sub.add_argument("--columns", nargs="+", help="columns to model (default: all)")
     sub.add_argument("--seed", type=int, default=0, help="seed of every fit (default: 0)")
-    sub.add_argument("-o", "--output", required=True, help="folder for the report")
+    sub.add_argument("-o", "--output", required=True,
+                     help="folder for the report (compare.json, .md, .png)")
+    _add_file_options(sub, reads_table=True)
     sub.set_defaults(run=run_compare)
 
     sub = commands.add_parser("info", help="what a model file holds",
@@ -280,23 +333,72 @@ def _join_torchrun() -> None:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
+def _check_outputs(args) -> None:
+    """Refuse, before any work, an output that cannot or must not be written: not a regular
+    file, one of the command's inputs, an existing file without --force, a folder that is
+    missing or read-only, a sample file of an unknown kind."""
+    inputs = [getattr(args, name) for name in ("data", "model") if getattr(args, name, None)]
+    if args.command == "compare":
+        folder = Path(args.output)
+        if folder.exists() and not folder.is_dir():
+            raise CommandError(f"{args.output} exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix in (".json", ".md", ".png"):
+            check_output(folder / f"compare{suffix}", overwrite=args.force, inputs=inputs)
+        return
+    if args.command == "sample" and Path(args.output).suffix not in SAMPLE_SUFFIXES:
+        raise CommandError(f"{args.output}: samples are written as "
+                           f"{', '.join(SAMPLE_SUFFIXES)}; got {Path(args.output).suffix!r}")
+    check_output(args.output, overwrite=args.force, inputs=inputs)
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the command stopped early; the message says what was kept."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; 0 on success, 2 (one line on stderr) on bad input. Under
-    ``torchrun`` it trains data-parallel, and only rank 0 prints and writes."""
+    """Run one command; 0 on success, 2 (one line on stderr) on bad input or a failed
+    computation, 130 after Ctrl-C (the summary says what was kept). Under ``torchrun`` it
+    trains data-parallel, and only rank 0 prints and writes."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _run(argv)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as the command tells it: one line on stderr, without a source line."""
+    print(f"sdescore: warning: {message}", file=sys.stderr)
+
+
+def _run(argv) -> int:
     try:
         args = _parser().parse_args(argv)
         _join_torchrun()
-        if getattr(args, "output", None) and args.command != "compare":
-            folder = Path(args.output).resolve().parent
-            if not folder.is_dir():
-                raise CommandError(f"{args.output}: folder {folder} does not exist")
+        if getattr(args, "output", None) and is_main():
+            _check_outputs(args)
         report = args.run(args)
         if is_main():
-            print(report)
+            _print(report)
         return 0
+    except Interrupted as stop:
+        _print(str(stop))
+        return 130
+    except KeyboardInterrupt:
+        print("sdescore: interrupted before the first training step; nothing was written",
+              file=sys.stderr)
+        return 130
     except CommandError as err:
         message = str(err)
-    except (ValueError, TypeError, FileNotFoundError, PermissionError) as err:
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
     print(f"sdescore: error: {message}", file=sys.stderr)
     return 2
+
+
+def _print(text: str) -> None:
+    """Print to stdout; a reader that closed the pipe (``| head -1``) ends it quietly, as
+    the Python documentation advises (stdout then points at os.devnull)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

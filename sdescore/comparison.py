@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .baselines import FLOWS, fit_flow
+from ._files import atomic_write
 from ._checks import check_positive, choose
 from .metrics import bits_per_dim, energy_distance, mean_and_se
 from .plot import comparison
@@ -103,17 +104,23 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
 
 
 def write_report(rows: list[dict], path, command: str, machine: str = "") -> str:
-    """Write rows as PATH.json and PATH.md, and a bar chart of test NLL as PATH.png; return
-    the markdown table."""
+    """Write rows as PATH.json (strict JSON: a missing figure is null) and PATH.md, and a bar
+    chart of test NLL as PATH.png, each atomically; return the markdown table."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".json").write_text(json.dumps(
-        {"command": command, "machine": machine, "rows": rows}, indent=2))
+    strict = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
+               for k, v in row.items()} for row in rows]
+    text = json.dumps({"command": command, "machine": machine, "rows": strict}, indent=2,
+                      allow_nan=False)
+    atomic_write(path.with_suffix(".json"), lambda temporary: temporary.write_text(text))
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
         lines.append("| " + " | ".join("-" if c == "nan" else c for c in cells) + " |")
     table = "\n".join(lines)
-    path.with_suffix(".md").write_text(f"`{command}`\n\n{table}\n")
-    comparison(rows).savefig(path.with_suffix(".png"), dpi=100)
+    atomic_write(path.with_suffix(".md"),
+                 lambda temporary: temporary.write_text(f"`{command}`\n\n{table}\n"))
+    figure = comparison(rows)
+    atomic_write(path.with_suffix(".png"),
+                 lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
     return table

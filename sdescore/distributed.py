@@ -61,6 +61,7 @@ def log_prob(model, x, **options) -> torch.Tensor:
     """``model.log_prob(x, **options)`` (n,) with each rank solving its share of the rows.
     Every rank checks all of x first, so bad input raises on every rank, not on the one
     whose share holds it while the others wait for it."""
+    model.model_rows(x)  # every check of log_prob's door, on the whole of x
     rows = model.checked_rows(x)
     return _sharded(model, rows.shape[0], lambda part: model.log_prob(rows[part], **options),
                     _no_rows(model))
@@ -70,6 +71,7 @@ def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
     """``model.nll_bound(x, **options)`` (n,) with each rank estimating its share (rank r
     draws with seed + r when a seed is given); x checked whole on every rank, as for
     ``log_prob``."""
+    model.model_rows(x)  # every check of nll_bound's door, on the whole of x
     rows = model.checked_rows(x)
     rank_seed = None if seed is None else seed + world()[0]
     return _sharded(model, rows.shape[0],

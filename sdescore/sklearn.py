@@ -29,7 +29,9 @@ class _Density(DensityMixin, BaseEstimator):
     """What both estimators share: input checks, scoring and sampling of ``model_``."""
 
     def _rows(self, X, reset: bool) -> np.ndarray:
-        return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
+        """X checked by scikit-learn: float64 or float32 kept, uint8 kept (the model
+        dequantises it), anything else as float64."""
+        return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32, np.uint8],
                              ensure_min_samples=2 if reset else 1)
 
     def fit(self, X, y=None):
@@ -39,9 +41,15 @@ class _Density(DensityMixin, BaseEstimator):
         return self
 
     def score_samples(self, X) -> np.ndarray:
-        """log p(x) in nats for each row of X (n, d) -> (n,) float64."""
+        """log p(x) in nats for each row of X (n, d) -> (n,) float64. For a model fitted on
+        uint8 rows and uint8 X: the log-probability of each row's integers, by the
+        dequantisation bound (-bits_per_dim x d x ln 2, one draw of the dequantisation noise
+        with seed 0, so that scores repeat)."""
         check_is_fitted(self)
         rows = self._rows(X, reset=False)
+        if self.model_.levels and rows.dtype == np.uint8:
+            bits = self.model_.bits_per_dim(rows, seed=0).double().cpu().numpy()
+            return -bits * self.model_.dim * np.log(2.0)
         return self.model_.log_prob(rows).double().cpu().numpy()
 
     def score(self, X, y=None) -> float:

@@ -179,3 +179,45 @@ def test_the_default_fit_is_not_worse_than_the_fitted_gaussian(table):
                   - mle_gaussian_log_prob(train, fresh))
     se = difference.std() / math.sqrt(len(difference))
     assert difference.mean() > -2 * se, (difference.mean(), se)
+
+
+def test_the_exact_check_returns_the_gaussian_when_the_bound_chose_a_worse_model():
+    """check_the_floor: a model trained to be poor (lr 3) whose record the bound had chosen
+    loses to the fitted Gaussian by the exact log-density on the held-out rows, so step 0 is
+    selected instead, said in one warning, and the model becomes that Gaussian."""
+    from types import SimpleNamespace
+    from sdescore.training.reference import check_the_floor
+    rows = correlated_rows(200, 3, 0.7, 12, scale=[1, 2, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        poor = sdescore.fit(rows, steps=3, lr=3.0, validation=0, seed=0, progress=False)
+    covariance = torch.as_tensor(poor.score_fn.config["covariance"], dtype=torch.float64)
+    held = torch.as_tensor(correlated_rows(50, 3, 0.7, 13, scale=[1, 2, 3]))
+    data = SimpleNamespace(held=(poor.datamap.to_model(held, torch.float32),),
+                           datamap=poor.datamap)
+    history = [{"step": 0, "val_loss": 5.0}, {"step": 3, "val_loss": 4.0, "selected": True}]
+    with pytest.warns(UserWarning, match=r"the fitted Gaussian \(step 0\) has the higher exact"):
+        check_the_floor(poor, data, covariance, history)
+    assert history[0]["selected"] and "selected" not in history[1]
+    assert history[0]["held_out_log_prob"] > history[1]["held_out_log_prob"]
+    expected = (gaussian_log_prob(data.held[0], covariance)
+                + data.datamap.log_det.double())
+    assert (poor.log_prob(held).double() - expected).abs().max() < 1e-3  # now the Gaussian
+
+
+def test_the_exact_check_keeps_a_model_that_beats_the_gaussian():
+    """Two well-separated clusters: a trained model is far above any Gaussian on held-out
+    rows, so check_the_floor keeps its record."""
+    from types import SimpleNamespace
+    from sdescore.training.reference import check_the_floor
+    rng = np.random.default_rng(14)
+    rows = np.concatenate([rng.normal(-3, 0.5, (300, 2)), rng.normal(3, 0.5, (300, 2))])
+    model = sdescore.fit(rows, steps=600, validation=0, seed=0, progress=False)
+    covariance = torch.as_tensor(model.score_fn.config["covariance"], dtype=torch.float64)
+    fresh = np.concatenate([rng.normal(-3, 0.5, (40, 2)), rng.normal(3, 0.5, (40, 2))])
+    data = SimpleNamespace(held=(model.datamap.to_model(torch.as_tensor(fresh), torch.float32),),
+                           datamap=model.datamap)
+    history = [{"step": 0, "val_loss": 5.0}, {"step": 600, "val_loss": 4.0, "selected": True}]
+    check_the_floor(model, data, covariance, history)
+    assert history[1]["selected"] and "selected" not in history[0]
+    assert history[1]["held_out_log_prob"] > history[0]["held_out_log_prob"] + 0.5

@@ -21,9 +21,16 @@ from ..distributed import is_main
 from ..io import save_payload
 from ..metrics import bits_per_dim
 from .._tensors import make_generator
-from .._checks import as_batch, check_positive
+from .._checks import as_batch, check_device, check_positive
 
-__all__ = ["DensityModel"]
+__all__ = ["DensityModel", "holds_integers"]
+
+
+def holds_integers(x) -> bool:
+    """Whether array-like ``x`` has an integer dtype (uint8 pixels, int64 counts)."""
+    if isinstance(x, torch.Tensor):
+        return not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
+    return np.asarray(x).dtype.kind in "iu"
 
 
 class DensityModel(nn.Module):
@@ -84,8 +91,25 @@ class DensityModel(nn.Module):
 
     def model_rows(self, x, name: str = "x") -> torch.Tensor:
         """x checked at the door and mapped to model coordinates: (n, *shape) in the model's
-        dtype."""
-        return self.datamap.to_model(self.checked_rows(x, name), self.dtype)
+        dtype. A model of integer data (``levels``) reads x as dequantised values
+        (k + u) / levels in [0, 1); integer-typed x are refused (TypeError) with a pointer to
+        ``bits_per_dim``, never read as such values."""
+        if self.levels and holds_integers(x):
+            raise TypeError(f"{name} holds integers, but this model of integer data reads "
+                            f"{name} as dequantised values (k + u) / {self.levels} in [0, 1): "
+                            f"use bits_per_dim({name}) for the integers k, or pass "
+                            f"(k + u) / {self.levels}")
+        rows = self.datamap.to_model(self.checked_rows(x, name), torch.float64)
+        reach = math.sqrt(torch.finfo(self.dtype).max) / 10  # where squares still fit
+        far = (rows.abs().flatten(1).amax(1) > reach).nonzero().flatten()
+        if len(far):
+            advice = ("use model.double()" if self.dtype != torch.float64
+                      else "such rows have no representable density")
+            raise ValueError(f"{name} has {len(far)} row(s) (first: row {far[0].item()}) more "
+                             f"than {reach:.1e} training standard deviations out, where the "
+                             f"model's {str(self.dtype).removeprefix('torch.')} computation "
+                             f"overflows: {advice}")
+        return rows.to(self.dtype)
 
     def _batch_rows(self, n: int, batch_size: int | None) -> int:
         """Rows evaluated together for n inputs (``sdescore.batching.batch_rows``)."""
@@ -114,8 +138,7 @@ class DensityModel(nn.Module):
             raise ValueError("bits_per_dim needs a model of integer data: fit it on uint8 data "
                              "or with levels=...")
         check_positive(draws, name="draws", integer=True)
-        integer = (not x.is_floating_point() if isinstance(x, torch.Tensor)
-                   else np.asarray(x).dtype.kind in "iu")
+        integer = holds_integers(x)
         rows = self.checked_rows(x)
         low, high = (0, self.levels - 1) if integer else (0, 1)
         if (rows < low).any() or (rows > high).any() or (not integer and (rows == 1).any()):
@@ -138,6 +161,17 @@ class DensityModel(nn.Module):
     def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
         """log_prob for ``bits_per_dim``; models whose log_prob draws randomness take the seed."""
         return self.log_prob(x, **options)
+
+    def to(self, *args, **kwargs):
+        """``nn.Module.to``, after refusing by name a device this machine does not have
+        (``_checks.check_device``: "cuda" without CUDA, "meta", an index beyond the GPUs)."""
+        try:
+            device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        except RuntimeError as err:  # an index with no accelerator behind it
+            raise ValueError(f"device {args[0] if args else kwargs.get('device')!r} is not "
+                             f"available on this machine: {err}") from None
+        check_device(device)
+        return super().to(*args, **kwargs)
 
     def save(self, path) -> None:
         """Write config, weights and training history to ``path`` atomically (a temporary

@@ -146,6 +146,17 @@ def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str 
     return LIKELIHOODS[method].run(sde, score_of, shape, x, row_trace, eps=eps, **options)
 
 
+def _check_tolerances(rtol: float, atol: float, dtype: torch.dtype) -> None:
+    """Refuse tolerances below 10 ulps (10 x machine epsilon) of ``dtype``."""
+    floor = 10 * torch.finfo(dtype).eps
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value < floor:
+            raise ValueError(f"{name}={value:g} is below what {str(dtype).removeprefix('torch.')} "
+                             f"resolves ({floor:.1e}): use {name} >= {floor:.1e}"
+                             + ("" if dtype == torch.float64 else
+                                ", or a float64 model (model.double())"))
+
+
 def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, eps: float,
                  solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
                  steps: int = FIXED_GRID_STEPS, max_steps: int = DEFAULT_MAX_STEPS):
@@ -160,7 +171,9 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun: rtol, atol,
     max_steps; one step size for the whole batch) or fixed-grid (euler, midpoint, heun3,
     rk4: ``steps`` equal steps), without an error estimate. score_of(rows) -> the score of
-    those rows; row_trace: a ``RowTrace``. Returns a ``LogDensity``."""
+    those rows; row_trace: a ``RowTrace``. Returns a ``LogDensity``. ValueError at once for
+    an rtol or atol below 10 ulps of x's dtype, which no step could meet."""
+    _check_tolerances(rtol, atol, x.dtype)
     n = x.shape[0]
     y = x.reshape(n, -1)
     dim, count = y.shape[1], row_trace.count

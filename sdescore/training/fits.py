@@ -7,7 +7,6 @@ model and hands it to the engine (``engine.train_loop``) with its loss and held-
 """
 from __future__ import annotations
 
-import copy
 import functools
 import numbers
 
@@ -15,19 +14,19 @@ import torch
 from torch import nn
 
 from .._checks import as_dataset, check_positive, choose
-from ..datamap import DataMap
 from ..losses import UniformTimes, get_loss, training_objective, with_labels_argument
 from ..models.classifier import NoisyClassifier
 from ..models.flow import FLOWS, FlowModel
 from ..models.score import ScoreModel
-from ..nets import default_classifier_net, default_net, zero_output_layer
+from ..nets import default_classifier_net, default_net
 from ..parameterization import PARAMETERIZATIONS, GaussianResidual
 from ..sde import SDE, sde_for_data
 from .config import TrainConfig, score_batch_and_lr, train_config
 from .data import prepared
 from .engine import train_loop
 from .optim import WeightAverage, adam
-from .reference import choose_shrinkage, reference_covariance
+from .reference import (check_the_floor, choose_shrinkage, gaussian_candidate,
+                        gaussian_of_all_rows, reference_covariance)
 from .selection import MEASURES, held_out_loss, held_out_nll, held_out_nll_bound
 
 __all__ = ["fit", "fit_classifier", "fit_flow"]
@@ -110,17 +109,13 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         if parameterization == "residual" and rows.ndim == 2:  # vectors: their best Gaussian
             given = rows if data.held is None else torch.cat([rows, data.held[0]])
             shrinkage = choose_shrinkage(given)  # the folds from the seeded generator
-            wrap = functools.partial(GaussianResidual,
-                                     covariance=reference_covariance(rows, shrinkage))
+            covariance = reference_covariance(rows, shrinkage)
+            wrap = functools.partial(GaussianResidual, covariance=covariance)
         score_net = wrap(net if net is not None else default_net(data.shape, data.classes),
                          sde_obj)
         score_net.to(data.device, data.dtype)
         if shrinkage is not None and data.held is not None and data.classes is None:
-            # the same model with its network's output zeroed IS that Gaussian: step 0
-            gaussian = copy.deepcopy(score_net)
-            if _zeroed(gaussian.net):
-                initial = {"name": "the fitted Gaussian (step 0)", "module": gaussian,
-                           "record": {"reference": "gaussian", "shrinkage": shrinkage}}
+            initial = gaussian_candidate(score_net, shrinkage)
         batch_size, lr = score_batch_and_lr(config, data.shape, data.device, rows.shape[0])
         validate = None
         if data.held is not None:
@@ -132,13 +127,17 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                                        label_dropout=label_dropout, null_label=data.classes)
         final, history = _train(score_net, objective, data, validate, config, batch_size, lr,
                                 initial)
-        datamap = data.datamap
+        model = ScoreModel(sde_obj, final, data.shape, datamap=data.datamap,
+                           classes=data.classes, levels=data.levels).to(data.device, data.dtype)
+        model.history = history
+        if initial is not None and not history[0].get("selected"):
+            check_the_floor(model, data, covariance, history)
         if initial is not None and history[0].get("selected") and data.levels is None:
-            final, datamap = _gaussian_of_all_rows(final, data, standardize,
-                                                   initial["record"]["shrinkage"])
-    model = ScoreModel(sde_obj, final, data.shape, datamap=datamap, classes=data.classes,
-                       levels=data.levels).to(data.device, data.dtype)
-    model.history = history
+            gaussian, datamap = gaussian_of_all_rows(model.score_fn, data, standardize,
+                                                     shrinkage)
+            model = ScoreModel(sde_obj, gaussian, data.shape, datamap=datamap,
+                               levels=data.levels).to(data.device, data.dtype)
+            model.history = history
     return model.eval()
 
 
@@ -233,28 +232,6 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
     classifier = NoisyClassifier(net, sde_obj, data.datamap, data.classes)
     classifier.history = history
     return classifier.eval()
-
-
-def _zeroed(net: nn.Module) -> bool:
-    """Zero ``net``'s output layer where it has one (``nets.zero_output_layer``); whether it
-    did."""
-    try:
-        zero_output_layer(net)
-    except TypeError:
-        return False
-    return True
-
-
-def _gaussian_of_all_rows(untrained: GaussianResidual, data, standardize: bool,
-                          shrinkage: float):
-    """(the score of the Gaussian fitted to every given row, held-out ones too, with
-    ``shrinkage``; its data map): what ``fit`` returns when step 0 is selected. The network
-    of ``untrained`` (the selected step-0 module) outputs zero."""
-    datamap = DataMap.standardizing(data.x) if standardize else DataMap.identity(data.shape)
-    rows = datamap.to_model(data.x, torch.float64)
-    gaussian = GaussianResidual(untrained.net, untrained.sde, untrained.input_clip,
-                                covariance=reference_covariance(rows, shrinkage))
-    return gaussian.to(data.device, data.dtype), datamap
 
 
 def _check_adopts(model, x: torch.Tensor, sde) -> None:
