@@ -29,7 +29,7 @@ args = parser.parse_args()
 try:
     split = load_benchmark(args.data, args.data_dir)
 except (FileNotFoundError, ValueError) as err:
-    sys.exit(f"The {args.data} data set is not here, so this example stops: {err}")
+    sys.exit(f"The {args.data} data set is not here, so this example stops: {err}\n(here: --data-dir FOLDER, or set SDESCORE_DATA=FOLDER)")
 model = sdescore.fit(split.train, "subvp", max_time=args.max_time, seed=0)
 
 test = split.test[: args.rows]

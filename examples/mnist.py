@@ -44,7 +44,7 @@ try:
     train_images, _ = load_mnist(args.data_dir, "train")
     test_images, _ = load_mnist(args.data_dir, "test")
 except (FileNotFoundError, ValueError) as err:
-    sys.exit(f"MNIST is not here, so this example stops: {err}")
+    sys.exit(f"MNIST is not here, so this example stops: {err}\n(here: --data-dir FOLDER, or set SDESCORE_DATA=FOLDER)")
 
 max_time = args.max_time or (600.0 if gpu else 240.0)
 n_train = args.train_images or (len(train_images) if gpu else 2000)

@@ -3,6 +3,9 @@ so the same mistake gets the same message everywhere."""
 from __future__ import annotations
 
 import numbers
+import os
+import sys
+import warnings
 
 import numpy as np
 import torch
@@ -101,7 +104,9 @@ def check_positive(value, *, name: str, integer: bool = False):
         if value <= 0:
             raise ValueError(f"{name} must be > 0; got {value}")
         return int(value)
-    if not np.isfinite(value) or value <= 0:
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number > 0; got {value}")
+    if value <= 0:
         raise ValueError(f"{name} must be > 0; got {value}")
     return value
 
@@ -240,3 +245,15 @@ def check_device(device, *, name: str = "device"):
         raise ValueError(f"{name} {device!r} is not available on this machine; use "
                          f"{'cuda' if torch.cuda.is_available() else 'cpu'}")
     return parsed
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn(message: str, category=UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside sdescore, so that a warning
+    points at the user's line, however deep in the library it is raised."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

@@ -5,6 +5,8 @@ no-op that returns its input.
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.distributed as dist
 
@@ -97,3 +99,49 @@ def per_rank_generator_seed() -> None:
     rank, size = world()
     if size > 1:
         torch.manual_seed(int(torch.randint(0, 2**62, ())) + rank)
+
+
+def fingerprint(tensor: torch.Tensor) -> str:
+    """A short digest of a tensor's shape, dtype and bytes, for ``agree``."""
+    data = tensor.detach().cpu().contiguous()
+    digest = hashlib.sha1(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return f"{tuple(data.shape)} {str(data.dtype).removeprefix('torch.')} {digest.hexdigest()[:12]}"
+
+
+def agree(what: str, **values) -> None:
+    """ValueError on every rank unless every rank passed equal ``values`` (compared by their
+    repr), before any collective that mismatched inputs would hang or garble; free alone."""
+    size = world()[1]
+    if size == 1:
+        return
+    mine = {name: repr(value) for name, value in values.items()}
+    everyone = [None] * size
+    dist.all_gather_object(everyone, mine)
+    differ = [name for name in mine if len({ranks[name] for ranks in everyone}) > 1]
+    if differ:
+        name = differ[0]
+        seen = "; ".join(f"rank {r}: {ranks[name]}" for r, ranks in enumerate(everyone))
+        raise ValueError(f"the ranks disagree on {what}'s {', '.join(differ)} (every rank must "
+                         f"pass the same): {seen}")
+
+
+def on_every_rank(compute):
+    """compute() on this rank; when it raises on any rank, every rank raises (the failing
+    rank its own error, the others a RuntimeError naming it) instead of waiting for it in
+    the next collective; else compute()'s result."""
+    size = world()[1]
+    if size == 1:
+        return compute()
+    try:
+        result, failure, error = compute(), None, None
+    except Exception as err:  # told to every rank, then raised here
+        result, failure, error = None, f"{type(err).__name__}: {err}", err
+    failures = [None] * size
+    dist.all_gather_object(failures, failure)
+    if error is not None:
+        raise error
+    failed = [(rank, told) for rank, told in enumerate(failures) if told]
+    if failed:
+        rank, told = failed[0]
+        raise RuntimeError(f"rank {rank} failed, so every rank stops: {told}")
+    return result

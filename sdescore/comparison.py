@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 from .baselines import FLOWS, fit_flow
 from ._files import atomic_write
-from ._checks import check_positive, choose
+from ._checks import check_positive, choose, warn
 from .metrics import bits_per_dim, energy_distance, mean_and_se
 from .plot import comparison
 from .solvers.likelihood import LIKELIHOODS
@@ -29,8 +30,9 @@ __all__ = ["COLUMNS", "compare", "IMAGE_MODELS", "MODELS", "write_report"]
 MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
           **{kind: ("flow", kind) for kind in FLOWS}}
 IMAGE_MODELS = {"glow"}
-COLUMNS = ["data", "model", "fit_s", "steps", "test_nll", "test_nll_se", "test_nll_median",
-           "bpd", "nll_bound", "entropy", "kl_gap", "log_prob_per_s", "energy_distance"]
+COLUMNS = ["data", "model", "fit_s", "steps", "test_rows", "test_nll", "test_nll_se",
+           "test_nll_median", "bpd", "nll_bound", "entropy", "kl_gap", "log_prob_per_s",
+           "energy_distance"]
 
 
 def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int = 0,
@@ -46,6 +48,13 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
     score. method: the score models' ``log_prob`` method at its defaults, "ode" (dopri5 at
     1e-5) or "dpm" (61 network evaluations, which makes the exact trace of a U-Net
     affordable on a CPU; BENCHMARKS.md, "The digits as images", measures its bias there).
+
+    Each row: fit_s (training seconds, the fit's own checks included), steps, test_rows (the
+    rows every figure is computed on), test_nll with its standard error and median, bpd
+    (None for continuous data), nll_bound (score models), entropy and kl_gap (sets with an
+    oracle), log_prob_per_s, and energy_distance between samples and test rows in units of
+    the training rows' standard deviations (a U-statistic, unbiased, no standard error). A
+    warning raised while fitting a model is told again with the model's name.
     """
     if isinstance(models, str):
         raise TypeError(f"models must be a list of names, e.g. [{models!r}]; got the string "
@@ -70,11 +79,16 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
             test_rows = test.reshape(-1, *split.image_shape)
         start = time.perf_counter()
         try:
-            if family == "score":
-                model = fit(train, sde, loss=kind, max_time=max_time, seed=seed,
-                            progress=progress)
-            else:
-                model = fit_flow(train, kind, max_time=max_time, seed=seed, progress=progress)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if family == "score":
+                    model = fit(train, sde, loss=kind, max_time=max_time, seed=seed,
+                                progress=progress)
+                else:
+                    model = fit_flow(train, kind, max_time=max_time, seed=seed,
+                                     progress=progress)
+            for told in caught:  # each warning says which model it is about
+                warn(f"{label}: {told.message}", told.category)
         except RuntimeError as err:  # a diverged run is a result too: report it, go on
             rows.append({**dict.fromkeys(COLUMNS, math.nan), "data": split.name,
                          "model": f"{label} (failed: {err})", "steps": 0})
@@ -87,14 +101,17 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
         nll, nll_se = mean_and_se(-log_prob)
         nll_median = (-log_prob).double().median().item()
         samples = model.sample(len(test), seed=seed).reshape(len(test), -1)
-        row = {"data": split.name, "model": label,
+        scale = torch.as_tensor(split.train).reshape(len(split.train), -1).double().std(0)
+        row = {"data": split.name, "model": label, "test_rows": len(test),
                "fit_s": fit_seconds, "steps": model.history[-1]["step"] if model.history else 0,
                "test_nll": nll, "test_nll_se": nll_se, "test_nll_median": nll_median,
                "bpd": bits_per_dim(nll, dim, levels=split.levels) if split.levels else math.nan,
                "nll_bound": (model.nll_bound(test_rows, draws=16, seed=seed).double().mean().item()
                              if family == "score" else math.nan),
                "entropy": math.nan, "kl_gap": math.nan, "log_prob_per_s": throughput,
-               "energy_distance": energy_distance(samples, test)}
+               "energy_distance": energy_distance(samples / scale.clamp(min=1e-12),
+                                                  test.reshape(len(test), -1) / scale.clamp(
+                                                      min=1e-12))}
         if split.oracle is not None:
             truth = split.oracle.log_prob(test.double())
             row["entropy"] = -truth.mean().item()

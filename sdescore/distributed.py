@@ -11,7 +11,10 @@ writes model files.
 ``log_prob``, ``nll_bound`` and ``sample`` here split the work instead: every rank passes
 the same inputs, solves its own contiguous share with no collective inside the solver (an
 adaptive solve takes a different number of steps on each rank, which would leave DDP's
-collectives unmatched), and every rank gets the whole result in input order.
+collectives unmatched), and every rank gets the whole result in input order. The ranks
+first agree that their inputs, options and weights are the same (ValueError on every rank
+otherwise), and a rank whose share fails makes every rank raise, instead of leaving them
+waiting for it until the process group's timeout.
 Without a process group (or with one process) all of this is the one-process behaviour.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from ._checks import check_count
-from ._ranks import collective_device, is_main, world
+from ._ranks import agree, collective_device, fingerprint, is_main, on_every_rank, world
 
 __all__ = ["is_main", "log_prob", "nll_bound", "sample", "world"]
 
@@ -44,13 +47,27 @@ def _gather(local: torch.Tensor, n: int, device) -> torch.Tensor:
 
 
 def _sharded(model, n: int, compute, empty):
-    """compute(rows slice) on this rank's share, gathered; empty() stands in for no rows."""
+    """compute(rows slice) on this rank's share, gathered; empty() stands in for no rows. A
+    rank whose share fails makes every rank raise (``_ranks.on_every_rank``)."""
     size = world()[1]
     if size == 1:
         return compute(slice(0, n))
     share = _share(n)
-    local = compute(share) if share.stop > share.start else empty()
+    local = on_every_rank(lambda: compute(share) if share.stop > share.start else empty())
     return _gather(local, n, model.device)
+
+
+def _checked(model, x) -> torch.Tensor:
+    """x in data coordinates after every check of the model's door (on the whole of x)."""
+    model.model_rows(x)
+    return model.checked_rows(x)
+
+
+def _weights(model) -> list[str]:
+    """Fingerprints of the model's weights (only computed under a process group)."""
+    if world()[1] == 1:
+        return []
+    return [fingerprint(value) for value in model.state_dict().values()]
 
 
 def _no_rows(model):
@@ -61,8 +78,8 @@ def log_prob(model, x, **options) -> torch.Tensor:
     """``model.log_prob(x, **options)`` (n,) with each rank solving its share of the rows.
     Every rank checks all of x first, so bad input raises on every rank, not on the one
     whose share holds it while the others wait for it."""
-    model.model_rows(x)  # every check of log_prob's door, on the whole of x
-    rows = model.checked_rows(x)
+    rows = on_every_rank(lambda: _checked(model, x))
+    agree("log_prob", rows=fingerprint(rows), options=options, weights=_weights(model))
     return _sharded(model, rows.shape[0], lambda part: model.log_prob(rows[part], **options),
                     _no_rows(model))
 
@@ -71,8 +88,9 @@ def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
     """``model.nll_bound(x, **options)`` (n,) with each rank estimating its share (rank r
     draws with seed + r when a seed is given); x checked whole on every rank, as for
     ``log_prob``."""
-    model.model_rows(x)  # every check of nll_bound's door, on the whole of x
-    rows = model.checked_rows(x)
+    rows = on_every_rank(lambda: _checked(model, x))
+    agree("nll_bound", rows=fingerprint(rows), seed=seed, options=options,
+          weights=_weights(model))
     rank_seed = None if seed is None else seed + world()[0]
     return _sharded(model, rows.shape[0],
                     lambda part: model.nll_bound(rows[part], seed=rank_seed, **options),
@@ -82,7 +100,8 @@ def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
 def sample(model, n: int, *, seed: int | None = None, **options) -> torch.Tensor:
     """n samples (n, *shape), each rank drawing its share (rank r with seed + r when a seed
     is given); every rank returns all n in rank order."""
-    n = check_count(n)
+    n = on_every_rank(lambda: check_count(n))
+    agree("sample", n=n, seed=seed, options=options, weights=_weights(model))
     rank_seed = None if seed is None else seed + world()[0]
     return _sharded(model, n, lambda part: model.sample(part.stop - part.start,
                                                         seed=rank_seed, **options),

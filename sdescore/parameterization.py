@@ -105,14 +105,18 @@ class GaussianResidual(Parameterization):
         self._eigen, self._eigen_copies = None, {}
         if covariance is not None:
             self._eigen = tuple(v.cpu() for v in symmetric_eigh(covariance, name="covariance"))
-            self.config["covariance"] = torch.as_tensor(covariance, dtype=torch.float64).tolist()
+            self.config["covariance"] = torch.as_tensor(covariance, dtype=torch.float64).cpu()
 
     def _eigenbasis(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eigenvalues (d,), eigenvectors (d, d)) of Sigma in like's dtype and device."""
         key = (like.device, like.dtype)
-        if key not in self._eigen_copies:
-            self._eigen_copies[key] = tuple(v.to(like) for v in self._eigen)
-        return self._eigen_copies[key]
+        if key in self._eigen_copies:
+            return self._eigen_copies[key]
+        copies = tuple(v.to(device=like.device, dtype=like.dtype) for v in self._eigen)
+        # copies made under a torch.func transform carry its wrapper: used, never kept
+        if not any(torch._C._functorch.is_functorch_wrapped_tensor(v) for v in copies):
+            self._eigen_copies[key] = copies
+        return copies
 
     def _gaussian_noise_and_output(self, x, t, y):
         """(std s(t) (n,), the noise for the Gaussian's data, the network's departure from it).

@@ -2,6 +2,7 @@
 identical weights on every rank, the averaged update of two ranks at batch b equals one
 process at 2b on the same rows, sharded evaluation in input order, and max_time stopping
 every rank together with the same learning rates."""
+import math
 import os
 import subprocess
 import sys
@@ -189,3 +190,36 @@ def test_the_command_runs_under_torchrun_unchanged(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("training:") == 1 and "20 steps" in done.stdout
     assert sdescore.load(tmp_path / "m.pt").feature_names == ["a", "b"]
+
+
+def _disagreeing_worker(rank):
+    """Each call below gets different inputs on the two ranks, or fails on one: every rank
+    must raise the same kind of error at once, never hang or return garbage."""
+    torch.manual_seed(0)
+    x = _data()
+    model = sdescore.fit(x, steps=5, seed=0, progress=False)
+    told = {}
+    calls = {"rows": lambda: distributed.log_prob(model, x[:9 + rank]),
+             "shifted": lambda: distributed.log_prob(model, x[:9] + rank),
+             "samples": lambda: distributed.sample(model, 5 + rank, seed=0),
+             "fit": lambda: sdescore.fit(x, steps=30 + 20 * rank, progress=False),
+             "nan": lambda: distributed.log_prob(
+                 model, x[:9] if rank == 0 else torch.full((9, 2), math.nan))}
+    for name, call in calls.items():
+        try:
+            call()
+            told[name] = "returned"
+        except (ValueError, RuntimeError) as err:
+            told[name] = f"{type(err).__name__}: {err}"
+    return told
+
+
+def test_ranks_that_disagree_or_fail_all_raise_instead_of_hanging(tmp_path):
+    """Mismatched shapes, values, sample counts and fit options are refused on every rank
+    before any collective; a rank whose input is bad makes the other raise too."""
+    told = _launch(_disagreeing_worker, tmp_path, timeout=180)
+    for name in ("rows", "shifted", "samples", "fit"):
+        for rank in (0, 1):
+            assert told[rank][name].startswith("ValueError: the ranks disagree"), (name, told)
+    assert "contains NaN or inf" in told[1]["nan"]
+    assert told[0]["nan"].startswith("RuntimeError: rank 1 failed, so every rank stops")

@@ -256,9 +256,11 @@ def test_compare_report_is_strict_json_and_refuses_too_few_rows(tmp_path, monkey
     _one_error(capsys, "compare needs at least 20 rows")
     np.savetxt("d.csv", X, delimiter=",")
     assert main(["compare", "d.csv", "-o", "r", "--max-time", "0.5", "--models", "nsf"]) == 0
+    capsys.readouterr()
     report = json.loads(Path("r/compare.json").read_text(),
                         parse_constant=lambda c: pytest.fail(f"{c} in compare.json"))
     assert report["rows"][0]["bpd"] is None  # not applicable: null, not NaN
+    assert report["rows"][0]["test_rows"] == 20  # a tenth of the 200 rows
     assert main(["compare", "d.csv", "-o", "r", "--max-time", "0.5", "--models", "nsf"]) == 2
     _one_error(capsys, "exists: not overwritten")
 

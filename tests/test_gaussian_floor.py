@@ -13,8 +13,8 @@ import sdescore
 from sdescore import training
 from sdescore.nets import MLPScoreNet, zero_output_layer
 from sdescore.parameterization import GaussianResidual
-from sdescore.training.reference import (SHRINKAGES, choose_shrinkage, gaussian_log_prob,
-                                         reference_covariance)
+from sdescore.training.reference import (RIDGE, SHRINKAGES, choose_shrinkage,
+                                         gaussian_log_prob, reference_covariance)
 
 
 def correlated_rows(n, d, rho, seed, scale=None, shift=None):
@@ -35,9 +35,13 @@ def mle_gaussian_log_prob(train: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def test_reference_covariance_moves_the_sample_covariance_to_its_diagonal():
     rows = torch.as_tensor(correlated_rows(50, 3, 0.6, 0, scale=[1, 2, 3]))
     sample = torch.cov(rows.T)
+    ridge = RIDGE * torch.diagonal(sample).mean() * torch.eye(3, dtype=torch.float64)
     for shrinkage in (0.0, 0.25, 1.0):
-        expected = (1 - shrinkage) * sample + shrinkage * torch.diag(torch.diagonal(sample))
+        expected = ((1 - shrinkage) * sample + shrinkage * torch.diag(torch.diagonal(sample))
+                    + ridge)
         torch.testing.assert_close(reference_covariance(rows, shrinkage), expected)
+    constant = torch.cat([rows[:, :2], torch.zeros(50, 1, dtype=torch.float64)], 1)
+    assert torch.linalg.eigvalsh(reference_covariance(constant, 0.5)).min() > 0
     with pytest.raises(ValueError, match="shrinkage must be in"):
         reference_covariance(rows, 1.5)
 

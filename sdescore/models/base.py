@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 import torch
@@ -24,6 +25,14 @@ from .._tensors import make_generator
 from .._checks import as_batch, check_device, check_positive
 
 __all__ = ["DensityModel", "holds_integers"]
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def holds_integers(x) -> bool:
@@ -94,6 +103,7 @@ class DensityModel(nn.Module):
         dtype. A model of integer data (``levels``) reads x as dequantised values
         (k + u) / levels in [0, 1); integer-typed x are refused (TypeError) with a pointer to
         ``bits_per_dim``, never read as such values."""
+        self._check_weights()
         if self.levels and holds_integers(x):
             raise TypeError(f"{name} holds integers, but this model of integer data reads "
                             f"{name} as dequantised values (k + u) / {self.levels} in [0, 1): "
@@ -117,8 +127,15 @@ class DensityModel(nn.Module):
             check_positive(batch_size, name="batch_size", integer=True)
         return batch_rows(n, batch_size, self.device)
 
-    def _sample_rows(self, batch_size: int | None) -> int:
-        """Samples drawn together: ``batch_size``, else as many as hold 2**22 numbers."""
+    def _sample_rows(self, n: int, batch_size: int | None) -> int:
+        """Samples drawn together: ``batch_size``, else as many as hold 2**22 numbers.
+        ValueError first when the n samples alone would not fit in this machine's memory."""
+        needed = n * self.dim * torch.finfo(self.dtype).bits // 8
+        memory = physical_memory()
+        if memory is not None and needed > memory:
+            raise ValueError(f"n={n} samples would need {needed / 2**30:.3g} GiB for the "
+                             f"samples alone; this machine has {memory / 2**30:.3g} GiB: draw "
+                             "them in parts")
         if batch_size is not None:
             return check_positive(batch_size, name="batch_size", integer=True)
         return max(1, SAMPLE_BATCH_NUMBERS // self.dim)
@@ -161,6 +178,15 @@ class DensityModel(nn.Module):
     def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
         """log_prob for ``bits_per_dim``; models whose log_prob draws randomness take the seed."""
         return self.log_prob(x, **options)
+
+    def _check_weights(self) -> None:
+        """RuntimeError when a weight is NaN or inf: every answer would be garbage."""
+        bad = [name for name, value in self.state_dict().items()
+               if value.is_floating_point() and not torch.isfinite(value).all()]
+        if bad:
+            raise RuntimeError(f"the model's weights hold NaN or inf ({bad[0]}"
+                               f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): "
+                               "it diverged or was damaged; refit it")
 
     def to(self, *args, **kwargs):
         """``nn.Module.to``, after refusing by name a device this machine does not have

@@ -110,11 +110,19 @@ class FlowModel(DensityModel):
     @torch.no_grad()
     def log_prob(self, x, *, batch_size: int | None = None) -> torch.Tensor:
         """Exact log-density in nats: x (n, *shape) -> (n,). batch_size: rows evaluated
-        together (default: all on a GPU, halved while they do not fit; 2048 on a CPU)."""
+        together (default: all on a GPU, halved while they do not fit; 2048 on a CPU).
+        RuntimeError when the flow returns NaN or inf for a row (a flow that diverged in
+        training), never those values."""
         x = self.model_rows(x)
         rows = self._batch_rows(x.shape[0], batch_size)
         log_p = in_batches(lambda part: self.flow.log_prob(x[part]), x.shape[0], rows,
                            progress=False)
+        bad = (~torch.isfinite(log_p)).nonzero().flatten()
+        if len(bad):
+            raise RuntimeError(f"the {self.kind} flow's log-density is NaN or inf for "
+                               f"{len(bad)} of {len(log_p)} rows (first: row {bad[0].item()}): "
+                               "it diverged in training; refit it with a smaller lr or more "
+                               "held-out rows")
         return self.datamap.log_prob_to_data(log_p)
 
     @torch.no_grad()
@@ -123,7 +131,8 @@ class FlowModel(DensityModel):
         """n draws (n, *shape); ``seed`` makes them repeatable. batch_size: draws made
         together (default: as many as hold 2**22 numbers)."""
         n = check_count(n)
-        rows = self._sample_rows(batch_size)
+        self._check_weights()
+        rows = self._sample_rows(n, batch_size)
         generator = make_generator(seed, self.device)
         # normflows draws from torch's global generator: seed it from ours, or draw fresh
         with seeded(None if generator is None

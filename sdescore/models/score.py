@@ -22,11 +22,14 @@ from ..parameterization import PARAMETERIZATIONS, parameterization_name
 from ..solvers.samplers import SAMPLERS
 from ..sde import SDE, SDES, get_sde
 from .._tensors import make_generator
-from .._checks import as_labels, as_times, check_count, check_positive, choose
+from .._checks import as_labels, as_times, check_count, check_positive, choose, warn
 
 __all__ = ["SCORE_FORMAT", "ScoreModel"]
 
 SCORE_FORMAT = "sdescore-model-2"
+FAR_SAMPLES = 100.0
+"""Samples farther than this many training standard deviations (times the prior's scale)
+from the origin of the model's coordinates are flagged: no fitted density puts mass there."""
 
 
 class ScoreModel(DensityModel):
@@ -228,7 +231,7 @@ class ScoreModel(DensityModel):
 
     @torch.no_grad()
     def sample(self, n: int, method: str = "ode", *, eps: float | None = None,
-               denoise: bool = True, seed: int | None = None, progress: bool = False,
+               denoise: bool = True, seed: int | None = None, progress: bool | None = None,
                y=None, classifier=None, guidance_scale: float = 1.0,
                batch_size: int | None = None, **options) -> torch.Tensor:
         """Draw n samples (n, *shape).
@@ -243,7 +246,10 @@ class ScoreModel(DensityModel):
         E[x_0 | x_eps]; seed: makes the draw repeatable. batch_size: samples drawn together,
         which bounds memory (default: as many as hold 2**22 numbers, e.g. 2,097,152 2-D points
         or 5,349 28 x 28 images; a batch that runs out of GPU memory is halved); the draws
-        of a seed depend on it only when n exceeds it.
+        of a seed depend on it only when n exceeds it. n samples that would not fit in
+        memory are refused (ValueError) before any work. progress: None (default) a bar
+        over the batches when there is more than one; True also the sampler's own bar over
+        its steps; False none.
         y: class labels (one integer or (n,)) to sample p(x | y). With ``classifier`` (a
         ``NoisyClassifier`` or any callable log_q(y, x, t) -> (n,) on data coordinates) the
         score becomes score + guidance_scale * grad_x log q(y | x_t, t) (classifier
@@ -252,10 +258,11 @@ class ScoreModel(DensityModel):
         guidance_scale = 1 targets p(x | y); larger values sharpen it.
         """
         n = check_count(n)
+        self._check_weights()
         sampler = choose(method, SAMPLERS, name="method")
         sampler.check("sample", method, self.sde, options)
         eps = self._check_eps(eps, self.sde.sampling_eps)
-        size = self._sample_rows(batch_size)
+        size = self._sample_rows(n, batch_size)
         labels = self._guidance_labels(n, y, classifier, guidance_scale)
         generator = make_generator(seed, self.device)
         self._score_evals = 0
@@ -267,9 +274,9 @@ class ScoreModel(DensityModel):
                 score = self._guided(None if labels is None else labels[rows], classifier,
                                      guidance_scale)
                 x = self._run(sampler, score, x, eps=eps, generator=generator,
-                              progress=progress, denoise=denoise, **options)
+                              progress=bool(progress), denoise=denoise, **options)
             return self.datamap.to_data(x)
-        return self._finish(in_batches(draw, n, size, progress=False))
+        return self._finish(in_batches(draw, n, size, progress=progress, desc="sample"))
 
     def _run(self, sampler, score, x, *, eps, generator, progress, denoise, **options):
         """Carry x (n, *shape) in model coordinates from T to eps with ``sampler``, then
@@ -282,11 +289,18 @@ class ScoreModel(DensityModel):
             denoised = tweedie_denoise(self.sde, score, x, t)
             mask = options.get("mask")
             x = denoised if mask is None else torch.where(mask, denoised, x)
+        shown = {k: v for k, v in options.items() if k != "mask"}
         if not torch.isfinite(x).all():
-            shown = {k: v for k, v in options.items() if k != "mask"}
             raise RuntimeError(f"sampling diverged to NaN or inf (options {shown}): a smaller "
                                "snr, more steps or noise_levels, or a smaller guidance_scale keeps "
                                "its steps stable")
+        reach = FAR_SAMPLES * max(1.0, self.sde.prior_std)
+        far = x.flatten(1).abs().amax(1) > reach
+        if far.any():
+            warn(f"{int(far.sum())} of {x.shape[0]} samples lie beyond {reach:g} "
+                          f"training standard deviations (largest {x.abs().max().item():.3g}): "
+                          f"the sampler probably diverged (options {shown}); a smaller snr or "
+                          "guidance_scale, or more steps, keeps it stable")
         return x
 
     def _guidance_labels(self, n: int, y, classifier, guidance_scale):

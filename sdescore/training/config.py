@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from .._checks import check_compute_dtype, check_device, check_positive, check_seed, choose
+from .._ranks import on_every_rank
 from .optim import LR_SCHEDULES, default_lr
 
 __all__ = ["default_batch_size", "DEFAULT_STEPS", "DEFAULTS", "FIELDS", "score_batch_and_lr",
@@ -137,7 +138,13 @@ DEFAULTS = {
 def train_config(kind: str, config: TrainConfig | None, options: dict,
                  caller: str) -> TrainConfig:
     """``config`` (default: ``DEFAULTS[kind]``) with the keyword ``options`` of ``caller``
-    replacing its fields; an option that is no field is a TypeError naming it."""
+    replacing its fields; an option that is no field is a TypeError naming it. Under
+    torch.distributed a rank whose options fail makes every rank raise."""
+    return on_every_rank(lambda: _train_config(kind, config, dict(options), caller))
+
+
+def _train_config(kind: str, config: TrainConfig | None, options: dict,
+                  caller: str) -> TrainConfig:
     unknown = sorted(set(options) - set(FIELDS))
     if unknown:
         raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}; its "

@@ -8,6 +8,7 @@ generator, so that one seed gives one split, one data map and one set of initial
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import numbers
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from .._checks import as_dataset, as_labels, check_positive, count_classes
-from .._ranks import agreed_seed
+from .._ranks import agree, agreed_seed, fingerprint, on_every_rank
 from .._tensors import seeded
 from ..datamap import DataMap
 
@@ -54,14 +55,10 @@ def prepared(data, config, *, labels=None, levels: int | None = None, standardiz
     block running on the seeded global generator. labels: (n,) integer classes 0..K-1 or
     None; levels: as ``discrete_levels``; datamap: a map to reuse (else fitted on the
     training rows when ``standardize``, the identity otherwise)."""
-    levels = discrete_levels(data, levels)
-    x = as_dataset(data)
-    check_levels(x, levels)
-    classes = None
-    if labels is not None:
-        labels = as_labels(labels, x.shape[0])
-        classes = count_classes(labels)
+    levels, x, labels, classes = on_every_rank(lambda: _checked(data, levels, labels))
     device, dtype = config.resolved_device(), config.dtype
+    agree("fit", data=fingerprint(x), labels=None if labels is None else fingerprint(labels),
+          levels=levels, standardize=standardize, options=_agreed_fields(config))
     with seeded(agreed_seed(config.seed), device):
         train, held, train_labels, held_labels = split(x, config.validation, labels)
         train, held, fitted_on = dequantized_split(train, held, levels)
@@ -73,6 +70,24 @@ def prepared(data, config, *, labels=None, levels: int | None = None, standardiz
         held = (None if held is None
                 else _on((datamap.to_model(held, dtype), held_labels), device))
         yield Prepared(x, levels, classes, train, held, datamap, augment, device, dtype)
+
+
+def _checked(data, levels, labels) -> tuple:
+    """(levels, data as a tensor, labels as a tensor or None, classes or None), checked."""
+    levels = discrete_levels(data, levels)
+    x = as_dataset(data)
+    check_levels(x, levels)
+    if labels is None:
+        return levels, x, None, None
+    labels = as_labels(labels, x.shape[0])
+    return levels, x, labels, count_classes(labels)
+
+
+def _agreed_fields(config) -> dict:
+    """The config's fields every rank must share: all but the seed (rank 0's is agreed),
+    the device (one per rank), progress and the callback."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.name not in ("seed", "device", "progress", "callback")}
 
 
 def _on(tensors, device) -> tuple:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from time import perf_counter
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .._checks import warn
 from .._ranks import (any_rank, broadcast_module, from_rank0, is_main, max_over_ranks,
                       mean_over_ranks, per_rank_generator_seed, world)
 from .optim import budget_spent, lr_factor
@@ -186,8 +186,8 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
         if step == 0:
             raise
         interrupted = True
-        warnings.warn(f"training interrupted at step {step}: returning the model trained so "
-                      "far (its history's last record says interrupted)", stacklevel=4)
+        warn(f"training interrupted at step {step}: returning the model trained so "
+                      "far (its history's last record says interrupted)")
     finally:
         bar.close()
     if step == 0:
@@ -238,15 +238,15 @@ def _select(evaluated, best, history, initial_name: str | None) -> None:
     trained = [r for r in history if r["step"] > 0]
     if chosen["step"] == 0 and initial_name is not None:
         best_trained = min(r["val_loss"] for r in trained)
-        warnings.warn(f"{initial_name} scored best on the held-out rows ({chosen['val_loss']:.4g} "
+        warn(f"{initial_name} scored best on the held-out rows ({chosen['val_loss']:.4g} "
                       f"against {best_trained:.4g} for the best of {len(trained)} trained "
-                      "records): it is returned", stacklevel=5)
+                      "records): it is returned")
     elif trained and chosen is trained[0] and len(trained) > 1:
-        warnings.warn(f"held-out loss was best at the first evaluation (step {chosen['step']}) "
+        warn(f"held-out loss was best at the first evaluation (step {chosen['step']}) "
                       "and never improved: the model may be too large for these data, or lr "
-                      "too high; the weights of that step are returned", stacklevel=5)
+                      "too high; the weights of that step are returned")
     elif history[-1]["val_loss"] > chosen["val_loss"] + 0.01 * abs(chosen["val_loss"]) + 1e-3:
-        warnings.warn(f"held-out loss rose from {chosen['val_loss']:.4g} at step "
+        warn(f"held-out loss rose from {chosen['val_loss']:.4g} at step "
                       f"{chosen['step']} to {history[-1]['val_loss']:.4g} at step "
                       f"{history[-1]['step']}: the weights of step {chosen['step']} are "
-                      "returned", stacklevel=5)
+                      "returned")

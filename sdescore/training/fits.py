@@ -8,12 +8,13 @@ model and hands it to the engine (``engine.train_loop``) with its loss and held-
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 import torch
 from torch import nn
 
-from .._checks import as_dataset, check_positive, choose
+from .._checks import as_dataset, check_positive, choose, warn
 from ..losses import UniformTimes, get_loss, training_objective, with_labels_argument
 from ..models.classifier import NoisyClassifier
 from ..models.flow import FLOWS, FlowModel
@@ -25,8 +26,8 @@ from .config import TrainConfig, score_batch_and_lr, train_config
 from .data import prepared
 from .engine import train_loop
 from .optim import WeightAverage, adam
-from .reference import (check_the_floor, choose_shrinkage, gaussian_candidate,
-                        gaussian_of_all_rows, reference_covariance)
+from .reference import (check_the_floor, fitted_reference, gaussian_candidate,
+                        gaussian_of_all_rows)
 from .selection import MEASURES, held_out_loss, held_out_nll, held_out_nll_bound
 
 __all__ = ["fit", "fit_classifier", "fit_flow"]
@@ -105,17 +106,15 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         sde_obj = sde_for_data(sde, rows)
         loss_fn = with_labels_argument(
             get_loss(loss, sde_obj, eps if eps is not None else sde_obj.likelihood_eps))
-        initial, shrinkage = None, None
+        initial, reference = None, None
         if parameterization == "residual" and rows.ndim == 2:  # vectors: their best Gaussian
-            given = rows if data.held is None else torch.cat([rows, data.held[0]])
-            shrinkage = choose_shrinkage(given)  # the folds from the seeded generator
-            covariance = reference_covariance(rows, shrinkage)
-            wrap = functools.partial(GaussianResidual, covariance=covariance)
+            reference = fitted_reference(rows, None if data.held is None else data.held[0])
+            wrap = functools.partial(GaussianResidual, covariance=reference.covariance)
         score_net = wrap(net if net is not None else default_net(data.shape, data.classes),
                          sde_obj)
         score_net.to(data.device, data.dtype)
-        if shrinkage is not None and data.held is not None and data.classes is None:
-            initial = gaussian_candidate(score_net, shrinkage)
+        if reference is not None and data.held is not None and data.classes is None:
+            initial = gaussian_candidate(score_net, reference.shrinkage)
         batch_size, lr = score_batch_and_lr(config, data.shape, data.device, rows.shape[0])
         validate = None
         if data.held is not None:
@@ -131,10 +130,10 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                            classes=data.classes, levels=data.levels).to(data.device, data.dtype)
         model.history = history
         if initial is not None and not history[0].get("selected"):
-            check_the_floor(model, data, covariance, history)
+            check_the_floor(model, data, reference.covariance, history)
         if initial is not None and history[0].get("selected") and data.levels is None:
             gaussian, datamap = gaussian_of_all_rows(model.score_fn, data, standardize,
-                                                     shrinkage)
+                                                     reference.shrinkage)
             model = ScoreModel(sde_obj, gaussian, data.shape, datamap=datamap,
                                levels=data.levels).to(data.device, data.dtype)
             model.history = history
@@ -174,6 +173,8 @@ def fit_flow(data, kind: str = "nsf", *, hidden: int = 128, layers: int = 6,
         objective = training_objective(lambda flow, x0: -flow.log_prob(x0), augment=data.augment)
         model.flow, model.history = _train(model.flow, objective, data, validate, config,
                                            batch_size, config.lr)
+        if data.held is not None:
+            _check_flow_converged(model, data)
     return model.eval()
 
 
@@ -232,6 +233,24 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
     classifier = NoisyClassifier(net, sde_obj, data.datamap, data.classes)
     classifier.history = history
     return classifier.eval()
+
+
+def _check_flow_converged(model: FlowModel, data) -> None:
+    """A flow whose chosen held-out NLL is not finite raises RuntimeError; one that scores
+    worse than the diagonal Gaussian of the standardised rows, N(0, I), is told in one
+    warning: it diverged or learned nothing, and a comparison against it would mislead."""
+    chosen = next((r for r in model.history if r.get("selected")), model.history[-1])
+    value = chosen.get("val_loss", math.nan)
+    if not math.isfinite(value):
+        raise RuntimeError(f"fit_flow ({model.kind}) diverged: its held-out NLL is {value} at "
+                           "every scoring; try a smaller lr")
+    held = data.held[0].double().flatten(1)
+    gaussian = (0.5 * (held**2).sum(1) + 0.5 * held.shape[1] * math.log(2 * math.pi)).mean()
+    gaussian = gaussian.item() - data.datamap.log_det.item()
+    if value > gaussian:
+        warn(f"fit_flow ({model.kind}): the chosen held-out NLL {value:.4g} nats per row is "
+             f"worse than the diagonal Gaussian's {gaussian:.4g}: the flow diverged or learned "
+             "nothing; a smaller lr or a longer budget may help")
 
 
 def _check_adopts(model, x: torch.Tensor, sde) -> None:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
+from typing import NamedTuple
 
 import torch
 
+from .._checks import warn
 from ..datamap import DataMap
 from ..nets import zero_output_layer
 from ..parameterization import GaussianResidual
 from .engine import clearly_worse
 
-__all__ = ["check_the_floor", "choose_shrinkage", "FLOOR_CHECK_ROWS", "gaussian_candidate",
+__all__ = ["RIDGE", "check_the_floor", "choose_shrinkage", "fitted_reference", "FLOOR_CHECK_ROWS",
+           "gaussian_candidate", "MAX_FULL_DIM", "Reference",
            "gaussian_log_prob", "gaussian_of_all_rows", "reference_covariance", "SHRINKAGES"]
 
 SHRINKAGES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -28,17 +30,26 @@ SHRINKAGES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 diagonal (independent columns)."""
 
 _FOLDS = 5
+RIDGE = 1e-6
 FLOOR_CHECK_ROWS = 512
+MAX_FULL_DIM = 512
+"""Above this many columns the reference is the diagonal Gaussian (N(0, I) in standardised
+coordinates): the full covariance's cross-validation costs 55 eigendecompositions and its
+file d^2 numbers."""
 
 
 def reference_covariance(rows: torch.Tensor, shrinkage: float) -> torch.Tensor:
     """The (d, d) float64 covariance (on the CPU) of ``rows`` (n, d), moved ``shrinkage``
-    (in [0, 1]) of the way to its diagonal: (1 - shrinkage) S + shrinkage diag(S)."""
+    (in [0, 1]) of the way to its diagonal: (1 - shrinkage) S + shrinkage diag(S), plus
+    RIDGE times the mean variance on the diagonal (and that ridge alone for a column
+    without spread), so that it is positive definite whenever shrinkage > 0."""
     if not 0 <= shrinkage <= 1:
         raise ValueError(f"shrinkage must be in [0, 1]; got {shrinkage}")
     rows = rows.detach().to("cpu", torch.float64)
     sample = torch.cov(rows.T).reshape(rows.shape[1], rows.shape[1])
-    return (1 - shrinkage) * sample + shrinkage * torch.diag(torch.diagonal(sample))
+    floor = RIDGE * max(torch.diagonal(sample).mean().item(), 1.0)
+    return ((1 - shrinkage) * sample + shrinkage * torch.diag(torch.diagonal(sample))
+            + floor * torch.eye(rows.shape[1], dtype=torch.float64))
 
 
 def gaussian_log_prob(rows: torch.Tensor, covariance: torch.Tensor) -> torch.Tensor:
@@ -56,10 +67,10 @@ def gaussian_log_prob(rows: torch.Tensor, covariance: torch.Tensor) -> torch.Ten
 def choose_shrinkage(rows: torch.Tensor, generator: torch.Generator | None = None) -> float:
     """The ``SHRINKAGES`` entry whose ``reference_covariance`` gives the highest 5-fold
     cross-validated ``gaussian_log_prob`` of ``rows`` (n, d), the folds drawn from
-    ``generator``; ties go to the larger shrinkage, and below 10 rows it is 1 (the
-    diagonal)."""
+    ``generator``; ties go to the larger shrinkage, and below 10 rows or above
+    MAX_FULL_DIM columns it is 1 (the diagonal)."""
     rows = rows.detach().to("cpu", torch.float64)
-    if rows.shape[0] < 2 * _FOLDS:
+    if rows.shape[0] < 2 * _FOLDS or rows.shape[1] > MAX_FULL_DIM:
         return 1.0
     folds = torch.randperm(rows.shape[0], generator=generator).chunk(_FOLDS)
     pairs = [(rows[torch.cat([f for j, f in enumerate(folds) if j != i])], rows[fold])
@@ -69,6 +80,29 @@ def choose_shrinkage(rows: torch.Tensor, generator: torch.Generator | None = Non
               for shrinkage in SHRINKAGES]
     best = max(scores)
     return max(s for s, score in zip(SHRINKAGES, scores) if score == best)
+
+
+class Reference(NamedTuple):
+    """The reference Gaussian N(0, covariance) of ``fit``: covariance (d, d) float64, or
+    None for the identity (the diagonal Gaussian of standardised rows, above MAX_FULL_DIM
+    columns); shrinkage: its amount (1 for the diagonal)."""
+
+    shrinkage: float
+    covariance: torch.Tensor | None
+
+
+def fitted_reference(train: torch.Tensor, held: torch.Tensor | None) -> Reference:
+    """The best Gaussian of the training rows ``train`` (n, d): their covariance shrunk by
+    the ``choose_shrinkage`` of every given row (``held`` (m, d) too; the folds from the
+    global generator, so a seeded fit repeats)."""
+    if train.shape[1] > MAX_FULL_DIM:
+        return Reference(1.0, None)
+    given = train if held is None else torch.cat([train, held])
+    shrinkage = choose_shrinkage(given)
+    covariance = reference_covariance(train, shrinkage)
+    if torch.linalg.eigvalsh(covariance).min() <= 0:  # a singular table: its diagonal
+        shrinkage, covariance = 1.0, reference_covariance(train, 1.0)
+    return Reference(shrinkage, covariance)
 
 
 def gaussian_candidate(score_net: GaussianResidual, shrinkage: float) -> dict | None:
@@ -84,7 +118,7 @@ def gaussian_candidate(score_net: GaussianResidual, shrinkage: float) -> dict | 
             "record": {"reference": "gaussian", "shrinkage": shrinkage}}
 
 
-def check_the_floor(model, data, covariance: torch.Tensor, history: list[dict]) -> None:
+def check_the_floor(model, data, covariance: torch.Tensor | None, history: list[dict]) -> None:
     """The held-out bound can favour a model whose exact likelihood is worse (early in
     training the reverse SDE's bound and the probability-flow density differ), so the chosen
     record must also beat the fitted Gaussian by the exact log-density: on up to
@@ -94,8 +128,10 @@ def check_the_floor(model, data, covariance: torch.Tensor, history: list[dict]) 
     Both means are kept in their records as ``held_out_log_prob`` (nats per row).
 
     model: the fitted ScoreModel; data: the ``Prepared`` data; covariance: the reference
-    (d, d); history: the fit's records, step 0 first."""
+    (d, d) or None (the identity); history: the fit's records, step 0 first."""
     held = data.held[0][:FLOOR_CHECK_ROWS]
+    if covariance is None:
+        covariance = torch.eye(held.shape[1], dtype=torch.float64)
     gaussian = gaussian_log_prob(held, covariance) + data.datamap.log_det.item()
     trained = model.log_prob(data.datamap.to_data(held), method="dpm").double().cpu()
     chosen = next(r for r in history if r.get("selected"))
@@ -106,10 +142,10 @@ def check_the_floor(model, data, covariance: torch.Tensor, history: list[dict]) 
     del chosen["selected"]
     history[0]["selected"] = True
     zero_output_layer(model.score_fn.net)
-    warnings.warn(f"the fitted Gaussian (step 0) has the higher exact log-density on the "
+    warn(f"the fitted Gaussian (step 0) has the higher exact log-density on the "
                   f"held-out rows ({gaussian.mean().item():.4g} against "
                   f"{trained.mean().item():.4g} nats per row at step {chosen['step']}): it is "
-                  "returned", stacklevel=3)
+                  "returned")
 
 
 def gaussian_of_all_rows(untrained: GaussianResidual, data, standardize: bool,
@@ -119,6 +155,8 @@ def gaussian_of_all_rows(untrained: GaussianResidual, data, standardize: bool,
     of ``untrained`` (the selected step-0 module) outputs zero."""
     datamap = DataMap.standardizing(data.x) if standardize else DataMap.identity(data.shape)
     rows = datamap.to_model(data.x, torch.float64)
+    covariance = (reference_covariance(rows, shrinkage) if rows.shape[1] <= MAX_FULL_DIM
+                  else None)  # the identity: the diagonal Gaussian of standardised rows
     gaussian = GaussianResidual(untrained.net, untrained.sde, untrained.input_clip,
-                                covariance=reference_covariance(rows, shrinkage))
+                                covariance=covariance)
     return gaussian.to(data.device, data.dtype), datamap
