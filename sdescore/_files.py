@@ -48,8 +48,13 @@ def check_output(path, *, name: str = "output", overwrite: bool = True,
     folder = target.resolve().parent
     if not folder.is_dir():
         raise ValueError(f"{name} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"{name} {path}: folder {folder} cannot be written")
+    try:  # a real probe: permissions can say yes where the file system says no (/proc)
+        handle, probe = tempfile.mkstemp(prefix=".sdescore-", suffix=".tmp", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise PermissionError(f"{name} {path}: folder {folder} cannot be written "
+                              f"({err.strerror or err})") from None
     return target
 
 

@@ -41,6 +41,7 @@ from .solvers.likelihood import LIKELIHOODS
 from .solvers.samplers import SAMPLERS
 from .training import DEFAULTS, TrainConfig, fit
 from .training.config import FIELDS as TRAIN_FIELDS
+from .training.reference import MAX_FULL_DIM
 
 __all__ = ["CommandError", "Interrupted", "main", "read_table", "run_compare", "run_fit",
            "run_info", "run_log_prob", "run_sample"]
@@ -125,8 +126,10 @@ def _summary(model, data_line: str | None = None) -> str:
         chosen = next((r for r in model.history if r.get("selected")), None)
         initial = model.history[0] if model.history[0]["step"] == 0 else None
         if initial is not None and initial.get("reference") == "gaussian":
-            lines.append(f"reference:  the training rows' Gaussian, covariance shrunk "
-                         f"{initial['shrinkage']:g} of the way to its diagonal")
+            lines.append("reference:  the training rows' diagonal Gaussian (too many columns "
+                         f"for a full covariance, over {MAX_FULL_DIM})" if initial.get("diagonal")
+                         else f"reference:  the training rows' Gaussian, covariance shrunk "
+                              f"{initial['shrinkage']:g} of the way to its diagonal")
         weights = ("the fitted Gaussian (step 0)" if chosen is initial and chosen is not None
                    else f"step {chosen['step']}" if chosen else None)
         held = (f"; weights of {weights}, held-out score {chosen['val_loss']:.4g} nats per row"
@@ -194,7 +197,8 @@ def run_compare(args) -> str:
         raise CommandError(f"{args.data}: compare needs at least {MIN_COMPARE_ROWS} rows to "
                            f"split into training, held-out and test rows; got {x.shape[0]}")
     split = paper_split(Path(args.data).stem, x)
-    rows = compare(split, args.models, max_time=args.max_time, seed=args.seed)
+    rows = compare(split, args.models, max_time=args.max_time, seed=args.seed,
+                   progress=not args.quiet)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     return write_report(rows, out / "compare", "sdescore " + " ".join(sys.argv[1:]))
@@ -312,6 +316,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="training seconds per model (default: 60)")
     sub.add_argument("--columns", nargs="+", help="columns to model (default: all)")
     sub.add_argument("--seed", type=int, default=0, help="seed of every fit (default: 0)")
+    sub.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_argument("-o", "--output", required=True,
                      help="folder for the report (compare.json, .md, .png)")
     _add_file_options(sub, reads_table=True)

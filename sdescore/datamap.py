@@ -65,7 +65,7 @@ class DataMap:
         constant = torch.nonzero(scale == 0).flatten().tolist()
         if constant and x.ndim == 2:
             raise ValueError(f"data column(s) {constant} are constant: a density on them is "
-                             "degenerate; drop them or pass standardize=False")
+                             "degenerate (infinite); drop them")
         if constant:
             raise ValueError("data are constant (every pixel of every image has one value): "
                              "a density on them is degenerate")

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-__all__ = ["bits_per_dim", "energy_distance", "mean_and_se", "mmd"]
+__all__ = ["bits_per_dim", "energy_distance", "energy_distance_se", "mean_and_se", "mmd"]
 
 
 def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
@@ -27,6 +27,20 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     within_x = torch.cdist(x, x).sum() / (n * (n - 1))
     within_y = torch.cdist(y, y).sum() / (m * (m - 1))
     return float(2 * between - within_x - within_y)
+
+
+def energy_distance_se(x: torch.Tensor, y: torch.Tensor, blocks: int = 10) -> float:
+    """A jackknife standard error of ``energy_distance(x, y)``: each of ``blocks`` disjoint
+    blocks of the rows of x and y left out in turn (so its own noise enters), sqrt((B - 1) /
+    B * sum (theta_i - mean)^2). Needs at least 2 * blocks rows in each sample."""
+    n, m = x.shape[0], y.shape[0]
+    if min(n, m) < 2 * blocks:
+        raise ValueError(f"energy_distance_se needs at least {2 * blocks} rows in each sample; "
+                         f"got {n} and {m}")
+    keep_x, keep_y = torch.arange(n) % blocks, torch.arange(m) % blocks
+    left_out = torch.tensor([energy_distance(x[keep_x != b], y[keep_y != b])
+                             for b in range(blocks)], dtype=torch.float64)
+    return float(((blocks - 1) / blocks * (left_out - left_out.mean()).square().sum()).sqrt())
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=None) -> float:

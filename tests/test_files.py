@@ -281,3 +281,42 @@ def test_the_command_tells_warnings_in_one_line_and_survives_a_closed_pipe(model
     reader.stdin.close()
     assert reader.wait(timeout=60) == 0 and info.returncode == 0
     assert "Traceback" not in info.stderr and "BrokenPipe" not in info.stderr
+
+
+def test_a_write_that_fails_late_leaves_the_old_file_and_no_temporary(model, tmp_path):
+    """A file-size limit (RLIMIT_FSIZE) makes the write of samples fail: the command ends
+    with one line, status 2, and the old samples file is intact; no temporary file stays."""
+    import resource
+    model.save(tmp_path / "m.pt")
+    np.save(tmp_path / "keep.npy", np.arange(3.0))
+    before = (tmp_path / "keep.npy").read_bytes()
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    done = _command("sample", "m.pt", "-n", "5000", "-o", "keep.npy", "--seed", "0", "--force",
+                    cwd=tmp_path, preexec_fn=limit)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write" in lines[0], lines
+    assert (tmp_path / "keep.npy").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.npy", "m.pt"]
+
+
+def test_a_folder_the_file_system_will_not_write_is_refused_before_training(tmp_path,
+                                                                            monkeypatch,
+                                                                            capsys):
+    """Permissions can say yes where writing fails (/proc as root): the check makes a real
+    temporary file, so fit refuses before training."""
+    import sdescore._files as files
+    import sdescore.cli as cli
+    monkeypatch.chdir(tmp_path)
+    np.savetxt("d.csv", X, delimiter=",")
+
+    def refuse(*args, **options):
+        raise OSError(13, "Permission denied")
+    trained = []
+    monkeypatch.setattr(files.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(cli, "fit", lambda *a, **k: trained.append(1))
+    assert main(["fit", "d.csv", "-o", "m.pt", "--steps", "2"]) == 2
+    _one_error(capsys, "cannot be written (Permission denied)")
+    assert not trained

@@ -109,9 +109,16 @@ class DensityModel(nn.Module):
                             f"{name} as dequantised values (k + u) / {self.levels} in [0, 1): "
                             f"use bits_per_dim({name}) for the integers k, or pass "
                             f"(k + u) / {self.levels}")
-        rows = self.datamap.to_model(self.checked_rows(x, name), torch.float64)
-        reach = math.sqrt(torch.finfo(self.dtype).max) / 10  # where squares still fit
-        far = (rows.abs().flatten(1).amax(1) > reach).nonzero().flatten()
+        return self.within_reach(self.checked_rows(x, name), name).to(self.dtype)
+
+    def within_reach(self, rows: torch.Tensor, name: str = "x") -> torch.Tensor:
+        """``rows`` (n, *shape) in data coordinates, mapped to model coordinates in float64,
+        after refusing (ValueError, naming ``name``) rows so far out that the model's dtype
+        overflows on their squares: more than sqrt(largest float) / 10 training standard
+        deviations (1.8e18 in float32)."""
+        mapped = self.datamap.to_model(rows, torch.float64)
+        reach = math.sqrt(torch.finfo(self.dtype).max) / 10
+        far = (mapped.abs().flatten(1).amax(1) > reach).nonzero().flatten()
         if len(far):
             advice = ("use model.double()" if self.dtype != torch.float64
                       else "such rows have no representable density")
@@ -119,7 +126,7 @@ class DensityModel(nn.Module):
                              f"than {reach:.1e} training standard deviations out, where the "
                              f"model's {str(self.dtype).removeprefix('torch.')} computation "
                              f"overflows: {advice}")
-        return rows.to(self.dtype)
+        return mapped
 
     def _batch_rows(self, n: int, batch_size: int | None) -> int:
         """Rows evaluated together for n inputs (``sdescore.batching.batch_rows``)."""

@@ -354,6 +354,7 @@ class ScoreModel(DensityModel):
             x = torch.from_numpy(np.ascontiguousarray(array))
         missing = torch.isnan(x) if x.is_floating_point() else torch.zeros_like(x, dtype=torch.bool)
         x = self.checked_rows(torch.where(missing, torch.zeros_like(x), x))
+        self.within_reach(x)
         missing = missing.to(self.device)
         copies = 1 if draws is None else check_positive(draws, name="draws", integer=True)
         for value, name in ((noise_levels, "noise_levels"),

@@ -114,7 +114,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
                          sde_obj)
         score_net.to(data.device, data.dtype)
         if reference is not None and data.held is not None and data.classes is None:
-            initial = gaussian_candidate(score_net, reference.shrinkage)
+            initial = gaussian_candidate(score_net, reference)
         batch_size, lr = score_batch_and_lr(config, data.shape, data.device, rows.shape[0])
         validate = None
         if data.held is not None:

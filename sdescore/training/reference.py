@@ -105,17 +105,20 @@ def fitted_reference(train: torch.Tensor, held: torch.Tensor | None) -> Referenc
     return Reference(shrinkage, covariance)
 
 
-def gaussian_candidate(score_net: GaussianResidual, shrinkage: float) -> dict | None:
+def gaussian_candidate(score_net: GaussianResidual, reference: Reference) -> dict | None:
     """The step-0 candidate of ``train_loop`` (its ``initial``): a copy of ``score_net``
-    with its network's output layer zeroed, which IS the reference Gaussian; None for a
-    network without an output layer to zero."""
+    with its network's output layer zeroed, which IS the ``reference`` Gaussian; None for a
+    network without an output layer to zero. Its record says "reference": "gaussian", the
+    shrinkage, and "diagonal": True when the columns were too many for a full covariance."""
     gaussian = copy.deepcopy(score_net)
     try:
         zero_output_layer(gaussian.net)
     except TypeError:
         return None
-    return {"name": "the fitted Gaussian (step 0)", "module": gaussian,
-            "record": {"reference": "gaussian", "shrinkage": shrinkage}}
+    record = {"reference": "gaussian", "shrinkage": reference.shrinkage}
+    if reference.covariance is None:
+        record["diagonal"] = True
+    return {"name": "the fitted Gaussian (step 0)", "module": gaussian, "record": record}
 
 
 def check_the_floor(model, data, covariance: torch.Tensor | None, history: list[dict]) -> None:
