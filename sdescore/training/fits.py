@@ -109,7 +109,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         initial, reference = None, None
         if parameterization == "residual" and rows.ndim == 2:  # vectors: their best Gaussian
             reference = fitted_reference(rows, None if data.held is None else data.held[0])
-            wrap = functools.partial(GaussianResidual, covariance=reference.covariance)
+            wrap = functools.partial(GaussianResidual, covariance=reference.network_covariance)
         score_net = wrap(net if net is not None else default_net(data.shape, data.classes),
                          sde_obj)
         score_net.to(data.device, data.dtype)
@@ -131,9 +131,11 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         model.history = history
         if initial is not None and not history[0].get("selected"):
             check_the_floor(model, data, reference.covariance, history)
-        if initial is not None and history[0].get("selected") and data.levels is None:
-            gaussian, datamap = gaussian_of_all_rows(model.score_fn, data, standardize,
-                                                     reference.shrinkage)
+        if initial is not None and history[0].get("selected"):  # the fitted Gaussian
+            gaussian, datamap = initial["module"], data.datamap
+            if data.levels is None:  # refitted to every given row
+                gaussian, datamap = gaussian_of_all_rows(gaussian, data, standardize,
+                                                         reference.shrinkage)
             model = ScoreModel(sde_obj, gaussian, data.shape, datamap=datamap,
                                levels=data.levels).to(data.device, data.dtype)
             model.history = history

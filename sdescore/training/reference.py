@@ -22,7 +22,7 @@ from ..parameterization import GaussianResidual
 from .engine import clearly_worse
 
 __all__ = ["RIDGE", "check_the_floor", "choose_shrinkage", "fitted_reference", "FLOOR_CHECK_ROWS",
-           "gaussian_candidate", "MAX_FULL_DIM", "Reference",
+           "gaussian_candidate", "LEARNING_SHRINKAGE", "MAX_FULL_DIM", "Reference",
            "gaussian_log_prob", "gaussian_of_all_rows", "reference_covariance", "SHRINKAGES"]
 
 SHRINKAGES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -83,38 +83,55 @@ def choose_shrinkage(rows: torch.Tensor, generator: torch.Generator | None = Non
 
 
 class Reference(NamedTuple):
-    """The reference Gaussian N(0, covariance) of ``fit``: covariance (d, d) float64, or
-    None for the identity (the diagonal Gaussian of standardised rows, above MAX_FULL_DIM
-    columns); shrinkage: its amount (1 for the diagonal)."""
+    """The Gaussians of ``fit``'s default parameterisation. covariance: the training rows'
+    best Gaussian N(0, covariance), (d, d) float64, or None for the identity (the diagonal
+    Gaussian of standardised rows, above MAX_FULL_DIM columns); shrinkage: its amount (1 for
+    the diagonal). network_covariance: the Gaussian the network departs from, the same rows'
+    covariance shrunk at least LEARNING_SHRINKAGE of the way to its diagonal (or None)."""
 
     shrinkage: float
     covariance: torch.Tensor | None
+    network_covariance: torch.Tensor | None
+
+
+LEARNING_SHRINKAGE = 0.5
+"""The least shrinkage of the Gaussian the network departs from. With the sample covariance
+itself, 60 s of training ended 0.3-0.5 nats higher on protein and the digits (as vectors)
+learned nothing beyond the Gaussian (BENCHMARKS.md, "A full-covariance reference" and
+"Small tables: the fitted Gaussian as the floor"); the best Gaussian is the floor
+candidate instead (``gaussian_candidate``)."""
 
 
 def fitted_reference(train: torch.Tensor, held: torch.Tensor | None) -> Reference:
-    """The best Gaussian of the training rows ``train`` (n, d): their covariance shrunk by
-    the ``choose_shrinkage`` of every given row (``held`` (m, d) too; the folds from the
-    global generator, so a seeded fit repeats)."""
+    """The Gaussians of the training rows ``train`` (n, d): their covariance shrunk by the
+    ``choose_shrinkage`` of every given row (``held`` (m, d) too; the folds from the global
+    generator, so a seeded fit repeats), and by at least LEARNING_SHRINKAGE for the
+    network."""
     if train.shape[1] > MAX_FULL_DIM:
-        return Reference(1.0, None)
+        return Reference(1.0, None, None)
     given = train if held is None else torch.cat([train, held])
     shrinkage = choose_shrinkage(given)
     covariance = reference_covariance(train, shrinkage)
     if torch.linalg.eigvalsh(covariance).min() <= 0:  # a singular table: its diagonal
         shrinkage, covariance = 1.0, reference_covariance(train, 1.0)
-    return Reference(shrinkage, covariance)
+    network = reference_covariance(train, max(shrinkage, LEARNING_SHRINKAGE))
+    return Reference(shrinkage, covariance, network)
 
 
 def gaussian_candidate(score_net: GaussianResidual, reference: Reference) -> dict | None:
-    """The step-0 candidate of ``train_loop`` (its ``initial``): a copy of ``score_net``
-    with its network's output layer zeroed, which IS the ``reference`` Gaussian; None for a
-    network without an output layer to zero. Its record says "reference": "gaussian", the
-    shrinkage, and "diagonal": True when the columns were too many for a full covariance."""
-    gaussian = copy.deepcopy(score_net)
+    """The step-0 candidate of ``train_loop`` (its ``initial``): ``score_net``'s network,
+    copied with its output layer zeroed, behind the best Gaussian ``reference.covariance``:
+    that Gaussian exactly, with ``score_net``'s architecture (its weights load into the
+    trained module). None for a network without an output layer to zero. Its record says
+    "reference": "gaussian", the shrinkage, and "diagonal": True when the columns were too
+    many for a full covariance."""
+    net = copy.deepcopy(score_net.net)
     try:
-        zero_output_layer(gaussian.net)
+        zero_output_layer(net)
     except TypeError:
         return None
+    gaussian = GaussianResidual(net, score_net.sde, score_net.input_clip,
+                                covariance=reference.covariance)
     record = {"reference": "gaussian", "shrinkage": reference.shrinkage}
     if reference.covariance is None:
         record["diagonal"] = True
@@ -126,8 +143,8 @@ def check_the_floor(model, data, covariance: torch.Tensor | None, history: list[
     training the reverse SDE's bound and the probability-flow density differ), so the chosen
     record must also beat the fitted Gaussian by the exact log-density: on up to
     FLOOR_CHECK_ROWS held-out rows, ``model.log_prob(method="dpm")`` against the Gaussian's
-    closed form, by one paired standard error. Otherwise step 0 is selected instead, the
-    model's output layer zeroed (it becomes that Gaussian) and one warning line says so.
+    closed form, by one paired standard error. Otherwise step 0 is selected instead (the
+    caller returns that Gaussian) and one warning line says so.
     Both means are kept in their records as ``held_out_log_prob`` (nats per row).
 
     model: the fitted ScoreModel; data: the ``Prepared`` data; covariance: the reference
@@ -144,7 +161,6 @@ def check_the_floor(model, data, covariance: torch.Tensor | None, history: list[
         return
     del chosen["selected"]
     history[0]["selected"] = True
-    zero_output_layer(model.score_fn.net)
     warn(f"the fitted Gaussian (step 0) has the higher exact log-density on the "
                   f"held-out rows ({gaussian.mean().item():.4g} against "
                   f"{trained.mean().item():.4g} nats per row at step {chosen['step']}): it is "
@@ -155,7 +171,7 @@ def gaussian_of_all_rows(untrained: GaussianResidual, data, standardize: bool,
                          shrinkage: float) -> tuple[GaussianResidual, DataMap]:
     """(the score of the Gaussian fitted to every given row, held-out ones too, with
     ``shrinkage``; its data map): what ``fit`` returns when step 0 is selected. The network
-    of ``untrained`` (the selected step-0 module) outputs zero."""
+    of ``untrained`` (the step-0 candidate) outputs zero."""
     datamap = DataMap.standardizing(data.x) if standardize else DataMap.identity(data.shape)
     rows = datamap.to_model(data.x, torch.float64)
     covariance = (reference_covariance(rows, shrinkage) if rows.shape[1] <= MAX_FULL_DIM
