@@ -27,6 +27,10 @@ from .._checks import as_labels, as_times, check_count, check_positive, choose, 
 __all__ = ["SCORE_FORMAT", "ScoreModel"]
 
 SCORE_FORMAT = "sdescore-model-2"
+CPU_ODE_SAMPLE_ROWS = 4096
+"""Rows the "ode" sampler draws together on a CPU by default: 32,768 5-D samples took 6.1 s
+in 4096-row batches against 12.5 s in one (the same steps per batch; BENCHMARKS.md,
+"Sampling batches on a CPU")."""
 FAR_SAMPLES = 100.0
 """Samples farther than this many training standard deviations (times the prior's scale)
 from the origin of the model's coordinates are flagged: no fitted density puts mass there."""
@@ -245,8 +249,9 @@ class ScoreModel(DensityModel):
         eps: the last time (default ``sde.sampling_eps``); denoise: finish with Tweedie's
         E[x_0 | x_eps]; seed: makes the draw repeatable. batch_size: samples drawn together,
         which bounds memory (default: as many as hold 2**22 numbers, e.g. 2,097,152 2-D points
-        or 5,349 28 x 28 images; a batch that runs out of GPU memory is halved); the draws
-        of a seed depend on it only when n exceeds it. n samples that would not fit in
+        or 5,349 28 x 28 images, and at most CPU_ODE_SAMPLE_ROWS for "ode" on a CPU; a
+        batch that runs out of GPU memory is halved); the draws of a seed depend on it only
+        when n exceeds it. n samples that would not fit in
         memory are refused (ValueError) before any work. progress: None (default) a bar
         over the batches when there is more than one; True also the sampler's own bar over
         its steps; False none.
@@ -263,6 +268,8 @@ class ScoreModel(DensityModel):
         sampler.check("sample", method, self.sde, options)
         eps = self._check_eps(eps, self.sde.sampling_eps)
         size = self._sample_rows(n, batch_size)
+        if batch_size is None and method == "ode" and self.device.type == "cpu":
+            size = min(size, CPU_ODE_SAMPLE_ROWS)
         labels = self._guidance_labels(n, y, classifier, guidance_scale)
         generator = make_generator(seed, self.device)
         self._score_evals = 0

@@ -26,8 +26,7 @@ from .config import TrainConfig, score_batch_and_lr, train_config
 from .data import prepared
 from .engine import train_loop
 from .optim import WeightAverage, adam
-from .reference import (check_the_floor, fitted_reference, gaussian_candidate,
-                        gaussian_of_all_rows)
+from .reference import fitted_reference, floor_of, gaussian_candidate
 from .selection import MEASURES, held_out_loss, held_out_nll, held_out_nll_bound
 
 __all__ = ["fit", "fit_classifier", "fit_flow"]
@@ -50,10 +49,10 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         parameterization: "residual" (the network predicts how the noise departs from its
             value for a reference Gaussian, from an input whitened by that Gaussian and
             soft-clipped to 3 standard deviations; see ``parameterization.GaussianResidual``):
-            for vectors the training rows' best Gaussian (``training.reference``: their
-            covariance shrunk toward its diagonal by the cross-validated amount), for
-            images N(0, I); "noise" (score = -output / s(t)), "score", or a callable
-            (net, sde) -> score module.
+            for vectors the standardised training rows' covariance shrunk toward its
+            diagonal by the cross-validated amount, at least halfway
+            (``training.reference.LEARNING_SHRINKAGE``), for images N(0, I); "noise"
+            (score = -output / s(t)), "score", or a callable (net, sde) -> score module.
         standardize: map the data to zero mean, unit variance inside the model.
         eps: smallest training time (default ``sde.likelihood_eps``).
         labels: (n,) integer classes 0..K-1 for a class-conditional model (classifier-free
@@ -76,11 +75,13 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         step; the chosen record says ``"selected": True``, a stop for lack of progress
         ``"stopped": "patience"``. With the residual parameterisation of unlabelled
         vectors, held-out rows and a network with an output layer to zero (the default
-        MLP), the first record is step 0: that Gaussian, scored but not trained
+        MLP), the first record is step 0: the training rows' best Gaussian (their
+        covariance shrunk by the cross-validated amount), scored but not trained
         ({step: 0, seconds, val_loss, reference: "gaussian", shrinkage}). A trained record
         is chosen over it only when better on the held-out rows by one standard error of
-        the per-row difference; when step 0 is chosen (told in one warning line) the model
-        returned is the Gaussian refitted to every given row.
+        the per-row difference, by the bound and then by the exact log-density
+        (``training.reference.check_the_floor``); when step 0 is chosen (told in one
+        warning line) the model returned is that Gaussian refitted to every given row.
 
     Raises:
         TypeError, ValueError: an option of the wrong type or value, named.
@@ -129,16 +130,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         model = ScoreModel(sde_obj, final, data.shape, datamap=data.datamap,
                            classes=data.classes, levels=data.levels).to(data.device, data.dtype)
         model.history = history
-        if initial is not None and not history[0].get("selected"):
-            check_the_floor(model, data, reference.covariance, history)
-        if initial is not None and history[0].get("selected"):  # the fitted Gaussian
-            gaussian, datamap = initial["module"], data.datamap
-            if data.levels is None:  # refitted to every given row
-                gaussian, datamap = gaussian_of_all_rows(gaussian, data, standardize,
-                                                         reference.shrinkage)
-            model = ScoreModel(sde_obj, gaussian, data.shape, datamap=datamap,
-                               levels=data.levels).to(data.device, data.dtype)
-            model.history = history
+        if initial is not None:
+            model = floor_of(model, initial["module"], reference, data, standardize)
     return model.eval()
 
 

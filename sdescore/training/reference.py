@@ -1,11 +1,10 @@
-"""The reference Gaussian of ``fit``'s default parameterisation: the best Gaussian of the
-training rows, which the untrained model is and which held-out selection offers as step 0.
+"""The Gaussians of ``fit``'s default parameterisation: the best Gaussian of the training
+rows, offered by held-out selection as step 0 and returned when no trained record beats it
+(the floor), and the Gaussian the network departs from.
 
 The rows are in model coordinates (standardised: zero mean, unit variance per column), so
 the Gaussian is N(0, Sigma) with Sigma the rows' covariance shrunk toward its own diagonal
-by an amount chosen by cross-validation of the Gaussian's likelihood. Measured on
-correlated Gaussian tables of 100 rows, cross-validation over every given row chose better
-than the held-out rows alone (``benchmarks.small_tables``).
+by an amount chosen by cross-validation of the Gaussian's likelihood on every given row.
 """
 from __future__ import annotations
 
@@ -17,13 +16,15 @@ import torch
 
 from .._checks import warn
 from ..datamap import DataMap
+from ..models.score import ScoreModel
 from ..nets import zero_output_layer
 from ..parameterization import GaussianResidual
 from .engine import clearly_worse
 
-__all__ = ["RIDGE", "check_the_floor", "choose_shrinkage", "fitted_reference", "FLOOR_CHECK_ROWS",
-           "gaussian_candidate", "LEARNING_SHRINKAGE", "MAX_FULL_DIM", "Reference",
-           "gaussian_log_prob", "gaussian_of_all_rows", "reference_covariance", "SHRINKAGES"]
+__all__ = ["check_the_floor", "choose_shrinkage", "fitted_reference", "FLOOR_CHECK_ROWS",
+           "floor_of", "gaussian_candidate", "gaussian_log_prob", "gaussian_of_all_rows",
+           "LEARNING_SHRINKAGE", "MAX_FULL_DIM", "Reference", "reference_covariance", "RIDGE",
+           "SHRINKAGES"]
 
 SHRINKAGES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 """The shrinkage amounts ``choose_shrinkage`` tries: 0 is the sample covariance, 1 its
@@ -165,6 +166,26 @@ def check_the_floor(model, data, covariance: torch.Tensor | None, history: list[
                   f"held-out rows ({gaussian.mean().item():.4g} against "
                   f"{trained.mean().item():.4g} nats per row at step {chosen['step']}): it is "
                   "returned")
+
+
+def floor_of(model: ScoreModel, candidate: GaussianResidual, reference: Reference, data,
+             standardize: bool) -> ScoreModel:
+    """What ``fit`` returns after training with the step-0 ``candidate``: ``model`` (its
+    ``history`` step 0 first) when a trained record was selected and passes
+    ``check_the_floor``; else the fitted Gaussian, refitted to every given row
+    (``gaussian_of_all_rows``) for continuous data, as trained for integer data."""
+    history = model.history
+    if not history[0].get("selected"):
+        check_the_floor(model, data, reference.covariance, history)
+    if not history[0].get("selected"):
+        return model
+    gaussian, datamap = candidate, data.datamap
+    if data.levels is None:
+        gaussian, datamap = gaussian_of_all_rows(candidate, data, standardize,
+                                                 reference.shrinkage)
+    floor = ScoreModel(model.sde, gaussian, data.shape, datamap=datamap, levels=data.levels)
+    floor.history = history
+    return floor.to(data.device, data.dtype)
 
 
 def gaussian_of_all_rows(untrained: GaussianResidual, data, standardize: bool,
