@@ -175,12 +175,13 @@ SAMPLE_SUFFIXES = (".csv", ".npy", ".png", ".pdf", ".svg")
 def _write_samples(model, samples: np.ndarray, output: Path) -> None:
     """.npy as they are, .csv with the training columns' names, .png, .pdf or .svg a
     figure; written atomically at exactly ``output``."""
-    if output.suffix == ".npy":
+    suffix = output.suffix.lower()
+    if suffix == ".npy":
         def write(temporary):
             with open(temporary, "wb") as handle:
                 np.save(handle, samples)
         atomic_write(output, write)
-    elif output.suffix == ".csv":
+    elif suffix == ".csv":
         header = model.feature_names or [f"x{i}" for i in range(model.dim)]
         write_csv(output, header, samples.tolist())
     else:
@@ -188,7 +189,7 @@ def _write_samples(model, samples: np.ndarray, output: Path) -> None:
         figure = (plot.image_grid(samples) if len(model.shape) == 3
                   else plot.samples_against_data(samples, names=model.feature_names))
         atomic_write(output, lambda temporary: figure.savefig(
-            temporary, dpi=100, format=output.suffix[1:]))
+            temporary, dpi=100, format=suffix[1:]))
 
 
 def run_compare(args) -> str:
@@ -351,7 +352,7 @@ def _check_outputs(args) -> None:
         for suffix in (".json", ".md", ".png"):
             check_output(folder / f"compare{suffix}", overwrite=args.force, inputs=inputs)
         return
-    if args.command == "sample" and Path(args.output).suffix not in SAMPLE_SUFFIXES:
+    if args.command == "sample" and Path(args.output).suffix.lower() not in SAMPLE_SUFFIXES:
         raise CommandError(f"{args.output}: samples are written as "
                            f"{', '.join(SAMPLE_SUFFIXES)}; got {Path(args.output).suffix!r}")
     check_output(args.output, overwrite=args.force, inputs=inputs)

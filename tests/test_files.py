@@ -153,6 +153,8 @@ def test_outputs_that_are_inputs_or_exist_are_refused_before_any_work(model, tmp
     assert Path("m.pt").read_bytes() != kept
     assert main(["sample", "m.pt", "-n", "5", "-o", "s.npy", "--seed", "0"]) == 0
     assert np.load("s.npy").shape == (5, 2) and not [p for p in os.listdir() if ".tmp" in p]
+    assert main(["sample", "m.pt", "-n", "5", "-o", "S.PNG", "--seed", "0"]) == 0
+    assert Path("S.PNG").read_bytes()[:4] == b"\x89PNG"  # the suffix in any case
 
 
 def test_ctrl_c_exits_130_and_keeps_an_existing_model(model, tmp_path, monkeypatch, capsys):
