@@ -1,5 +1,6 @@
-"""The command's files: DATA tables read (.csv with an optional header, .npy, .npz) and CSV
-written, with every problem raised as a ``CommandError`` told in one line."""
+"""The command's files: DATA tables read (.csv with an optional header, .npy, .npz), outputs
+checked before any work, CSV and samples written atomically, with every problem raised as a
+``CommandError`` told in one line."""
 from __future__ import annotations
 
 import csv
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, check_output
 
-__all__ = ["CommandError", "TABLE_SUFFIXES", "read_table", "write_csv"]
+__all__ = ["check_outputs", "CommandError", "read_table", "SAMPLE_SUFFIXES", "TABLE_SUFFIXES",
+           "write_csv", "write_samples"]
 
 TABLE_SUFFIXES = (".csv", ".npy", ".npz")
 
@@ -150,3 +152,45 @@ def write_csv(path, header, rows) -> None:
                 writer.writerow(header)
             writer.writerows(rows)
     atomic_write(path, write)
+
+
+SAMPLE_SUFFIXES = (".csv", ".npy", ".png", ".pdf", ".svg")
+
+
+def write_samples(model, samples: np.ndarray, output: Path) -> None:
+    """.npy as they are, .csv with the training columns' names, .png, .pdf or .svg a
+    figure; written atomically at exactly ``output``."""
+    suffix = output.suffix.lower()
+    if suffix == ".npy":
+        def write(temporary):
+            with open(temporary, "wb") as handle:
+                np.save(handle, samples)
+        atomic_write(output, write)
+    elif suffix == ".csv":
+        header = model.feature_names or [f"x{i}" for i in range(model.dim)]
+        write_csv(output, header, samples.tolist())
+    else:
+        from . import plot
+        figure = (plot.image_grid(samples) if len(model.shape) == 3
+                  else plot.samples_against_data(samples, names=model.feature_names))
+        atomic_write(output, lambda temporary: figure.savefig(
+            temporary, dpi=100, format=suffix[1:]))
+
+
+def check_outputs(command: str, output, *, force: bool, inputs=()) -> None:
+    """Refuse (before any work) an output of ``command`` that cannot or must not be written:
+    not a regular file, one of ``inputs``, an existing file without ``force``, a folder that
+    is missing or cannot be written, a sample file of an unknown kind. For "compare" the
+    output is a folder, created here, and its compare.json, .md and .png are checked."""
+    if command == "compare":
+        folder = Path(output)
+        if folder.exists() and not folder.is_dir():
+            raise CommandError(f"{output} exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix in (".json", ".md", ".png"):
+            check_output(folder / f"compare{suffix}", overwrite=force, inputs=inputs)
+        return
+    if command == "sample" and Path(output).suffix.lower() not in SAMPLE_SUFFIXES:
+        raise CommandError(f"{output}: samples are written as {', '.join(SAMPLE_SUFFIXES)}; "
+                           f"got {Path(output).suffix!r}")
+    check_output(output, overwrite=force, inputs=inputs)

@@ -28,8 +28,7 @@ import torch
 import torch.distributed as dist
 
 from . import distributed
-from ._files import atomic_write, check_output
-from ._tables import CommandError, read_table, write_csv
+from ._tables import CommandError, check_outputs, read_table, write_csv, write_samples
 from ._version import __version__
 from .comparison import MODELS, compare, write_report
 from .datasets import paper_split
@@ -160,36 +159,13 @@ def run_sample(args) -> str:
     samples = distributed.sample(model, args.n, method=args.method, seed=args.seed,
                                  **_conditioning(args), **options).double().cpu().numpy()
     if is_main():
-        _write_samples(model, samples, Path(args.output))
+        write_samples(model, samples, Path(args.output))
     return f"wrote {len(samples)} samples to {args.output}"
 
 
 def _conditioning(args) -> dict:
     """{"y": K} for --y K (a class-conditional model's label), else nothing."""
     return {} if args.y is None else {"y": args.y}
-
-
-SAMPLE_SUFFIXES = (".csv", ".npy", ".png", ".pdf", ".svg")
-
-
-def _write_samples(model, samples: np.ndarray, output: Path) -> None:
-    """.npy as they are, .csv with the training columns' names, .png, .pdf or .svg a
-    figure; written atomically at exactly ``output``."""
-    suffix = output.suffix.lower()
-    if suffix == ".npy":
-        def write(temporary):
-            with open(temporary, "wb") as handle:
-                np.save(handle, samples)
-        atomic_write(output, write)
-    elif suffix == ".csv":
-        header = model.feature_names or [f"x{i}" for i in range(model.dim)]
-        write_csv(output, header, samples.tolist())
-    else:
-        from . import plot
-        figure = (plot.image_grid(samples) if len(model.shape) == 3
-                  else plot.samples_against_data(samples, names=model.feature_names))
-        atomic_write(output, lambda temporary: figure.savefig(
-            temporary, dpi=100, format=suffix[1:]))
 
 
 def run_compare(args) -> str:
@@ -340,22 +316,9 @@ def _join_torchrun() -> None:
 
 
 def _check_outputs(args) -> None:
-    """Refuse, before any work, an output that cannot or must not be written: not a regular
-    file, one of the command's inputs, an existing file without --force, a folder that is
-    missing or read-only, a sample file of an unknown kind."""
+    """``_tables.check_outputs`` for the command's output, before any work."""
     inputs = [getattr(args, name) for name in ("data", "model") if getattr(args, name, None)]
-    if args.command == "compare":
-        folder = Path(args.output)
-        if folder.exists() and not folder.is_dir():
-            raise CommandError(f"{args.output} exists and is not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        for suffix in (".json", ".md", ".png"):
-            check_output(folder / f"compare{suffix}", overwrite=args.force, inputs=inputs)
-        return
-    if args.command == "sample" and Path(args.output).suffix.lower() not in SAMPLE_SUFFIXES:
-        raise CommandError(f"{args.output}: samples are written as "
-                           f"{', '.join(SAMPLE_SUFFIXES)}; got {Path(args.output).suffix!r}")
-    check_output(args.output, overwrite=args.force, inputs=inputs)
+    check_outputs(args.command, args.output, force=args.force, inputs=inputs)
 
 
 class Interrupted(Exception):

@@ -188,8 +188,12 @@ class DensityModel(nn.Module):
 
     def _check_weights(self) -> None:
         """RuntimeError when a weight is NaN or inf: every answer would be garbage."""
-        bad = [name for name, value in self.state_dict().items()
-               if value.is_floating_point() and not torch.isfinite(value).all()]
+        weights = {name: value for name, value in self.state_dict().items()
+                   if value.is_floating_point()}
+        if not weights:
+            return
+        finite = torch.stack([torch.isfinite(v).all() for v in weights.values()]).tolist()
+        bad = [name for name, ok in zip(weights, finite) if not ok]  # one device sync
         if bad:
             raise RuntimeError(f"the model's weights hold NaN or inf ({bad[0]}"
                                f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): "

@@ -28,9 +28,8 @@ __all__ = ["SCORE_FORMAT", "ScoreModel"]
 
 SCORE_FORMAT = "sdescore-model-2"
 CPU_ODE_SAMPLE_ROWS = 4096
-"""Rows the "ode" sampler draws together on a CPU by default: 32,768 5-D samples took 6.1 s
-in 4096-row batches against 12.5 s in one (the same steps per batch; BENCHMARKS.md,
-"Sampling batches on a CPU")."""
+"""Rows the "ode" sampler draws together on a CPU by default, where larger batches ran
+slower (BENCHMARKS.md, "Sampling batches on a CPU")."""
 FAR_SAMPLES = 100.0
 """Samples farther than this many training standard deviations (times the prior's scale)
 from the origin of the model's coordinates are flagged: no fitted density puts mass there."""
