@@ -1,4 +1,10 @@
-"""Class-conditional digits: classifier-free guidance on scikit-learn's 8 x 8 digits.
+"""
+Class-conditional digits by classifier-free guidance
+====================================================
+
+scikit-learn's 8 x 8 digits, one model for every class.
+
+.. code-block:: bash
 
     python examples/conditional_digits.py [--max-time 120] [--guidance 1.0] [--out digits_out]
 

@@ -1,9 +1,13 @@
-"""Exact likelihoods and samples from a known score.
+"""
+Exact likelihoods and samples from a known score
+================================================
 
 A 2-D Gaussian mixture has a closed-form score for every p_t, so a ScoreModel built on it is
 a "perfect" score model: its probability-flow likelihood should match the mixture's density
 and every sampler should reproduce the mixture. Prints the exact NLL next to the truth and
-saves a figure (density and the four samplers) to exact_likelihood.png.
+saves a figure (density and the four samplers) to ``exact_likelihood.png``.
+
+.. code-block:: bash
 
     python examples/exact_likelihood.py [--sde subvp]
 """
@@ -19,7 +23,7 @@ import torch  # noqa: E402
 import sdescore  # noqa: E402
 from sdescore.datasets import random_mixture  # noqa: E402
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description="Exact likelihoods and samples from a known score.")
 parser.add_argument("--sde", default="subvp", choices=["ve", "vp", "subvp"])
 parser.add_argument("--out", default="exact_likelihood.png")
 args = parser.parse_args()

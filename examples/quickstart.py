@@ -1,10 +1,17 @@
-"""Quick start: fit a score model to a 2-D toy set, print its exact test NLL, save a figure.
+"""
+Quick start: a 2-D toy set
+==========================
+
+Fit a score model to a 2-D toy set, print its exact test NLL, save a figure.
+
+.. code-block:: bash
 
     python examples/quickstart.py [--data moons] [--sde subvp] [--max-time 60]
 
-Trains for about a minute on a laptop CPU, then prints the test negative log-likelihood
-from the probability-flow ODE (exact divergence) and saves quickstart.png: the training
-data, the learned density and samples drawn with the ODE sampler.
+Trains for at most ``--max-time`` seconds (a minute by default), then prints the test
+negative log-likelihood from the probability-flow ODE (exact divergence) and saves
+``quickstart.png``: the training data, the learned density and samples drawn with the ODE
+sampler.
 """
 import argparse
 

@@ -12,7 +12,7 @@ import torch
 
 
 def as_batch(x, shape: tuple, *, name: str = "x", dtype=None, device=None) -> torch.Tensor:
-    """Convert ``x`` to a finite (n, *shape) tensor with n >= 1.
+    """Convert ``x`` to a finite ``(n, *shape)`` tensor with n >= 1.
 
     Accepts torch tensors, NumPy arrays and anything ``numpy.asarray`` takes. Raises
     TypeError for non-numeric data and ValueError for a wrong shape, no rows, NaN or inf.
@@ -82,7 +82,7 @@ MAX_SEED = 2**63 - 1
 
 
 def check_seed(seed, *, name: str = "seed") -> int | None:
-    """None (fresh randomness) or an integer in [0, 2**63 - 1]; floats and bools are refused,
+    """None (fresh randomness) or an integer in [0, ``2**63`` - 1]; floats and bools are refused,
     not cut to an integer."""
     if seed is None:
         return None
@@ -157,7 +157,7 @@ def choose(value, registry: dict, *, name: str):
 
 def count_classes(labels: torch.Tensor, *, name: str = "labels") -> int:
     """K for training labels (n,) that use every class 0..K-1; a gap (a class with no row,
-    e.g. labels 0 and 10**7) is refused, since each class up to the largest label gets a
+    e.g. labels 0 and ``10**7``) is refused, since each class up to the largest label gets a
     row of the network's label table."""
     classes = int(labels.max()) + 1
     present = labels.unique()  # sorted
@@ -170,7 +170,7 @@ def count_classes(labels: torch.Tensor, *, name: str = "labels") -> int:
 
 
 def _lossless_dtype(data) -> torch.dtype:
-    """float64 for float64 data and for integers of 2**24 or more, else float32."""
+    """float64 for float64 data and for integers of ``2**24`` or more, else float32."""
     if isinstance(data, torch.Tensor):
         wide = data.dtype == torch.float64
         integer = not (data.is_floating_point() or data.is_complex() or data.dtype == torch.bool)
@@ -184,7 +184,7 @@ def _lossless_dtype(data) -> torch.dtype:
 
 def as_dataset(data, *, name: str = "data") -> torch.Tensor:
     """Training data as a finite (n, d) or (n, c, h, w) tensor with at least two rows, read
-    without loss: float32 and float64 data keep their dtype, integers below 2**24 (pixels,
+    without loss: float32 and float64 data keep their dtype, integers below ``2**24`` (pixels,
     counts) become float32 and larger ones float64, other floats float32."""
     if isinstance(data, torch.Tensor):
         shape = tuple(data.shape)

@@ -12,7 +12,7 @@ def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """Append trailing singleton axes to a per-sample vector.
 
     v: (n,) tensor; returns (n, 1, ..., 1) with ``ndim`` axes in all, so that it
-    broadcasts against a batch of shape (n, *shape).
+    broadcasts against a batch of shape ``(n, *shape)``.
     """
     return v.reshape(v.shape + (1,) * (ndim - v.ndim))
 

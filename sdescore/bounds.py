@@ -67,14 +67,14 @@ def _reference_integrals(sde, eps: float, points: int = 20001):
 
 def _controlled_excess(sde, scaled_score, y_t, z, t):
     """The denoising excess of a score less that of the N(0, I) score at the same (t, z):
-    scaled_score = s(t) score(y_t, t); all (n, *shape) but t (n,)."""
+    scaled_score = s(t) score(y_t, t); all ``(n, *shape)`` but t (n,)."""
     reference = append_dims(sde.marginal_std(t), y_t.ndim) * sde.standard_normal_score(y_t, t)
     return _denoising_excess(scaled_score, z) - _denoising_excess(reference, z)
 
 
 def importance_values(sde, y, eps: float, draws: int, integrand, generator=None):
     """Monte Carlo values of 1/2 int_eps^T g^2 / s^2 E_z integrand(t, z, y_t, s(t)) dt for
-    y (n, *shape): returns (units, n). t is drawn with density proportional to g^2 / s^2
+    y ``(n, *shape)``: returns (units, n). t is drawn with density proportional to g^2 / s^2
     (``ImportanceTimes``, normaliser Z, so each value is Z/2 integrand); each unit is the mean
     over an antithetic pair (t, z), (t, -z), and unit k's t comes from the k-th of
     ``units`` = ceil(draws / 2) equal-probability slices. The mean over units is unbiased;
@@ -94,7 +94,7 @@ def importance_values(sde, y, eps: float, draws: int, integrand, generator=None)
 
 def nll_bound_terms(sde, score, y, *, draws: int, eps: float, generator=None):
     """Per-sample bound on -log p_theta^SDE(y) in model space, and its Monte Carlo standard
-    error: y (n, *shape) -> ((n,), (n,)) nats. ``draws`` score evaluations per sample
+    error: y ``(n, *shape)`` -> ((n,), (n,)) nats. ``draws`` score evaluations per sample
     (antithetic pairs, stratified in t)."""
     n, d = y.shape[0], y[0].numel()
     eps_t = torch.full((n,), eps, dtype=y.dtype, device=y.device)
@@ -135,7 +135,7 @@ class KLBound:
 
 def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 100_000,
              seed: int | None = 0) -> KLBound:
-    """Bound KL(p_0 || p_theta^SDE) for ``model`` on ``data`` (n, *shape) drawn from p_0.
+    """Bound KL(p_0 || p_theta^SDE) for ``model`` on ``data`` ``(n, *shape)`` drawn from p_0.
 
     oracle: the data's true law as a ``GaussianMixture`` in data coordinates, when known.
     Then score_term is (T/2) E g^2 ||grad log p_t - score||^2 with the exact grad log p_t

@@ -1,5 +1,7 @@
 """The ``sdescore`` command: fit, log-prob, sample, compare and info from a shell.
 
+.. code-block:: text
+
     sdescore fit DATA -o MODEL [--sde subvp] [--loss dsm] [--max-time S] [--steps N]
                  [--columns C ...] [--labels COLUMN] [every TrainConfig field: --lr, --seed, ...]
     sdescore log-prob MODEL DATA -o OUT.csv [--method ode] [--bits-per-dim] [--y K]

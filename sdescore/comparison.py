@@ -26,10 +26,13 @@ from .training import fit
 
 __all__ = ["COLUMNS", "compare", "IMAGE_MODELS", "MODELS", "write_report"]
 
-# name -> how to train it: ("score", fit's loss) or ("flow", fit_flow's kind)
+#: Model name -> how ``compare`` trains it: ("score", the loss of ``fit``) or ("flow", the
+#: kind of ``fit_flow``).
 MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
           **{kind: ("flow", kind) for kind in FLOWS}}
+#: The models of ``MODELS`` that need image rows (n, c, h, w).
 IMAGE_MODELS = {"glow"}
+#: The columns of each row ``compare`` returns, in report order (see ``compare`` for units).
 COLUMNS = ["data", "model", "fit_s", "steps", "test_rows", "test_nll", "test_nll_se",
            "test_nll_median", "bpd", "nll_bound", "nll_bound_se", "entropy", "kl_gap",
            "kl_gap_se", "log_prob_per_s", "energy_distance", "energy_distance_se"]

@@ -16,6 +16,7 @@ import torch
 
 __all__ = ["DATA_DTYPES", "DataMap", "wide_dtype"]
 
+#: The dtypes a model may compute in, by name (``fit(..., dtype=...)``).
 DATA_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -53,7 +54,7 @@ class DataMap:
 
     @classmethod
     def standardizing(cls, x: torch.Tensor) -> "DataMap":
-        """The map to zero mean and unit variance of x (n, *shape), computed in float64: per
+        """The map to zero mean and unit variance of x ``(n, *shape)``, computed in float64: per
         feature for (n, d) vectors, one scalar for images. A constant feature (or constant
         images) raises ValueError."""
         data_dtype = x.dtype if x.dtype in DATA_DTYPES.values() else torch.float32
@@ -81,7 +82,7 @@ class DataMap:
         return self._copies[device]
 
     def to_model(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """y = (x - loc) / scale: (n, *shape) -> (n, *shape), computed in float64 and
+        """y = (x - loc) / scale: ``(n, *shape)`` -> ``(n, *shape)``, computed in float64 and
         returned in ``dtype`` (default x's floating dtype, float32 for integers)."""
         loc, scale = self._on(x.device)
         out = dtype or (x.dtype if x.is_floating_point() else torch.float32)
@@ -99,16 +100,16 @@ class DataMap:
 
     @property
     def log_det(self) -> torch.Tensor:
-        """log |det dy/dx| = -sum log scale, a float64 scalar tensor in nats."""
+        """``log |det dy/dx| = -sum log scale``, a float64 scalar tensor in nats."""
         return -self.scale.log().sum()
 
     def log_prob_to_data(self, log_prob_y: torch.Tensor) -> torch.Tensor:
-        """log p_x(x) = log p_y(y) + log |det dy/dx|, for (n,) log-densities of mapped rows
+        """``log p_x(x) = log p_y(y) + log |det dy/dx|``, for (n,) log-densities of mapped rows
         (in their dtype)."""
         return log_prob_y + self.log_det.item()
 
     def score_to_data(self, score_y: torch.Tensor) -> torch.Tensor:
-        """grad_x log p_x = grad_y log p_y / scale: (n, *shape) -> (n, *shape), in
+        """grad_x log p_x = grad_y log p_y / scale: ``(n, *shape)`` -> ``(n, *shape)``, in
         ``output_dtype(score_y.dtype)``."""
         _, scale = self._on(score_y.device)
         return (score_y.to(scale.dtype) / scale).to(self.output_dtype(score_y.dtype))

@@ -5,6 +5,7 @@
 - ``load_benchmark(name)``: benchmark tables, scikit-learn's digits and analytic mixtures,
   split for training and testing.
 - ``load_mnist(data_dir, split)``: MNIST from its IDX files (``sdescore.mnist``).
+
 The analytic oracle ``GaussianMixture`` (and ``random_mixture``) lives in ``sdescore.oracle``
 and is importable from here too.
 """
@@ -83,6 +84,7 @@ def _circles(rng, n):
         + 0.08 * rng.standard_normal((n, 2))
 
 
+#: Toy name -> a function (n, generator) -> (n, 2) float32 points; see ``toy``.
 TOYS = {
     "8gaussians": _eight_gaussians,
     "checkerboard": _checkerboard,
@@ -217,14 +219,14 @@ def _mixture(dim):
     return load
 
 
-# Each set's loader, given the path of its file (None for the built-in sets).
+#: Set name -> its loader (given the path of its file, or None for the sets that need no
+#: file).
 BENCHMARK_SETS = {
     "mixture2": _mixture(2), "mixture6": _mixture(6), "digits": _digits,
     "redwine": _wine("red"), "whitewine": _wine("white"), "parkinsons": _parkinsons,
     "power": _uci("power"), "protein": _uci("protein"), "magic": _magic,
 }
-# The file each real table is read from, under data_dir (sources: README, "Data for the
-# benchmarks").
+#: Set name -> the file it is read from, relative to ``data_dir``.
 BENCHMARK_FILES = {"redwine": "wine/winequality-red.csv", "whitewine": "wine/winequality-white.csv",
                    "parkinsons": "parkinsons/parkinsons_updrs.data", "power": "uci/power-plant.txt",
                    "protein": "uci/protein-tertiary-structure.txt",

@@ -98,7 +98,7 @@ def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
 
 
 def sample(model, n: int, *, seed: int | None = None, **options) -> torch.Tensor:
-    """n samples (n, *shape), each rank drawing its share (rank r with seed + r when a seed
+    """n samples ``(n, *shape)``, each rank drawing its share (rank r with seed + r when a seed
     is given); every rank returns all n in rank order."""
     n = on_every_rank(lambda: check_count(n))
     agree("sample", n=n, seed=seed, options=options, weights=_weights(model))

@@ -11,6 +11,7 @@ loop is the only place that reduces. Weighting, time sampling and eps are set at
   perturbation has no known kernel.
 - NCSN (Song and Ermon 2019) is denoising score matching over a discrete geometric ladder
   of noise levels: ``DenoisingScoreMatching(sde, times=LadderTimes(sde, eps, noise_levels))``.
+
 Every time sampler returns (t, weight) with E[weight L(t)] = E_{t ~ U(eps, T)}[L(t)].
 """
 from __future__ import annotations
@@ -88,6 +89,7 @@ class LadderTimes:
         return t, torch.ones_like(t)
 
 
+#: Weighting name -> lambda(t) of denoising score matching.
 WEIGHTINGS = {"score": "s(t)^2", "likelihood": "g(t)^2"}
 
 
@@ -110,7 +112,7 @@ class _ScoreMatchingLoss:
         return self.sde.diffusion(t) ** 2 / self.sde.marginal_std(t) ** 2
 
     def __call__(self, score_fn, x0, *, t=None, generator=None, y=None):
-        """Per-example loss (n,) for data x0 (n, *shape); ``t`` (n,) fixes the times
+        """Per-example loss (n,) for data x0 ``(n, *shape)``; ``t`` (n,) fixes the times
         (weight 1) instead of drawing them; ``y`` (n,) labels go to a conditional
         score_fn(x, t, y)."""
         if t is None:
@@ -144,6 +146,7 @@ class DenoisingScoreMatching(_ScoreMatchingLoss):
         return self.weight_over_std2(t) * sum_except_batch(residual**2)
 
 
+#: The probe distributions of sliced score matching.
 PROBES = ("rademacher", "gaussian")
 
 
@@ -175,6 +178,7 @@ class SlicedScoreMatching(_ScoreMatchingLoss):
         return self.weight_over_std2(t) * std2 * (trace_term + square_term)
 
 
+#: Loss name -> a function (sde, eps) -> the loss object ``fit(loss=name)`` trains with.
 LOSSES = {
     "dsm": lambda sde, eps: DenoisingScoreMatching(sde, eps=eps),
     "dsm-likelihood": lambda sde, eps: DenoisingScoreMatching(sde, weighting="likelihood", eps=eps),

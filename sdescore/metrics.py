@@ -17,7 +17,7 @@ def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
 
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| between samples x (n, ...) and
+    """Energy distance ``2 E|X - Y| - E|X - X'| - E|Y - Y'|`` between samples x (n, ...) and
     y (m, ...), with the unbiased (U-statistic) within-sample terms. Zero in expectation
     when x and y come from the same distribution."""
     x = x.reshape(x.shape[0], -1).double()
@@ -45,7 +45,7 @@ def energy_distance_se(x: torch.Tensor, y: torch.Tensor, blocks: int = 10) -> fl
 
 def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=None) -> float:
     """Unbiased squared maximum mean discrepancy between x (n, ...) and y (m, ...) with a sum
-    of Gaussian kernels exp(-|a - b|^2 / (2 h^2)), one per bandwidth h. The default
+    of Gaussian kernels ``exp(-|a - b|^2 / (2 h^2))``, one per bandwidth h. The default
     bandwidths are 1/4, 1/2 and 1 times the median distance between the pooled points."""
     x = x.reshape(x.shape[0], -1).double()
     y = y.reshape(y.shape[0], -1).double()
@@ -68,8 +68,8 @@ def bits_per_dim(nll_nats, dim: int, *, levels: int = 256, log_scale: float = 0.
     """Bits per dimension of discrete data k in {0, ..., levels - 1} dequantised to
     x = (k + u) / levels (``sdescore.datasets.dequantize``).
 
-    nll_nats: -log p(x) in nats, any shape; dim: D, numbers per sample; log_scale: ln|a| when
-    the model saw y = a x + b instead of x (then NLL_x = NLL_y - D ln|a|). The density of x on
+    nll_nats: -log p(x) in nats, any shape; dim: D, numbers per sample; log_scale: ``ln|a|`` when
+    the model saw y = a x + b instead of x (then ``NLL_x = NLL_y - D ln|a|``). The density of x on
     [0, 1)^D is levels^D times the probability of the bin, hence the log2(levels) term:
     bits/dim = NLL_x / (D ln 2) + log2(levels).
     """

@@ -5,6 +5,7 @@
   (``sdescore.parameterization``) turns that output into a score.
 - ``NoisyClassifierNet`` (vectors) and ``ConvClassifierNet`` (images): (x, t) -> class
   logits, for classifier guidance.
+
 Networks know their constructor arguments (``config``) so that a model can be saved and rebuilt.
 """
 from __future__ import annotations
@@ -21,10 +22,12 @@ __all__ = ["ConvClassifierNet", "default_classifier_net", "DEFAULT_MAX_FREQUENCY
            "zero_output_layer"]
 
 
+#: How a network sees t: as t itself or as log t.
 TIME_INPUTS = ("linear", "log")
-LOG_TIME_FLOOR = 1e-5  # "log" time input: t in [1e-5, 1] maps to [0, 1]
-# Highest embedding frequency of the networks built here: higher makes a trained network vary
-# so fast in t that ODE solves need several times the steps (BENCHMARKS.md, time embedding).
+#: The "log" time input maps t in [LOG_TIME_FLOOR, 1] to [0, 1].
+LOG_TIME_FLOOR = 1e-5
+#: Highest time-embedding frequency of the networks built here (higher makes an ODE solve of
+#: a trained network take several times the steps).
 DEFAULT_MAX_FREQUENCY = 30.0
 
 
@@ -260,7 +263,7 @@ def _class_log_prob(logits, y):
 
 
 class NoisyClassifierNet(nn.Module):
-    """MLP with a sinusoidal time embedding: x (n, *shape) (flattened), t (n,) -> logits
+    """MLP with a sinusoidal time embedding: x ``(n, *shape)`` (flattened), t (n,) -> logits
     (n, classes); with labels y (n,) it returns log q(y | x, t) (n,) instead."""
 
     def __init__(self, dim: int, classes: int, hidden: int | None = None, depth: int = 3,
@@ -314,6 +317,7 @@ class ConvClassifierNet(nn.Module):
         return _class_log_prob(self.out(h), y)
 
 
+#: Network name -> class, as saved model files name them.
 NETS = {"mlp": MLPScoreNet, "unet": UNet}
 
 

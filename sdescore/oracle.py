@@ -162,7 +162,7 @@ class GaussianMixture:
 
 def random_mixture(dim: int, components: int = 3, seed: int = 0) -> GaussianMixture:
     """A random mixture in ``dim`` dimensions with correlated components and overall mean
-    exactly 0, so the prior mismatch at T (about 0.8 |m(T) mean| nats a point) vanishes."""
+    exactly 0, so the prior mismatch at T (about ``0.8 |m(T) mean|`` nats a point) vanishes."""
     generator = torch.Generator().manual_seed(seed)
     means = torch.randn(components, dim, generator=generator, dtype=torch.float64)
     means = 1.2 * (means - means.mean(0))

@@ -3,7 +3,7 @@
 Each class wraps a network ``net(x, t[, y])`` and an SDE and owns both sides of one relation,
 as EDM's preconditioning classes and k-diffusion's ``Denoiser`` do:
 
-- ``forward(x, t, y=None)``: the score grad_x log p_t(x), (n, *shape); the ``score_fn`` of a
+- ``forward(x, t, y=None)``: the score grad_x log p_t(x), ``(n, *shape)``; the ``score_fn`` of a
   ScoreModel;
 - ``denoising_residual(x_t, t, noise, y=None)``: s(t) score(x_t, t) + noise for
   x_t = m(t) x_0 + s(t) noise, written as the distance of the network's output from its
@@ -29,7 +29,7 @@ __all__ = ["DirectScore", "GaussianResidual", "noise_to_score", "NoisePrediction
 
 
 def noise_to_score(noise: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """score = -noise / std: noise (n, *shape), std (n,) the kernel's std (DDPM:
+    """score = -noise / std: noise ``(n, *shape)``, std (n,) the kernel's std (DDPM:
     sqrt(1 - abar_i))."""
     return -noise / append_dims(std, noise.ndim)
 
@@ -149,6 +149,7 @@ class GaussianResidual(Parameterization):
         return (noise - gaussian_noise) - departure
 
 
+#: Name -> the class ``fit(parameterization=name)`` wraps the network in.
 PARAMETERIZATIONS = {"noise": NoisePrediction, "score": DirectScore,
                      "residual": GaussianResidual}
 

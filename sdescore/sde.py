@@ -2,7 +2,7 @@
 
 Each SDE knows its drift f, diffusion g, the Gaussian perturbation kernel
 x_t | x_0 ~ N(m(t) x_0, s(t)^2 I) and its prior. Times are (n,) tensors, one per sample;
-states are (n, *shape) tensors of any shape.
+states are ``(n, *shape)`` tensors of any shape.
 """
 from __future__ import annotations
 
@@ -60,15 +60,15 @@ class SDE:
         return self.time_at_std(self.std_at_log_snr(log_snr))
 
     def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """f(x, t): x (n, *shape), t (n,) -> (n, *shape)."""
+        """f(x, t): x ``(n, *shape)``, t (n,) -> ``(n, *shape)``."""
         return append_dims(self.drift_coef(t), x.ndim) * x
 
     def marginal_mean(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Mean m(t) x0 of the perturbation kernel: x0 (n, *shape), t (n,) -> (n, *shape)."""
+        """Mean m(t) x0 of the perturbation kernel: x0 ``(n, *shape)``, t (n,) -> ``(n, *shape)``."""
         return append_dims(self.mean_scale(t), x0.ndim) * x0
 
     def perturb(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """A draw from the kernel: m(t) x0 + s(t) noise, all (n, *shape)."""
+        """A draw from the kernel: m(t) x0 + s(t) noise, all ``(n, *shape)``."""
         return self.marginal_mean(x0, t) + append_dims(self.marginal_std(t), x0.ndim) * noise
 
     def total_variance(self, t: torch.Tensor) -> torch.Tensor:
@@ -77,18 +77,18 @@ class SDE:
 
     def standard_normal_score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """grad_x log p_t(x) when p_0 = N(0, I), so that p_t = N(0, (m^2 + s^2) I):
-        -x / (m^2 + s^2); x (n, *shape), t (n,). The reference that the default
+        -x / (m^2 + s^2); x ``(n, *shape)``, t (n,). The reference that the default
         parameterisation departs from on images (vectors: N(0, Sigma)) and the NLL bound's
         control variate subtracts."""
         return -x / append_dims(self.total_variance(t), x.ndim)
 
     def prior_sample(self, shape, *, generator=None, device=None, dtype=None) -> torch.Tensor:
-        """Draw (n, *shape) from the prior N(0, prior_std^2 I); ``shape`` includes n."""
+        """Draw ``(n, *shape)`` from the prior N(0, prior_std^2 I); ``shape`` includes n."""
         z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
         return self.prior_std * z
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """Log-density of the prior in nats: z (n, *shape) -> (n,)."""
+        """Log-density of the prior in nats: z ``(n, *shape)`` -> (n,)."""
         d = z[0].numel()
         quad = sum_except_batch(z**2) / self.prior_std**2
         return -0.5 * quad - 0.5 * d * math.log(2 * math.pi * self.prior_std**2)
@@ -224,6 +224,7 @@ class SubVPSDE(VPSDE):
         return 2 / (1 + torch.sqrt(1 + 4 * torch.exp(2 * log_snr)))
 
 
+#: SDE name -> class (``get_sde``).
 SDES = {cls.name: cls for cls in (VESDE, VPSDE, SubVPSDE)}
 
 
@@ -249,7 +250,7 @@ def largest_distance(x: torch.Tensor, max_points: int = 2000) -> float:
 
 def sde_for_data(sde, data: torch.Tensor) -> SDE:
     """An SDE object from a name or an object; for "ve", sigma_max defaults to the largest
-    distance between two rows of ``data`` (n, *shape), the model's training rows."""
+    distance between two rows of ``data`` ``(n, *shape)``, the model's training rows."""
     if isinstance(sde, SDE):
         return sde
     if isinstance(sde, str) and sde.lower() == "ve":
@@ -259,7 +260,7 @@ def sde_for_data(sde, data: torch.Tensor) -> SDE:
 
 def tweedie_denoise(sde, score, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The data prediction D(x, t) = E[x_0 | x_t] = (x + s(t)^2 score(x, t)) / m(t) (Tweedie):
-    x (n, *shape), t (n,); also the samplers' usual last denoising step."""
+    x ``(n, *shape)``, t (n,); also the samplers' usual last denoising step."""
     m = append_dims(sde.mean_scale(t), x.ndim)
     s2 = append_dims(sde.marginal_std(t) ** 2, x.ndim)
     return (x + s2 * score(x, t)) / m

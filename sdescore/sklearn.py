@@ -92,8 +92,12 @@ def _split_options(estimator, model_options: dict) -> tuple[dict, dict]:
             {name: params[name] for name in TRAIN_FIELDS})
 
 
+#: ScoreDensity's model parameters and their defaults (its TrainConfig fields come beside
+#: them).
 SCORE_OPTIONS = {"sde": "subvp", "loss": "dsm", "parameterization": "residual",
                  "standardize": True, "eps": None, "levels": None}
+#: FlowDensity's model parameters and their defaults (its TrainConfig fields come beside
+#: them).
 FLOW_OPTIONS = {"kind": "nsf", "hidden": 128, "layers": 6, "standardize": True, "levels": None}
 
 

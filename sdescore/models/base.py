@@ -1,8 +1,8 @@
-"""What every density model shares: ``ScoreModel`` and ``FlowModel`` are ``DensityModel``s.
+"""What every density model shares: ``ScoreModel`` and ``FlowModel`` are ``DensityModel`` objects.
 
 The contract: samples of ``shape``; a ``DataMap`` between the data's coordinates and the
-model's, so that ``log_prob(x)`` ((n, *shape) -> (n,) nats, the map's log-determinant
-included) and ``sample(n, seed=...)`` ((n, *shape)) speak the data's coordinates; a training
+model's, so that ``log_prob(x)`` (``(n, *shape)`` -> (n,) nats, the map's log-determinant
+included) and ``sample(n, seed=...)`` (``(n, *shape)``) speak the data's coordinates; a training
 ``history``; ``config()``/``from_config`` and ``save(path)`` in the model kind's file format,
 read back by ``sdescore.load``. ``tests/test_contract.py`` checks it for every kind.
 """
@@ -93,13 +93,13 @@ class DensityModel(nn.Module):
         return self._placement.device
 
     def checked_rows(self, x, name: str = "x") -> torch.Tensor:
-        """x checked at the door: a finite (n, *shape) tensor in data coordinates, in float64
+        """x checked at the door: a finite ``(n, *shape)`` tensor in data coordinates, in float64
         (float32 on MPS) on the model's device."""
         return as_batch(x, self.shape, name=name, dtype=wide_dtype(self.device),
                         device=self.device)
 
     def model_rows(self, x, name: str = "x") -> torch.Tensor:
-        """x checked at the door and mapped to model coordinates: (n, *shape) in the model's
+        """x checked at the door and mapped to model coordinates: ``(n, *shape)`` in the model's
         dtype. A model of integer data (``levels``) reads x as dequantised values
         (k + u) / levels in [0, 1); integer-typed x are refused (TypeError) with a pointer to
         ``bits_per_dim``, never read as such values."""
@@ -112,7 +112,7 @@ class DensityModel(nn.Module):
         return self.within_reach(self.checked_rows(x, name), name).to(self.dtype)
 
     def within_reach(self, rows: torch.Tensor, name: str = "x") -> torch.Tensor:
-        """``rows`` (n, *shape) in data coordinates, mapped to model coordinates in float64,
+        """``rows`` ``(n, *shape)`` in data coordinates, mapped to model coordinates in float64,
         after refusing (ValueError, naming ``name``) rows so far out that the model's dtype
         overflows on their squares: more than sqrt(largest float) / 10 training standard
         deviations (1.8e18 in float32)."""
@@ -135,7 +135,7 @@ class DensityModel(nn.Module):
         return batch_rows(n, batch_size, self.device)
 
     def _sample_rows(self, n: int, batch_size: int | None) -> int:
-        """Samples drawn together: ``batch_size``, else as many as hold 2**22 numbers.
+        """Samples drawn together: ``batch_size``, else as many as hold ``2**22`` numbers.
         ValueError first when the n samples alone would not fit in this machine's memory."""
         needed = n * self.dim * torch.finfo(self.dtype).bits // 8
         memory = physical_memory()
@@ -150,7 +150,7 @@ class DensityModel(nn.Module):
     @torch.no_grad()
     def bits_per_dim(self, x, *, draws: int = 1, seed: int | None = None,
                      **log_prob_options) -> torch.Tensor:
-        """Bits per dimension of discrete data under this model: x (n, *shape) -> (n,).
+        """Bits per dimension of discrete data under this model: x ``(n, *shape)`` -> (n,).
 
         x: integers k in {0, ..., levels - 1}, each dequantised ``draws`` times to
         (k + u) / levels with u ~ U[0, 1) and the bits averaged (an upper bound on the bits

@@ -18,6 +18,7 @@ from .base import DensityModel
 
 __all__ = ["build_flow", "FLOW_FORMAT", "FlowModel", "FLOWS"]
 
+#: The format tag a saved FlowModel's file carries.
 FLOW_FORMAT = "sdescore-flow-2"
 
 
@@ -77,6 +78,7 @@ def _glow(shape, hidden, layers):
     return flows + [nf.flows.Squeeze()], (4 * c, h // 2, w // 2)
 
 
+#: Flow kind -> the function that builds its normflows model.
 FLOWS = {"nsf": _nsf, "realnvp": _realnvp, "maf": _maf, "glow": _glow}
 
 
@@ -94,8 +96,8 @@ def build_flow(kind: str, shape: tuple, hidden: int, layers: int) -> nn.Module:
 class FlowModel(DensityModel):
     """A normflows NormalizingFlow with the data map y = (x - loc) / scale kept inside.
 
-    datamap: a ``DataMap`` (default the identity). log_prob(x (n, *shape)) -> (n,) nats,
-    including the map's log-determinant; sample(n) -> (n, *shape); save(path) and
+    datamap: a ``DataMap`` (default the identity). log_prob(x ``(n, *shape)``) -> (n,) nats,
+    including the map's log-determinant; sample(n) -> ``(n, *shape)``; save(path) and
     ``sdescore.load(path)`` as for ScoreModel.
     """
 
@@ -109,7 +111,7 @@ class FlowModel(DensityModel):
 
     @torch.no_grad()
     def log_prob(self, x, *, batch_size: int | None = None) -> torch.Tensor:
-        """Exact log-density in nats: x (n, *shape) -> (n,). batch_size: rows evaluated
+        """Exact log-density in nats: x ``(n, *shape)`` -> (n,). batch_size: rows evaluated
         together (default: all on a GPU, halved while they do not fit; 2048 on a CPU).
         RuntimeError when the flow returns NaN or inf for a row (a flow that diverged in
         training), never those values."""
@@ -128,8 +130,8 @@ class FlowModel(DensityModel):
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None,
                batch_size: int | None = None) -> torch.Tensor:
-        """n draws (n, *shape); ``seed`` makes them repeatable. batch_size: draws made
-        together (default: as many as hold 2**22 numbers)."""
+        """n draws ``(n, *shape)``; ``seed`` makes them repeatable. batch_size: draws made
+        together (default: as many as hold ``2**22`` numbers)."""
         n = check_count(n)
         self._check_weights()
         rows = self._sample_rows(n, batch_size)

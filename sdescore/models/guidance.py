@@ -5,6 +5,7 @@
   ``log_q(y, x, t) -> (n,)`` on data coordinates stands in).
 - Classifier-free guidance (Ho and Salimans 2022): a network trained with and without its
   label gives uncond + w (cond - uncond).
+
 Guidance scale w = 1 follows the conditional p(x | y) itself; w > 1 sharpens it, w = 0 ignores y.
 """
 from __future__ import annotations

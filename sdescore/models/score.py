@@ -26,6 +26,7 @@ from .._checks import as_labels, as_times, check_count, check_positive, choose, 
 
 __all__ = ["SCORE_FORMAT", "ScoreModel"]
 
+#: The format tag a saved ScoreModel's file carries.
 SCORE_FORMAT = "sdescore-model-2"
 CPU_ODE_SAMPLE_ROWS = 4096
 """Rows the "ode" sampler draws together on a CPU by default, where larger batches ran
@@ -39,7 +40,7 @@ class ScoreModel(DensityModel):
     """A score-based model: ``sde`` plus ``score_fn(x, t)`` ~ grad_x log p_t(x).
 
     sde: an SDE object (``sdescore.get_sde``); score_fn: a callable or nn.Module taking
-    x (n, *shape) and t (n,) and returning a tensor like x; shape: the shape of one sample,
+    x ``(n, *shape)`` and t (n,) and returning a tensor like x; shape: the shape of one sample,
     e.g. (d,) or (c, h, w). datamap: the affine map y = (x - loc) / scale from the data's
     coordinates to the ones the score lives in (a ``DataMap``; default the identity), or
     loc and scale (tensors broadcasting to ``shape``) to build one. The public methods take
@@ -73,7 +74,7 @@ class ScoreModel(DensityModel):
         self._score_evals = 0
 
     def _score(self, x: torch.Tensor, t: torch.Tensor, y=None) -> torch.Tensor:
-        """The unchecked, counted score used by solvers: x (n, *shape), t (n,), labels y
+        """The unchecked, counted score used by solvers: x ``(n, *shape)``, t (n,), labels y
         (n,) or None (unconditional)."""
         self._score_evals += 1
         score = self.score_fn(x, t) if y is None else self.score_fn(x, t, y)
@@ -105,8 +106,8 @@ class ScoreModel(DensityModel):
 
     @torch.no_grad()
     def score(self, x, t) -> torch.Tensor:
-        """grad_x log p_t(x) in data coordinates: x (n, *shape), t scalar or (n,) in [0, T]
-        -> (n, *shape). With a data map y = (x - loc) / scale this is score_y(y, t) / scale.
+        """grad_x log p_t(x) in data coordinates: x ``(n, *shape)``, t scalar or (n,) in [0, T]
+        -> ``(n, *shape)``. With a data map y = (x - loc) / scale this is score_y(y, t) / scale.
         A score that is not finite (a network's at t = 0, where s(t) = 0) raises ValueError."""
         x = self.model_rows(x)
         t = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=self.device)
@@ -124,7 +125,7 @@ class ScoreModel(DensityModel):
                  probe: str | None = None, seed: int | None = None,
                  batch_size: int | None = None, progress: bool | None = None, y=None,
                  return_error: bool = False, **options):
-        """Exact log-density log p_eps(x) in nats by the probability-flow ODE: x (n, *shape) -> (n,).
+        """Exact log-density log p_eps(x) in nats by the probability-flow ODE: x ``(n, *shape)`` -> (n,).
 
         This is the density at t = eps (default ``sde.likelihood_eps``), the prior pushed back
         through the flow.
@@ -203,7 +204,7 @@ class ScoreModel(DensityModel):
     @torch.no_grad()
     def nll_bound(self, x, *, draws: int = 64, seed: int | None = None,
                   return_stderr: bool = False, batch_size: int | None = None):
-        """Upper bound on -log p_theta^SDE(x) in nats: x (n, *shape) -> (n,).
+        """Upper bound on -log p_theta^SDE(x) in nats: x ``(n, *shape)`` -> (n,).
 
         The likelihood-weighted denoising objective plus the prior term (Song, Durkan, Murray
         and Ermon 2021, Thm. 2), estimated with ``draws`` score evaluations per point: t
@@ -237,7 +238,7 @@ class ScoreModel(DensityModel):
                denoise: bool = True, seed: int | None = None, progress: bool | None = None,
                y=None, classifier=None, guidance_scale: float = 1.0,
                batch_size: int | None = None, **options) -> torch.Tensor:
-        """Draw n samples (n, *shape).
+        """Draw n samples ``(n, *shape)``.
 
         method: "ode" (probability-flow ODE; options solver, rtol, atol, steps, max_steps as
         for ``log_prob``), "sde" (reverse SDE with torchsde; solver "euler" or "milstein",
@@ -247,7 +248,7 @@ class ScoreModel(DensityModel):
         for VP models, "ddpm" (DDPM ancestral sampling; steps, whose last step denoises).
         eps: the last time (default ``sde.sampling_eps``); denoise: finish with Tweedie's
         E[x_0 | x_eps]; seed: makes the draw repeatable. batch_size: samples drawn together,
-        which bounds memory (default: as many as hold 2**22 numbers, e.g. 2,097,152 2-D points
+        which bounds memory (default: as many as hold ``2**22`` numbers, e.g. 2,097,152 2-D points
         or 5,349 28 x 28 images, and at most CPU_ODE_SAMPLE_ROWS for "ode" on a CPU; a
         batch that runs out of GPU memory is halved); the draws of a seed depend on it only
         when n exceeds it. n samples that would not fit in
@@ -285,7 +286,7 @@ class ScoreModel(DensityModel):
         return self._finish(in_batches(draw, n, size, progress=progress, desc="sample"))
 
     def _run(self, sampler, score, x, *, eps, generator, progress, denoise, **options):
-        """Carry x (n, *shape) in model coordinates from T to eps with ``sampler``, then
+        """Carry x ``(n, *shape)`` in model coordinates from T to eps with ``sampler``, then
         Tweedie's denoising step unless the sampler ends with its own or ``denoise`` is off;
         with a ``mask`` option, only the masked entries move or are denoised."""
         x = sampler.run(self.sde, score, x, eps=eps, generator=generator, progress=progress,
@@ -344,14 +345,14 @@ class ScoreModel(DensityModel):
     def impute(self, x, draws: int | None = None, *, eps: float | None = None,
                noise_levels: int = 100, steps_per_level: int = 20, snr: float = 0.4,
                seed: int | None = None, progress: bool = False) -> torch.Tensor:
-        """Fill the NaN entries of x (n, *shape) with draws from the model's conditional
+        """Fill the NaN entries of x ``(n, *shape)`` with draws from the model's conditional
         p(missing | observed), row by row.
 
         Annealed Langevin dynamics (``noise_levels`` noise levels from T to eps, default
         ``sde.sampling_eps``, ``steps_per_level`` steps at signal-to-noise ratio ``snr``)
         moves only the missing entries, which start from the prior and end with Tweedie's
         denoising step; the observed ones are returned unchanged.
-        draws: None -> (n, *shape); an integer k -> (k, n, *shape), k independent fills.
+        draws: None -> ``(n, *shape)``; an integer k -> ``(k, n, *shape)``, k independent fills.
         """
         if not isinstance(x, torch.Tensor):
             array = np.asarray(x)

@@ -3,7 +3,7 @@
 This is the only file that knows torchsde's (t, y) argument order, its strictly increasing
 times (the reverse SDE runs in s = T - t) and its flat (batch, features) state, and the
 only one that wraps the probability-flow ODE for torchdiffeq. Every class here takes an
-SDE, a score callable ``score(x, t)`` with x (n, *shape) and t (n,), and the per-sample
+SDE, a score callable ``score(x, t)`` with x ``(n, *shape)`` and t (n,), and the per-sample
 ``shape``; states crossing into the solvers are flat (n, D) with D = prod(shape).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class _FlatAdapter(nn.Module):
-    """Reshape flat solver states to (n, *shape) and broadcast a solver's scalar time."""
+    """Reshape flat solver states to ``(n, *shape)`` and broadcast a solver's scalar time."""
 
     def __init__(self, sde: SDE, shape: tuple):
         super().__init__()
@@ -80,7 +80,7 @@ class ReverseSDE(_FlatAdapter):
     def euler_maruyama_step(self, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor,
                             generator=None) -> torch.Tensor:
         """One Euler-Maruyama step of the reverse SDE from time t down to t_next < t (scalar
-        tensors): x (n, *shape) -> (n, *shape)."""
+        tensors): x ``(n, *shape)`` -> ``(n, *shape)``."""
         y = x.reshape(x.shape[0], -1)
         s, ds = self.sde.T - t, t - t_next
         noise = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
@@ -90,7 +90,7 @@ class ReverseSDE(_FlatAdapter):
 
 def integrate_reverse_sde(sde: SDE, score: Score, x: torch.Tensor, eps: float, *, solver: str,
                           steps: int, entropy: int | None = None) -> torch.Tensor:
-    """Carry x (n, *shape) from T down to eps along the reverse SDE with ``torchsde.sdeint``
+    """Carry x ``(n, *shape)`` from T down to eps along the reverse SDE with ``torchsde.sdeint``
     in s = T - t, ``steps`` steps of size (T - eps) / steps; ``entropy`` seeds the Brownian
     path. solver: any torchsde method for Ito SDEs with diagonal noise."""
     import torchsde
@@ -107,7 +107,7 @@ def integrate_reverse_sde(sde: SDE, score: Score, x: torch.Tensor, eps: float, *
 
 def probability_flow_drift(sde: SDE, score: Score, x: torch.Tensor,
                            t: torch.Tensor) -> torch.Tensor:
-    """f(x, t) - g(t)^2 score(x, t) / 2 for x (n, *shape) at times t (n,)."""
+    """f(x, t) - g(t)^2 score(x, t) / 2 for x ``(n, *shape)`` at times t (n,)."""
     half_g2 = append_dims(0.5 * sde.diffusion(t) ** 2, x.ndim)
     return sde.drift(x, t) - half_g2 * score(x, t)
 
@@ -147,12 +147,16 @@ class LogDensityODE(nn.Module):
         return self.divergence(lambda v: self.flow(t, v), y)
 
 
+#: The adaptive torchdiffeq solvers the ``ode`` methods take (with rtol, atol, max_steps).
 ADAPTIVE_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+#: The fixed-grid torchdiffeq solvers the ``ode`` methods take (with steps).
 FIXED_SOLVERS = ("euler", "midpoint", "heun3", "rk4")
 
 
+#: Default ``max_steps`` of an adaptive solve: past it the solve stops with an error.
 DEFAULT_MAX_STEPS = 5000
-FIXED_GRID_STEPS = 100  # default steps of a fixed-grid solve
+#: Default ``steps`` of a fixed-grid solve.
+FIXED_GRID_STEPS = 100
 
 
 def solve_ode(func, y0, t0: float, t1: float, *, solver: str, rtol: float, atol: float,
@@ -200,7 +204,7 @@ def solve_ode(func, y0, t0: float, t1: float, *, solver: str, rtol: float, atol:
 
 def integrate_probability_flow(sde: SDE, score: Score, x: torch.Tensor, t0: float, t1: float,
                                **solver_options) -> torch.Tensor:
-    """Carry x (n, *shape) from t0 to t1 along the probability-flow ODE (``solve_ode``'s
-    solver, rtol, atol, steps); returns (n, *shape)."""
+    """Carry x ``(n, *shape)`` from t0 to t1 along the probability-flow ODE (``solve_ode``'s
+    solver, rtol, atol, steps); returns ``(n, *shape)``."""
     flow = ProbabilityFlowODE(sde, score, x.shape[1:])
     return solve_ode(flow, x.reshape(x.shape[0], -1), t0, t1, **solver_options).reshape(x.shape)

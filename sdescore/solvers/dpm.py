@@ -3,12 +3,13 @@ log-SNR, with the model read as a data prediction.
 
 With lambda(t) = log(m(t) / s(t)) and Tweedie's data prediction D(x, t) = (x + s^2 score) / m,
 the probability-flow ODE reads dx/dlambda = (dlog s / dlambda) x + m D. Its linear part
-integrates exactly, so a step from lambda_u to lambda_v = lambda_u + h is
+integrates exactly, so a step from lambda_u to lambda_v = lambda_u + h is::
 
     x_v = (s_v / s_u) x_u + s_v * integral_{lambda_u}^{lambda_v} e^lambda D dlambda,
 
 and the multistep solver of order k replaces D by the polynomial through its last k values
-(one score evaluation per step), whose integral against e^lambda is exact:
+(one score evaluation per step), whose integral against e^lambda is exact::
+
     s_v * integral e^lambda (lambda - lambda_u)^j / j! dlambda = m_v psi_j(h),
     psi_0 = 1 - e^-h,  psi_j = h^j / j! - psi_(j-1).
 """
@@ -70,15 +71,17 @@ def dpm_solver_weights(h: float, offsets: list[float]) -> list[float]:
     return [(-phi_1 if i == 0 else 0.0) + phi_2 * d1[i] - phi_3 * d2[i] for i in range(3)]
 
 
+#: Formula name -> the function giving a multistep update's weights: "exact" integrates the
+#: polynomial exactly, "dpmsolver" is the official DPM-Solver++ form.
 FORMULAS = {"exact": exponential_weights, "dpmsolver": dpm_solver_weights}
 
 
 def exponential_multistep(sde, predict, x: torch.Tensor, times: torch.Tensor, *, order: int,
                           formula: str = "exact", progress: bool = False,
                           desc: str = "dpm") -> torch.Tensor:
-    """Carry x (n, *shape) along the probability-flow ODE through ``times`` (float64, in
+    """Carry x ``(n, *shape)`` along the probability-flow ODE through ``times`` (float64, in
     either direction) by the multistep exponential integrator of ``order`` (1, 2 or 3, lower
-    in the first steps until enough predictions are known). predict(x, t) -> D (n, *shape),
+    in the first steps until enough predictions are known). predict(x, t) -> D ``(n, *shape)``,
     t (n,), is called once per step, at each time but the last. formula: "exact" (the
     integral of the polynomial through the predictions, ``exponential_weights``) or
     "dpmsolver" (the official DPM-Solver++ updates, ``dpm_solver_weights``)."""

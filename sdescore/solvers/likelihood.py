@@ -31,14 +31,13 @@ __all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "ERROR_SAFETY", "ex
            "log_snr_log_prob", "ode_log_prob", "probability_flow_log_prob", "resolve_trace",
            "RowTrace", "TRACES"]
 
-# Above this many dimensions "auto" switches from the exact trace to Hutchinson's estimator.
+#: Above this many dimensions ``trace="auto"`` takes Hutchinson's estimator instead of the
+#: exact trace.
 AUTO_EXACT_MAX_DIM = 64
-# Default steps of method "dpm": the fewest that kept exact mixture scores in 2, 6 and 16
-# dimensions within 0.01 nats (BENCHMARKS.md, "Exponential integrators in log-SNR").
+#: Default steps of ``log_prob(method="dpm")`` (Benchmarks: likelihood accuracy and speed).
 DPM_STEPS = 60
-# The reported solver_error is this multiple of the sum of a row's local error estimates,
-# which ignores how an early error grows along the flow: it then covered the true error on at
-# least 95% of the rows of every benchmark mixture (BENCHMARKS.md, "Exact for every row").
+#: The reported ``solver_error`` is this multiple of the sum of a row's local error estimates
+#: (it then covered the true error on at least 95% of the benchmark rows).
 ERROR_SAFETY = 2.0
 
 
@@ -78,6 +77,7 @@ def draw_probes(kind: str, count: int, like: torch.Tensor, generator=None) -> to
     raise ValueError(f"Unknown probe {kind!r}; choose one of: rademacher, gaussian")
 
 
+#: The ``trace`` arguments of ``log_prob`` (None: chosen by dimension).
 TRACES = {"auto": None, "exact": "exact", "hutchinson": "hutchinson"}
 
 
@@ -125,7 +125,7 @@ def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str 
                               eps: float | None = None, method: str = "ode",
                               probes: int = 1, probe: str = "rademacher", generator=None,
                               labels: torch.Tensor | None = None, **options) -> LogDensity:
-    """log p_eps(x) in nats for x (n, *shape), with its per-row error estimates.
+    """log p_eps(x) in nats for x ``(n, *shape)``, with its per-row error estimates.
 
     score(x, t[, y]): the score, given the rows' ``labels`` (n,) as y when there are any.
     trace: "exact", "hutchinson" or "auto" (exact up to AUTO_EXACT_MAX_DIM dimensions);
@@ -164,7 +164,7 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
 
     solver "dopri5" (the default): Dormand-Prince with a step size and an error control per
     row (``per_row.solve_per_row``), so that a row's value does not depend on its batch; the
-    sample is held to atol + rtol |x| per step, the log-density to atol nats per step
+    sample is held to ``atol + rtol |x|`` per step, the log-density to atol nats per step
     whatever its size (a relative tolerance on it loosens with the dimension). Its
     ``solver_error`` is ERROR_SAFETY times the sum of each row's local error estimates
     (4th-order: the log-density's own, and the sample's through the prior's gradient at T). The other
@@ -278,6 +278,8 @@ def log_snr_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace,
     return _finish(log_p, torch.full_like(log_p, math.nan), deltas, row_trace)
 
 
+#: Method name -> the likelihood method ``log_prob(method=name)`` runs, with the options it
+#: takes.
 LIKELIHOODS = {
     "ode": Method(ode_log_prob, ODE_OPTIONS, together=check_ode_options),
     "dpm": Method(log_snr_log_prob, {"steps": positive_integer}),

@@ -59,7 +59,7 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     root-mean-square errors are compared, the largest deciding (torchdiffeq's norm for a
     tuple state: e.g. the flat sample and its log-density). absolute: columns whose error is
     held to ``atol`` alone, whatever their size (a log-density in nats, say), where the
-    others are held to atol + rtol |y|. quadrature: columns that ``func`` does not read (a
+    others are held to ``atol + rtol |y|``. quadrature: columns that ``func`` does not read (a
     running integral such as a log-density): where a stage's value of them is never used
     (the second stage of Dormand-Prince has weight 0 in both solutions), ``func`` is called
     with ``quadrature=False`` and may leave them 0. A row stops at t1 exactly.

@@ -53,6 +53,7 @@ def _ode_solver(value, name):
     one_of(ADAPTIVE_SOLVERS + FIXED_SOLVERS)(value, name)
 
 
+#: The options of the ``ode`` methods and the check of each.
 ODE_OPTIONS = {"solver": _ode_solver, "rtol": positive, "atol": positive,
                "steps": positive_integer, "max_steps": positive_integer}
 

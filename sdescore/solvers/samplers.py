@@ -1,9 +1,10 @@
-"""Samplers: each carries prior draws x_T (n, *shape) to x_eps (n, *shape).
+"""Samplers: each carries prior draws x_T ``(n, *shape)`` to x_eps ``(n, *shape)``.
 
 Every sampler is a plain function ``run(sde, score, x, *, eps, generator, progress, ...)``
 registered in SAMPLERS as a ``registry.Method`` that declares its options and says what it
 needs and does; adding a sampler is adding one entry. The solvers' own conventions (flat
 states, reversed time) stay in ``adapters``; the time grids come from ``schedules``.
+
 - "ode": the probability-flow ODE from T down to eps with torchdiffeq.
 - "sde": the reverse SDE with torchsde (Euler-Maruyama by default).
 - "pc": predictor-corrector: Langevin corrector steps whose size follows a signal-to-noise
@@ -56,7 +57,7 @@ def sample_sde(sde, score, x, *, eps, generator=None, progress=False, solver="eu
 
 
 def langevin_correct(sde, score, x, t, *, snr, generator=None):
-    """One Langevin step targeting p_t: x + a score + sqrt(2 a) z, x (n, *shape), t (n,).
+    """One Langevin step targeting p_t: x + a score + sqrt(2 a) z, x ``(n, *shape)``, t (n,).
 
     The step follows the signal-to-noise rule a = 2 (snr ||z|| / ||score||)^2 at the norms
     that hold where the noise dominates, ||z|| ~ sqrt(D) and ||score|| ~ sqrt(D) / s(t), so
@@ -121,7 +122,9 @@ def sample_ddpm(sde, score, x, *, eps=None, generator=None, progress=False, step
     return x
 
 
-TORCHSDE_SOLVERS = ("euler", "milstein")  # Ito, diagonal noise, no Levy area needed
+#: The torchsde solvers of the ``sde`` sampler (Ito, diagonal noise).
+TORCHSDE_SOLVERS = ("euler", "milstein")
+#: Method name -> the sampler ``sample(method=name)`` runs, with the options it takes.
 SAMPLERS = {
     "ode": Method(sample_ode, ODE_OPTIONS, together=check_ode_options),
     "sde": Method(sample_sde, {"solver": one_of(TORCHSDE_SOLVERS), "steps": positive_integer}),

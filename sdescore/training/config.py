@@ -23,6 +23,7 @@ from .optim import LR_SCHEDULES, default_lr
 __all__ = ["default_batch_size", "DEFAULT_STEPS", "DEFAULTS", "FIELDS", "score_batch_and_lr",
            "train_config", "TrainConfig"]
 
+#: Training steps when neither ``steps`` nor ``max_time`` is given.
 DEFAULT_STEPS = 5000
 
 
@@ -125,8 +126,11 @@ class TrainConfig:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+#: The names of TrainConfig's fields, in order.
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
+#: Model kind -> its default TrainConfig (``fit``: score, ``fit_flow``: flow,
+#: ``fit_classifier``: classifier).
 DEFAULTS = {
     "score": TrainConfig(select_by="nll-bound"),
     "flow": TrainConfig(batch_size=256, lr=1e-3, ema=0.0, select_by="nll"),

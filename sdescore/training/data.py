@@ -26,7 +26,7 @@ __all__ = ["auto_validation_rows", "check_levels", "dequantized_split", "dequant
 
 @dataclass
 class Prepared:
-    """What a fit trains on. x: all rows as given (n, *shape); levels: the integer levels
+    """What a fit trains on. x: all rows as given ``(n, *shape)``; levels: the integer levels
     being dequantised (None: continuous); classes: K for labelled rows, else None; train /
     held: tuples (rows[, labels]) in model coordinates on the device (held None without
     held-out rows); datamap: data -> model coordinates; augment: adds fresh dequantisation

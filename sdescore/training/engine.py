@@ -54,7 +54,7 @@ def records_every(rows: int, batch_size: int) -> int:
 
 def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: int,
                validate=None, averaged=None, initial: dict | None = None):
-    """Minimise mean(loss_fn(module, *batch)) over random batches of ``batch_size`` rows of
+    """Minimise ``mean(loss_fn(module, *batch))`` over random batches of ``batch_size`` rows of
     the tensors ``train`` (the same rows of each; a batch above the rows is cut to them)
     under ``config`` (a TrainConfig: its budget, schedule, clipping, patience, progress,
     callback and log_every (None: ``records_every``); its lr and batch size are the caller's

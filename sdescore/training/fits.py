@@ -62,7 +62,7 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         levels: for integer data k in {0, ..., levels - 1} (default 256 for uint8 data): the
             model is fitted to x = (k + u) / levels in [0, 1), with fresh uniform u at every
             batch, and keeps ``levels`` for ``bits_per_dim``; other data are continuous.
-        config, **options: the training options (``TrainConfig``; default
+        config, ``**options``: the training options (``TrainConfig``; default
             ``training.config.DEFAULTS["score"]``), each field overridable by keyword.
             batch_size None: ``default_batch_size`` of the rows' shape and device; lr None:
             ``optim.default_lr`` of the batch (cut to the training rows) and schedule.
@@ -147,7 +147,7 @@ def fit_flow(data, kind: str = "nsf", *, hidden: int = 128, layers: int = 6,
             squeeze, then Glow steps).
         hidden, layers: width and number of flow layers.
         standardize, levels: as in ``sdescore.fit``.
-        config, **options: the training options (``TrainConfig``; default
+        config, ``**options``: the training options (``TrainConfig``; default
             ``training.config.DEFAULTS["flow"]``: 256-row batches, lr 1e-3, no weight
             average), selected by the held-out negative log-likelihood ("nll").
 
@@ -189,7 +189,7 @@ def fit_classifier(data, labels, sde=None, *, model=None, standardize: bool = Tr
         net: a network (x, t, y) -> log q(y | x, t) like ``nets.ConvClassifierNet``
             (default: that for images, ``NoisyClassifierNet`` ``hidden`` wide for vectors).
         levels: as in ``fit`` (default the model's levels).
-        config, **options: the training options (``TrainConfig``; default
+        config, ``**options``: the training options (``TrainConfig``; default
             ``training.config.DEFAULTS["classifier"]``: 256-row batches, lr 1e-3 constant,
             no clipping, no weight average, no held-out rows), selected by "loss".
 

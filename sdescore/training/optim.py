@@ -23,6 +23,7 @@ def default_lr(batch_size: int, lr_schedule: str = "cosine") -> float:
     return 1e-2 if lr_schedule == "cosine" else 6e-3
 
 
+#: Schedule name -> the learning rate it gives.
 LR_SCHEDULES = {
     "cosine": "lr (1 + cos(pi f)) / 2 at the fraction f of the budget spent",
     "constant": "lr throughout",

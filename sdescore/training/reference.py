@@ -31,7 +31,10 @@ SHRINKAGES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 diagonal (independent columns)."""
 
 _FOLDS = 5
+#: Added to the diagonal of a reference covariance, times its mean variance.
 RIDGE = 1e-6
+#: At most this many held-out rows check a trained record's exact log-density against the
+#: Gaussian floor.
 FLOOR_CHECK_ROWS = 512
 MAX_FULL_DIM = 512
 """Above this many columns the reference is the diagonal Gaussian (N(0, I) in standardised

@@ -57,6 +57,7 @@ def held_out_nll(held: tuple, log_det: float, chunk: int):
     return validate
 
 
+#: Model kind -> ``select_by`` name -> what the held-out rows are scored by.
 MEASURES = {
     "score": {"nll-bound": "the per-row bound on -log p(x), nats (nll_bound, bound_draws)",
               "loss": "the training loss"},
