@@ -6,6 +6,7 @@ data sets are read from --data-dir or the folder $SDESCORE_DATA names.
 from __future__ import annotations
 
 import ast
+import datetime
 import json
 import platform
 import statistics
@@ -34,9 +35,11 @@ def timed(fn, repeats: int):
 
 
 def write(name: str, rows: list[dict], columns: list[str], command: str) -> str:
-    """Save rows as results/NAME.json and return them as a markdown table."""
+    """Save rows as results/NAME.json (with the command, today's date and the machine) and
+    return them as a markdown table."""
     RESULTS.mkdir(exist_ok=True)
-    payload = {"command": command, "machine": machine(), "rows": rows}
+    payload = {"command": command, "date": datetime.date.today().isoformat(),
+               "machine": machine(), "rows": rows}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
