@@ -3,9 +3,10 @@
 Build: ``sphinx-build -W docs docs/_build/html`` from the repository root (the README's
 command). The API pages under ``docs/api/`` are written by ``api_pages.py`` at every
 build from the package's ``__all__`` lists; the gallery runs ``examples/`` through
-sphinx-gallery. ``SDESCORE_DOCS_QUICK=1`` runs the gallery's examples at small
-budgets (what the test suite does); without it they run at their own defaults.
+sphinx-gallery (``gallery_args.py``: with ``SDESCORE_DOCS_QUICK=1``, what the test suite
+sets, its examples run at budgets of a few seconds).
 """
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,16 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.codeobj.json"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
+
+# Math renders with MathJax 3 from its CDN; SDESCORE_DOCS_MATHJAX2 names a local MathJax 2
+# (e.g. Debian's libjs-mathjax: /usr/share/javascript/mathjax/MathJax.js) for a site viewed
+# offline, as check_site.py's screenshots are.
+if os.environ.get("SDESCORE_DOCS_MATHJAX2"):
+    mathjax_path = (Path(os.environ["SDESCORE_DOCS_MATHJAX2"]).resolve().as_uri()
+                    + "?config=TeX-AMS-MML_HTMLorMML")
+    mathjax2_config = {"tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
+                                   "processEscapes": True, "processClass": "math|output_area",
+                                   "ignoreClass": "document"}}
 
 html_theme = "furo"
 html_title = f"sdescore {release}"

@@ -1,11 +1,9 @@
 """How many rows one evaluation takes at once.
 
-On a GPU all rows go in one batch (launches, not arithmetic, bound small batches there:
-issue 17 reports one batch running log_prob 6-8x faster than batches of 2048 on an H200;
-not measured by this project yet), and a batch that
-runs out of memory is halved and retried, so the batch is the largest that fits. On a CPU a
-fixed number of rows: an adaptive solve steps a whole batch together, so a huge batch costs
-every row the steps of its hardest one.
+On a GPU all rows go in one batch (kernel launches, not arithmetic, bound small batches
+there), and a batch that runs out of memory is halved and retried, so the batch is the
+largest that fits. On a CPU a fixed number of rows, which bounds memory; torchdiffeq's
+shared-step solvers also cost every row of a batch the steps of its hardest one.
 """
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
     max_time: each model's training budget in seconds. test_points: how many test rows to
     score. method: the score models' ``log_prob`` method at its defaults, "ode" (dopri5 at
     1e-5) or "dpm" (61 network evaluations, which makes the exact trace of a U-Net
-    affordable on a CPU; BENCHMARKS.md, "The digits as images", measures its bias there).
+    affordable on a CPU, with a bias the benchmarks page measures).
 
     Each row: fit_s (training seconds, the fit's own checks included), steps, test_rows (the
     rows every figure is computed on), test_nll with its standard error and median, bpd

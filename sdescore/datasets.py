@@ -248,6 +248,6 @@ def load_benchmark(name: str, data_dir=None) -> Split:
         return loader(None)
     path = data_folder(data_dir, name) / BENCHMARK_FILES[name]
     if not path.is_file():
-        raise FileNotFoundError(f"{name} needs the file {path} (where to get it: README.md, "
-                                "'Data for the benchmarks'); pass data_dir=FOLDER or set SDESCORE_DATA")
+        raise FileNotFoundError(f"{name} needs the file {path} (where to get it: the docs' "
+                                "'Tables and anomaly scores' page); pass data_dir=FOLDER or set SDESCORE_DATA")
     return loader(path)

@@ -83,12 +83,8 @@ def _add_label(emb, label_embed, y):
 
 
 def default_width(dim: int) -> int:
-    """Hidden width for d-dimensional vectors: 64 up to d = 10, then 16 d, capped at 512.
-
-    At a one-minute CPU budget a width-64 MLP takes 2-3x the steps of the 128-160 wide one
-    and gave 0.11-0.58 nats lower test NLL on power (d = 5), protein (9) and MAGIC (10) at two
-    seeds; at d = 11 (RedWine, 1296 rows) 64 or 96 let a few test rows' density collapse
-    (mean NLL 14-28 against 13-14), so d > 10 keeps 16 d (BENCHMARKS.md, "Network width")."""
+    """Hidden width for d-dimensional vectors: 64 up to d = 10, then 16 d, capped at 512
+    (a narrow network buys more steps of a short CPU budget; above 10 columns it underfits)."""
     return int(min(512, 64 if dim <= 10 else 16 * dim))
 
 
@@ -97,9 +93,8 @@ class MLPScoreNet(nn.Module):
 
     dim: d; hidden: width (default ``default_width(d)``); depth: residual blocks;
     embed_dim: size of the time embedding; max_frequency, time_input: its highest frequency
-    and time variable (see SinusoidalTimeEmbedding). Up to 30 by default: at 1000 the
-    network varies so fast in t that log_prob's ODE solver needs 4-8x more steps, for no
-    better fit (BENCHMARKS.md, "time embedding"); classes: number of class labels for a conditional network
+    and time variable (see SinusoidalTimeEmbedding). Up to 30 by default
+    (``DEFAULT_MAX_FREQUENCY``); classes: number of class labels for a conditional network
     (None: unconditional); dropout: on each residual block's output while training.
     forward(x (n, d), t (n,), y=None) -> (n, d), y (n,) integer labels or None for the null
     label.

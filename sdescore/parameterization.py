@@ -85,9 +85,8 @@ class GaussianResidual(Parameterization):
     z - s C_t^-1 x_t. Its input is x whitened by C_t, unit scale in every direction at every
     t, soft-clipped to (-input_clip, input_clip) by a tanh: far from the data the network's
     term stays bounded and the score falls back to the Gaussian's instead of extrapolating.
-    input_clip is in standard deviations of x_t: 3 kept RedWine's worst test rows 4-5x lower
-    than 5 and cost 0.01-0.15 nats elsewhere (BENCHMARKS.md, "The input clip"). Files saved
-    before the option existed used 5.
+    input_clip is in standard deviations of x_t (3 keeps a few far test rows of a real table
+    from collapsing at little cost elsewhere); files saved before the option existed used 5.
 
     covariance: (d, d) symmetric positive definite, for (n, d) vectors only; ``fit`` passes
     the training rows' best Gaussian (``training.reference``). It is kept in ``config``

@@ -38,7 +38,7 @@ def test_uci_tables_load_with_their_widths(name, dim):
 
 def test_missing_data_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="redwine needs the file .*absent/wine/"
-                                                "winequality-red.csv .*Data for the benchmarks"):
+                                                "winequality-red.csv .*Tables and anomaly scores"):
         load_benchmark("redwine", tmp_path / "absent")
     with pytest.raises(ValueError, match="Unknown data set 'wine'; choose one of: mixture2"):
         load_benchmark("wine")

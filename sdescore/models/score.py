@@ -29,8 +29,8 @@ __all__ = ["SCORE_FORMAT", "ScoreModel"]
 #: The format tag a saved ScoreModel's file carries.
 SCORE_FORMAT = "sdescore-model-2"
 CPU_ODE_SAMPLE_ROWS = 4096
-"""Rows the "ode" sampler draws together on a CPU by default, where larger batches ran
-slower (BENCHMARKS.md, "Sampling batches on a CPU")."""
+"""Rows the "ode" sampler draws together on a CPU by default (larger batches run slower
+there)."""
 FAR_SAMPLES = 100.0
 """Samples farther than this many training standard deviations (times the prior's scale)
 from the origin of the model's coordinates are flagged: no fitted density puts mass there."""
@@ -215,8 +215,7 @@ class ScoreModel(DensityModel):
 
         It bounds the reverse-SDE model's -log p, not the probability-flow ODE's that
         ``log_prob`` computes; the two coincide only for the exact score. Per point the
-        estimate is still noisy (about 1.5 nats at 64 draws on a 6-D mixture, see
-        BENCHMARKS.md); averages over many points are tight. The part of the integral below
+        estimate is noisy (its standard error comes with ``return_stderr``); averages over many points are tight. The part of the integral below
         eps is left out.
         """
         x = self.model_rows(x)

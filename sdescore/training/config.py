@@ -164,8 +164,7 @@ def _train_config(kind: str, config: TrainConfig | None, options: dict,
 def default_batch_size(shape: tuple, device="cpu") -> int:
     """Training batch of a score model for samples of ``shape`` on ``device``: 1024 for
     vectors with d <= 10, 32 for images on a CPU (a U-Net step there costs about linearly in
-    its rows, so small batches buy steps), 256 otherwise (BENCHMARKS.md, "Batch, learning
-    rate and patience at 60 s" and "The digits as images")."""
+    its rows, so small batches buy steps), 256 otherwise."""
     if len(shape) == 1 and shape[0] <= 10:
         return 1024
     if len(shape) == 3 and torch.device(device).type == "cpu":

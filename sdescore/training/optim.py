@@ -14,10 +14,8 @@ __all__ = ["adam", "budget_spent", "default_lr", "lr_factor", "LR_SCHEDULES", "W
 
 def default_lr(batch_size: int, lr_schedule: str = "cosine") -> float:
     """Adam's step size for score networks: 2e-3 below batches of 1024; from 1024, 1e-2 under
-    the cosine schedule and 6e-3 at a constant rate (each the best of those measured at 60 s
-    on power, MAGIC and protein: constant 4e-3 and 1e-2 were 0.07-0.13 nats worse than 6e-3,
-    cosine 6e-3 0.04-0.34 worse than 1e-2; BENCHMARKS.md, "Batch, learning rate and patience
-    at 60 s" and "A cosine learning rate")."""
+    the cosine schedule and 6e-3 at a constant rate (the best of those screened at 60 s on the
+    benchmark tables)."""
     if batch_size < 1024:
         return 2e-3
     return 1e-2 if lr_schedule == "cosine" else 6e-3
@@ -71,9 +69,7 @@ class WeightAverage:
 def adam(parameters, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam (AdamW, decoupled, with ``weight_decay`` > 0) with its fused kernel where this
     torch has one for the parameters' device (one kernel per step instead of a loop over
-    tensors), else the plain loop; both compute the same update. With the foreach weight
-    average it saves ~1 ms of a 4-7 ms step of the default MLP on a CPU thread
-    (BENCHMARKS.md, "What one training step costs")."""
+    tensors), else the plain loop; both compute the same update."""
     parameters = list(parameters)
     kind, options = ((torch.optim.AdamW, {"weight_decay": weight_decay}) if weight_decay
                      else (torch.optim.Adam, {}))

@@ -99,8 +99,8 @@ class Reference(NamedTuple):
 
 
 LEARNING_SHRINKAGE = 0.5
-"""The least shrinkage of the Gaussian the network departs from: it trained better than the
-best Gaussian itself (BENCHMARKS.md, "The nine sets at 60 s with the floor")."""
+"""The least shrinkage of the Gaussian the network departs from (it trains better than the
+best Gaussian itself on the benchmark tables)."""
 
 
 def fitted_reference(train: torch.Tensor, held: torch.Tensor | None) -> Reference:
