@@ -64,6 +64,7 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": gallery_args.RUN_PATTERN,
     "reset_argv": "gallery_args.argv",
+    "run_stale_examples": gallery_args.QUICK,   # the test suite runs every example every time
     "download_all_examples": False,
     "remove_config_comments": True,
     "matplotlib_animations": False,

@@ -1,0 +1,97 @@
+"""The documentation: the site builds with warnings as errors (the gallery's examples run in
+it at budgets of a few seconds), every public name is in its API reference, no internal
+link or image leads nowhere, BENCHMARKS.md is what the result files give, and the Python
+examples on the pages run (their training budgets cut to 2 s so that the suite stays short)."""
+import importlib
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sdescore
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts and p.name != "benchmarks.md")
+
+pytest.importorskip("sphinx")
+sys.path.insert(0, str(DOCS))
+from check_site import broken_links  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    env = dict(os.environ, SDESCORE_DOCS_QUICK="1")
+    run = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", str(DOCS),
+                          str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-5000:]
+    return out
+
+
+def public_names():
+    """(module, name) for every name of the package's and each public submodule's __all__."""
+    modules = ["sdescore"] + [info.name for info in pkgutil.walk_packages(sdescore.__path__, "sdescore.")
+                              if not any(part.startswith("_") for part in info.name.split("."))]
+    return [(module, name) for module in modules
+            for name in getattr(importlib.import_module(module), "__all__", [])]
+
+
+def _resolve(dotted: str):
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            obj = getattr(obj, part)
+        return obj
+    raise ImportError(dotted)
+
+
+def test_every_public_name_is_in_the_api_reference(site):
+    from sphinx.util.inventory import InventoryFile
+
+    with open(site / "objects.inv", "rb") as stream:
+        inventory = InventoryFile.load(stream, "", lambda base, uri: uri)
+    inventory = getattr(inventory, "data", inventory)      # a dict before Sphinx 8.2
+    entries = {name for kind, items in inventory.items() if kind.startswith("py:") for name in items}
+    assert "sdescore.training.fits.fit" in entries
+    missing = []
+    for module, name in public_names():
+        obj = getattr(importlib.import_module(module), name)
+        documented = f"{module}.{name}" in entries or any(
+            entry.rsplit(".", 1)[-1] == name and _resolve(entry) is obj for entry in entries)
+        page = (site / "api" / f"{module}.html").read_text()
+        if not documented or not re.search(rf">{re.escape(name)}<", page):
+            missing.append(f"{module}.{name}")
+    assert not missing, missing
+
+
+def test_no_internal_link_or_image_leads_nowhere(site):
+    assert (site / "_images").is_dir() or list(site.rglob("*.png"))
+    assert broken_links(site) == []
+
+
+def test_the_benchmarks_page_is_the_result_files():
+    run = subprocess.run([sys.executable, "-m", "benchmarks.report", "--check"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def python_blocks(page: Path) -> str:
+    """The page's ```python blocks, in order, with each max_time cut to 2 s."""
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.S | re.M)
+    return re.sub(r"max_time=\d+(\.\d+)?", "max_time=2", "\n".join(blocks))
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if "```python" in p.read_text()],
+                         ids=lambda p: str(p.relative_to(DOCS)))
+def test_the_examples_on_a_page_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(python_blocks(page), str(page), "exec"), {"__name__": "docs_page"})
