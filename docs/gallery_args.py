@@ -13,7 +13,7 @@ QUICK = os.environ.get("SDESCORE_DOCS_QUICK") == "1"
 
 ARGS = {
     "quickstart.py": ["--out", str(OUT / "quickstart.png")] + (["--max-time", "3"] if QUICK else []),
-    "exact_likelihood.py": ["--out", str(OUT / "exact_likelihood.png")],
+    "exact_likelihood.py": ["--out", str(OUT / "exact_likelihood.png")] + (["--points", "500"] if QUICK else []),
     "conditional_digits.py": ["--out", str(OUT / "digits")] + (["--max-time", "3"] if QUICK else []),
 }
 RUN_PATTERN = "/(" + "|".join(name[:-3] for name in ARGS) + r")\.py$"

@@ -9,7 +9,7 @@ saves a figure (density and the four samplers) to ``exact_likelihood.png``.
 
 .. code-block:: bash
 
-    python examples/exact_likelihood.py [--sde subvp]
+    python examples/exact_likelihood.py [--sde subvp] [--points 2000]
 """
 import argparse
 import time
@@ -25,6 +25,7 @@ from sdescore.datasets import random_mixture  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Exact likelihoods and samples from a known score.")
 parser.add_argument("--sde", default="subvp", choices=["ve", "vp", "subvp"])
+parser.add_argument("--points", type=int, default=2000, help="test points, and samples per sampler")
 parser.add_argument("--out", default="exact_likelihood.png")
 args = parser.parse_args()
 
@@ -32,7 +33,7 @@ mixture = random_mixture(2, components=4, seed=1)
 sde = sdescore.get_sde(args.sde, **({"sigma_max": 10.0} if args.sde == "ve" else {}))
 model = sdescore.ScoreModel(sde, mixture.score_fn(sde), shape=(2,))
 
-test = mixture.sample(2000, seed=0)
+test = mixture.sample(args.points, seed=0)
 start = time.perf_counter()
 log_prob = model.log_prob(test.float())
 seconds = time.perf_counter() - start
@@ -49,7 +50,7 @@ fig, axes = plt.subplots(1, 5, figsize=(20, 4), sharex=True, sharey=True)
 axes[0].pcolormesh(xx, yy, density, shading="auto", cmap="viridis")
 axes[0].set_title("model density (probability-flow ODE)", fontsize=10)
 for ax, method in zip(axes[1:], ["ode", "sde", "pc", "langevin"]):
-    samples = model.sample(2000, method, seed=0)
+    samples = model.sample(args.points, method, seed=0)
     ax.scatter(*samples.T, s=1, alpha=0.5)
     ax.set_title(f'sample(method="{method}"), {model.last_score_evals} evals', fontsize=10)
 for ax in axes:

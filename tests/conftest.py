@@ -51,3 +51,43 @@ def double_model():
     def build(mixture, sde):
         return sdescore.ScoreModel(sde, mixture.score_fn(sde), (mixture.dim,)).double()
     return build
+
+
+# The documentation site is built once per session by a background sphinx-build, started as
+# soon as the tests are collected so that it runs beside the other tests on the second core;
+# tests/test_docs.py runs last and waits for it.
+DOCS_BUILD = {}
+
+
+def start_docs_build(out):
+    """Start building the docs into ``out`` (warnings as errors, the gallery's examples at
+    small budgets); return the process, its output going to ``out``/build.log."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "build.log", "w")
+    env = dict(os.environ, SDESCORE_DOCS_QUICK="1", OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q",
+                             str(root / "docs"), str(out / "html")], cwd=root, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    docs = [item for item in items if item.path.name == "test_docs.py"]
+    items[:] = [item for item in items if item.path.name != "test_docs.py"] + docs
+    if any("site" in item.fixturenames for item in docs):
+        import tempfile
+        from pathlib import Path
+
+        out = Path(tempfile.mkdtemp(prefix="sdescore-docs-"))
+        DOCS_BUILD.update(out=out, process=start_docs_build(out))
+
+
+def pytest_unconfigure(config):
+    process = DOCS_BUILD.get("process")
+    if process is not None and process.poll() is None:
+        process.kill()

@@ -1,9 +1,9 @@
 """The documentation: the site builds with warnings as errors (the gallery's examples run in
 it at budgets of a few seconds), every public name is in its API reference, no internal
 link or image leads nowhere, BENCHMARKS.md is what the result files give, and the Python
-examples on the pages run (their training budgets cut to 2 s so that the suite stays short)."""
+examples on the pages and in the docstrings run (their training budgets cut to 1 s so that the suite stays short)."""
+import doctest
 import importlib
-import os
 import pkgutil
 import re
 import subprocess
@@ -21,23 +21,27 @@ PAGES = sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts and p.na
 pytest.importorskip("sphinx")
 sys.path.insert(0, str(DOCS))
 from check_site import broken_links  # noqa: E402
+from conftest import DOCS_BUILD, start_docs_build  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    env = dict(os.environ, SDESCORE_DOCS_QUICK="1")
-    run = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", str(DOCS),
-                          str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-5000:]
-    return out
+    """The built site: the session's background build (conftest.py), waited for."""
+    if not DOCS_BUILD:
+        out = tmp_path_factory.mktemp("docs")
+        DOCS_BUILD.update(out=out, process=start_docs_build(out))
+    code = DOCS_BUILD["process"].wait()
+    assert code == 0, (DOCS_BUILD["out"] / "build.log").read_text()[-5000:]
+    return DOCS_BUILD["out"] / "html"
+
+
+MODULES = ["sdescore"] + [info.name for info in pkgutil.walk_packages(sdescore.__path__, "sdescore.")
+                          if not any(part.startswith("_") for part in info.name.split("."))]
 
 
 def public_names():
     """(module, name) for every name of the package's and each public submodule's __all__."""
-    modules = ["sdescore"] + [info.name for info in pkgutil.walk_packages(sdescore.__path__, "sdescore.")
-                              if not any(part.startswith("_") for part in info.name.split("."))]
-    return [(module, name) for module in modules
+    return [(module, name) for module in MODULES
             for name in getattr(importlib.import_module(module), "__all__", [])]
 
 
@@ -85,9 +89,9 @@ def test_the_benchmarks_page_is_the_result_files():
 
 
 def python_blocks(page: Path) -> str:
-    """The page's ```python blocks, in order, with each max_time cut to 2 s."""
+    """The page's ```python blocks, in order, with each max_time cut to 1 s."""
     blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.S | re.M)
-    return re.sub(r"max_time=\d+(\.\d+)?", "max_time=2", "\n".join(blocks))
+    return re.sub(r"max_time=\d+(\.\d+)?", "max_time=1", "\n".join(blocks))
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if "```python" in p.read_text()],
@@ -95,3 +99,10 @@ def python_blocks(page: Path) -> str:
 def test_the_examples_on_a_page_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(python_blocks(page), str(page), "exec"), {"__name__": "docs_page"})
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if ">>> " in
+                                    Path(importlib.import_module(m).__file__).read_text()])
+def test_the_docstring_examples_run(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -51,6 +51,20 @@ class ScoreModel(DensityModel):
     Computation runs in the model's dtype and device (``.double()``, ``.to(device)``). After
     each call of ``score``, ``log_prob`` or ``sample``, ``last_score_evals`` holds the number
     of batched score evaluations that call used.
+
+    Example: the exact score of a Gaussian mixture makes a model whose ``log_prob`` is the
+    mixture's log-density up to the solver's tolerance.
+
+        >>> import sdescore
+        >>> from sdescore.oracle import random_mixture
+        >>> mixture = random_mixture(2, components=3, seed=0)
+        >>> sde = sdescore.get_sde("vp")
+        >>> model = sdescore.ScoreModel(sde, mixture.score_fn(sde), shape=(2,))
+        >>> x = mixture.sample(100, seed=1).float()
+        >>> bool((model.log_prob(x).double() - mixture.log_prob(x)).abs().max() < 1e-2)
+        True
+        >>> model.sample(4, method="dpm", seed=0).shape
+        torch.Size([4, 2])
     """
 
     file_format = SCORE_FORMAT

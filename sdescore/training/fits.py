@@ -85,6 +85,13 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
 
     Raises:
         TypeError, ValueError: an option of the wrong type or value, named.
+
+    Example:
+        >>> import sdescore
+        >>> from sdescore.datasets import toy
+        >>> model = sdescore.fit(toy("moons", 2000, seed=0), steps=200, seed=0, progress=False)
+        >>> model.log_prob(toy("moons", 5, seed=1)).shape
+        torch.Size([5])
     """
     config = train_config("score", config, options, "fit")
     choose(config.select_by, MEASURES["score"], name="select_by")
