@@ -12,9 +12,12 @@ OUT = Path(__file__).parent / "_build" / "gallery_files"
 QUICK = os.environ.get("SDESCORE_DOCS_QUICK") == "1"
 
 ARGS = {
-    "quickstart.py": ["--out", str(OUT / "quickstart.png")] + (["--max-time", "3"] if QUICK else []),
-    "exact_likelihood.py": ["--out", str(OUT / "exact_likelihood.png")] + (["--points", "500"] if QUICK else []),
-    "conditional_digits.py": ["--out", str(OUT / "digits")] + (["--max-time", "3"] if QUICK else []),
+    "quickstart.py": ["--quiet", "--out", str(OUT / "quickstart.png")]
+    + (["--max-time", "3"] if QUICK else []),
+    "exact_likelihood.py": ["--quiet", "--out", str(OUT / "exact_likelihood.png")]
+    + (["--points", "500"] if QUICK else []),
+    "conditional_digits.py": ["--quiet", "--out", str(OUT / "digits")]
+    + (["--max-time", "3"] if QUICK else []),
 }
 RUN_PATTERN = "/(" + "|".join(name[:-3] for name in ARGS) + r")\.py$"
 

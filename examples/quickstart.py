@@ -6,7 +6,7 @@ Fit a score model to a 2-D toy set, print its exact test NLL, save a figure.
 
 .. code-block:: bash
 
-    python examples/quickstart.py [--data moons] [--sde subvp] [--max-time 60]
+    python examples/quickstart.py [--data moons] [--sde subvp] [--max-time 60] [--quiet]
 
 Trains for at most ``--max-time`` seconds (a minute by default), then prints the test
 negative log-likelihood from the probability-flow ODE (exact divergence) and saves
@@ -29,11 +29,13 @@ parser.add_argument("--data", default="moons", choices=list(TOYS))
 parser.add_argument("--sde", default="subvp", choices=["ve", "vp", "subvp"])
 parser.add_argument("--max-time", type=float, default=60.0, help="training budget, seconds")
 parser.add_argument("--out", default="quickstart.png")
+parser.add_argument("--quiet", action="store_true", help="no progress bars")
 args = parser.parse_args()
+bars = False if args.quiet else None  # None: a bar where the work is long
 
 train, test = toy(args.data, 20000, seed=0), toy(args.data, 2000, seed=1)
-model = sdescore.fit(train, args.sde, max_time=args.max_time, seed=0)
-nll = -model.log_prob(test).mean().item()
+model = sdescore.fit(train, args.sde, max_time=args.max_time, seed=0, progress=not args.quiet)
+nll = -model.log_prob(test, progress=bars).mean().item()
 print(f"{args.data}, {args.sde}: exact test NLL {nll:.4f} nats per point "
       f"({model.history[-1]['step']} steps, {model.last_score_evals} score evaluations "
       "per log_prob solve)")
@@ -43,8 +45,8 @@ grid = torch.linspace(-lim, lim, 80)
 xx, yy = torch.meshgrid(grid, grid, indexing="xy")
 points = torch.stack([xx.ravel(), yy.ravel()], 1)
 # The picture needs less precision than the reported NLL: looser tolerances are faster.
-density = model.log_prob(points, rtol=1e-3, atol=1e-3).exp().reshape(xx.shape)
-samples = model.sample(4000, "ode", seed=0)
+density = model.log_prob(points, rtol=1e-3, atol=1e-3, progress=bars).exp().reshape(xx.shape)
+samples = model.sample(4000, "ode", seed=0, progress=bars)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), sharex=True, sharey=True)
 axes[0].scatter(*train[:4000].T, s=1, alpha=0.4)
