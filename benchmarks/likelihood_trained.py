@@ -8,7 +8,7 @@ same --rows test rows: rows/s of the score model's ``log_prob`` at its defaults 
 float64 solve of the same network (per-row dopri5 at rtol = atol = 1e-8), mean and worst.
 Run from the project root:
 
-    python -m benchmarks.likelihood_trained [--max-time 60] [--rows 200 32]
+    python -m benchmarks.likelihood_trained [--max-time 60] [--rows 200 32] [--sets table digits]
 """
 from __future__ import annotations
 
@@ -27,17 +27,19 @@ from sdescore.baselines import fit_flow
 from .common import write
 
 
-def tables(rows: list[int]):
-    """(name, train, test) with the test rows cut to ``rows``."""
+def tables(rows: list[int], sets: list[str]):
+    """(name, train, test, fit options) of each of ``sets``, the test rows cut to ``rows``."""
     from sklearn.datasets import load_breast_cancer, load_digits
     from sklearn.model_selection import train_test_split
 
-    x = load_breast_cancer().data
-    train, test = train_test_split(x, test_size=0.2, random_state=0)
-    yield "breast-cancer (30 columns)", train, test[:rows[0]], {}
-    digits = load_digits().data.astype(np.uint8).reshape(-1, 1, 8, 8)
-    train, test = train_test_split(digits, test_size=0.2, random_state=0)
-    yield "digits (1 x 8 x 8 U-Net)", train, test[:rows[1]], {"levels": 17}
+    if "table" in sets:
+        x = load_breast_cancer().data
+        train, test = train_test_split(x, test_size=0.2, random_state=0)
+        yield "breast-cancer (30 columns)", train, test[:rows[0]], {}
+    if "digits" in sets:
+        digits = load_digits().data.astype(np.uint8).reshape(-1, 1, 8, 8)
+        train, test = train_test_split(digits, test_size=0.2, random_state=0)
+        yield "digits (1 x 8 x 8 U-Net)", train, test[:rows[1]], {"levels": 17}
 
 
 def timed(fn):
@@ -51,12 +53,13 @@ def main(argv=None):
     parser.add_argument("--max-time", type=float, default=60.0, help="seconds per fit")
     parser.add_argument("--rows", type=int, nargs=2, default=[200, 32],
                         help="test rows scored: table, digits")
+    parser.add_argument("--sets", nargs="+", default=["table", "digits"], choices=["table", "digits"])
     parser.add_argument("--out", default="likelihood_trained")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows = []
-    for name, train, test, options in tables(args.rows):
+    for name, train, test, options in tables(args.rows, args.sets):
         score = sdescore.fit(train, max_time=args.max_time, seed=0, progress=False, **options)
         flow = fit_flow(train.reshape(len(train), -1), "nsf", max_time=args.max_time, seed=0,
                         progress=False, **options)
