@@ -53,15 +53,17 @@ def double_model():
     return build
 
 
-# The documentation site is built once per session by a background sphinx-build, started as
-# soon as the tests are collected so that it runs beside the other tests on the second core;
-# tests/test_docs.py runs last and waits for it.
-DOCS_BUILD = {}
+# The documentation is checked by two background processes started as soon as the tests are
+# collected, so that they run beside the other tests on the second core (at a lower priority):
+# the site's build and the run of the pages' Python examples. tests/test_docs.py runs last and
+# waits for them.
+DOCS_JOBS = {}
 
 
-def start_docs_build(out):
-    """Start building the docs into ``out`` (warnings as errors, the gallery's examples at
-    small budgets); return the process, its output going to ``out``/build.log."""
+def start_docs_jobs(out):
+    """Start the docs build into ``out``/html (warnings as errors, the gallery's examples at
+    small budgets) and the run of the pages' examples into ``out``/pages.json; return
+    {"build": process, "pages": process}, their output in ``out``/NAME.log."""
     import os
     import subprocess
     import sys
@@ -69,25 +71,31 @@ def start_docs_build(out):
 
     root = Path(__file__).resolve().parent.parent
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "build.log", "w")
     env = dict(os.environ, SDESCORE_DOCS_QUICK="1", OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q",
-                             str(root / "docs"), str(out / "html")], cwd=root, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    commands = {"build": ["-m", "sphinx", "-W", "--keep-going", "-q", str(root / "docs"), str(out / "html")],
+                "pages": [str(root / "docs" / "run_examples.py"), str(out / "pages.json")]}
+    jobs = {}
+    for name, arguments in commands.items():
+        with open(out / f"{name}.log", "w") as log:
+            jobs[name] = subprocess.Popen([sys.executable, *arguments], cwd=root, env=env,
+                                          stdout=log, stderr=subprocess.STDOUT,
+                                          preexec_fn=lambda: os.nice(10))
+    return jobs
 
 
 def pytest_collection_modifyitems(session, config, items):
     docs = [item for item in items if item.path.name == "test_docs.py"]
     items[:] = [item for item in items if item.path.name != "test_docs.py"] + docs
-    if any("site" in item.fixturenames for item in docs):
+    if any("docs_jobs" in item.fixturenames for item in docs):
         import tempfile
         from pathlib import Path
 
         out = Path(tempfile.mkdtemp(prefix="sdescore-docs-"))
-        DOCS_BUILD.update(out=out, process=start_docs_build(out))
+        DOCS_JOBS.update(out=out, **start_docs_jobs(out))
 
 
 def pytest_unconfigure(config):
-    process = DOCS_BUILD.get("process")
-    if process is not None and process.poll() is None:
-        process.kill()
+    for name in ("build", "pages"):
+        process = DOCS_JOBS.get(name)
+        if process is not None and process.poll() is None:
+            process.kill()

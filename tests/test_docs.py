@@ -1,9 +1,11 @@
 """The documentation: the site builds with warnings as errors (the gallery's examples run in
 it at budgets of a few seconds), every public name is in its API reference, no internal
 link or image leads nowhere, BENCHMARKS.md is what the result files give, and the Python
-examples on the pages and in the docstrings run (their training budgets cut to 1 s so that the suite stays short)."""
+examples on the pages (``docs/run_examples.py``: their training budgets cut to 1 s so that
+the suite stays short) and in the docstrings run."""
 import doctest
 import importlib
+import json
 import pkgutil
 import re
 import subprocess
@@ -16,23 +18,37 @@ import sdescore
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts and p.name != "benchmarks.md")
 
 pytest.importorskip("sphinx")
 sys.path.insert(0, str(DOCS))
 from check_site import broken_links  # noqa: E402
-from conftest import DOCS_BUILD, start_docs_build  # noqa: E402
+from conftest import DOCS_JOBS, start_docs_jobs  # noqa: E402
+from run_examples import pages  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """The built site: the session's background build (conftest.py), waited for."""
-    if not DOCS_BUILD:
-        out = tmp_path_factory.mktemp("docs")
-        DOCS_BUILD.update(out=out, process=start_docs_build(out))
-    code = DOCS_BUILD["process"].wait()
-    assert code == 0, (DOCS_BUILD["out"] / "build.log").read_text()[-5000:]
-    return DOCS_BUILD["out"] / "html"
+def docs_jobs(tmp_path_factory):
+    """The session's background docs jobs (conftest.py), started here if they were not."""
+    if not DOCS_JOBS:
+        DOCS_JOBS.update(out=(out := tmp_path_factory.mktemp("docs")), **start_docs_jobs(out))
+    return DOCS_JOBS
+
+
+@pytest.fixture(scope="module")
+def site(docs_jobs):
+    """The built site, waited for."""
+    code = docs_jobs["build"].wait()
+    assert code == 0, (docs_jobs["out"] / "build.log").read_text()[-5000:]
+    return docs_jobs["out"] / "html"
+
+
+@pytest.fixture(scope="module")
+def page_results(docs_jobs):
+    """{page: None or the traceback of its examples}, waited for."""
+    docs_jobs["pages"].wait()
+    results = docs_jobs["out"] / "pages.json"
+    assert results.exists(), (docs_jobs["out"] / "pages.log").read_text()[-5000:]
+    return json.loads(results.read_text())
 
 
 MODULES = ["sdescore"] + [info.name for info in pkgutil.walk_packages(sdescore.__path__, "sdescore.")
@@ -88,17 +104,10 @@ def test_the_benchmarks_page_is_the_result_files():
     assert run.returncode == 0, run.stderr
 
 
-def python_blocks(page: Path) -> str:
-    """The page's ```python blocks, in order, with each max_time cut to 1 s."""
-    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.S | re.M)
-    return re.sub(r"max_time=\d+(\.\d+)?", "max_time=1", "\n".join(blocks))
-
-
-@pytest.mark.parametrize("page", [p for p in PAGES if "```python" in p.read_text()],
-                         ids=lambda p: str(p.relative_to(DOCS)))
-def test_the_examples_on_a_page_run(page, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    exec(compile(python_blocks(page), str(page), "exec"), {"__name__": "docs_page"})
+@pytest.mark.parametrize("page", [str(p.relative_to(DOCS)) for p in pages()])
+def test_the_examples_on_a_page_run(page, page_results):
+    assert page in page_results
+    assert page_results[page] is None, page_results[page]
 
 
 @pytest.mark.parametrize("module", [m for m in MODULES if ">>> " in
