@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import datetime
 import json
+import math
 import platform
 import statistics
 import time
@@ -41,10 +42,23 @@ def write(name: str, rows: list[dict], columns: list[str], command: str) -> str:
     payload = {"command": command, "date": datetime.date.today().isoformat(),
                "machine": machine(), "rows": rows}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+    return table(columns, [[row[c] for c in columns] for row in rows])
+
+
+def number(value, digits: int = 4) -> str:
+    """A table cell: floats to ``digits`` significant figures, None and NaN as "-"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A markdown table; cells that are not strings go through ``number``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c if isinstance(c, str) else number(c) for c in row) + " |"
+              for row in rows]
     return "\n".join(lines)
 
 

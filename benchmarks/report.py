@@ -4,8 +4,8 @@
 
 Every table of BENCHMARKS.md is rebuilt here from the result files the benchmark scripts
 write (``common.write``: the command, the date, the machine and the rows). The docs'
-benchmarks page includes BENCHMARKS.md, and ``docs/_static/samplers.png`` is drawn from ``samplers.json``. With
-``--check`` nothing is written: the command fails when BENCHMARKS.md is not what the result
+benchmarks page includes BENCHMARKS.md, and ``docs/_static/samplers.png`` is drawn from
+``samplers.json``. With ``--check`` nothing is written: the command fails when BENCHMARKS.md is not what the result
 files give (the test suite runs it).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import sys
 from pathlib import Path
 
-from .common import RESULTS
+from .common import RESULTS, number, table
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKDOWN = ROOT / "BENCHMARKS.md"
@@ -27,22 +27,6 @@ MACHINE = "the project's CI-sized machine (x86_64, 2 cores, no GPU)"
 def load(name: str) -> dict:
     """One result file: {"command", "date", "machine", "rows"}."""
     return json.loads((RESULTS / f"{name}.json").read_text())
-
-
-def number(value, digits: int = 4) -> str:
-    """A cell: floats to ``digits`` significant figures, None and NaN as "-"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(number(c) if not isinstance(c, str) else c for c in row) + " |"
-              for row in rows]
-    return "\n".join(lines)
 
 
 def provenance(*payloads: dict) -> str:

@@ -52,7 +52,7 @@ def _parse(path: Path) -> _Page:
 
 def broken_links(site: Path) -> list[str]:
     """'PAGE -> TARGET (why)' for each internal link or image of the site that leads nowhere."""
-    site = Path(site)
+    site = Path(site).resolve()
     pages = {path: _parse(path) for path in site.rglob("*.html")}
     broken = []
     for path, page in pages.items():
@@ -67,8 +67,7 @@ def broken_links(site: Path) -> list[str]:
             if not file.exists():
                 broken.append(f"{where} (no such file)")
             elif parts.fragment and file.suffix == ".html":
-                ids = pages[file].ids if file in pages else _parse(file).ids
-                if unquote(parts.fragment) not in ids:
+                if unquote(parts.fragment) not in pages[file].ids:
                     broken.append(f"{where} (no such anchor)")
     return broken
 

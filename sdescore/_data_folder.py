@@ -15,4 +15,5 @@ def data_folder(data_dir, what: str) -> Path:
     if os.environ.get(DATA_VARIABLE):
         return Path(os.environ[DATA_VARIABLE])
     raise ValueError(f"{what} is read from files: pass data_dir=FOLDER or set the environment "
-                     f"variable {DATA_VARIABLE}=FOLDER (the docs' 'Tables and anomaly scores' page lists the files)")
+                     f"variable {DATA_VARIABLE}=FOLDER (the docs' 'Tables and anomaly scores' "
+                     "page lists the files)")

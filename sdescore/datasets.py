@@ -249,5 +249,6 @@ def load_benchmark(name: str, data_dir=None) -> Split:
     path = data_folder(data_dir, name) / BENCHMARK_FILES[name]
     if not path.is_file():
         raise FileNotFoundError(f"{name} needs the file {path} (where to get it: the docs' "
-                                "'Tables and anomaly scores' page); pass data_dir=FOLDER or set SDESCORE_DATA")
+                                "'Tables and anomaly scores' page); pass data_dir=FOLDER or set "
+                                "SDESCORE_DATA")
     return loader(path)

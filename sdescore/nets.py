@@ -84,7 +84,8 @@ def _add_label(emb, label_embed, y):
 
 def default_width(dim: int) -> int:
     """Hidden width for d-dimensional vectors: 64 up to d = 10, then 16 d, capped at 512
-    (a narrow network buys more steps of a short CPU budget; above 10 columns it underfits)."""
+    (a narrow network buys more steps of a short CPU budget; above 10 columns a narrower one
+    let a few test rows' density collapse)."""
     return int(min(512, 64 if dim <= 10 else 16 * dim))
 
 

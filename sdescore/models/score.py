@@ -229,7 +229,8 @@ class ScoreModel(DensityModel):
 
         It bounds the reverse-SDE model's -log p, not the probability-flow ODE's that
         ``log_prob`` computes; the two coincide only for the exact score. Per point the
-        estimate is noisy (its standard error comes with ``return_stderr``); averages over many points are tight. The part of the integral below
+        estimate is noisy (its standard error comes with ``return_stderr``); averages over
+        many points are tight. The part of the integral below
         eps is left out.
         """
         x = self.model_rows(x)

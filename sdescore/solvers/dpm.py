@@ -104,7 +104,8 @@ def sample_dpm(sde, score, x, *, eps, generator=None, progress=False, steps=20, 
                spacing="log-snr", formula=None):
     """DPM-Solver++ multistep from T to eps in ``steps`` steps, one score evaluation each,
     order 1 (DDIM), 2 or 3, by ``formula`` (``FORMULAS``; None: "dpmsolver" at order 2,
-    "exact" otherwise: the closer to the exact ODE on the benchmark mixtures); times by ``step_times(spacing)``. Deterministic:
+    "exact" otherwise: the closer to the exact ODE on the benchmark mixtures); times by
+    ``step_times(spacing)``. Deterministic:
     ``generator`` is unused."""
     formula = formula or ("dpmsolver" if order == 2 else "exact")
     if order not in (1, 2, 3):
