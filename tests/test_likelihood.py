@@ -8,6 +8,7 @@ from torchdiffeq import odeint
 
 import sdescore
 from sdescore.datasets import random_mixture
+from sdescore.solvers import likelihood
 from sdescore.solvers.likelihood import draw_probes, exact_divergence, hutchinson_divergence
 from sdescore.solvers.adapters import ProbabilityFlowODE
 
@@ -70,7 +71,10 @@ def test_tight_float64_solve_reaches_the_prior_mismatch_floor(mixture2d, double_
     assert (estimate - mixture2d.log_prob(x)).abs().max() < 1e-3
 
 
-def test_exact_divergence_is_the_trace_of_the_autograd_jacobian():
+@pytest.mark.parametrize("pullback_rows", [likelihood.EXACT_TRACE_ROWS, 12])
+def test_exact_divergence_is_the_trace_of_the_autograd_jacobian(pullback_rows, monkeypatch):
+    """Whole or in chunks of basis vectors (12 rows: two of the four per chunk)."""
+    monkeypatch.setattr(likelihood, "EXACT_TRACE_ROWS", pullback_rows)
     torch.manual_seed(0)
     weight = torch.randn(4, 4, dtype=torch.float64)
     fn = lambda y: torch.tanh(y @ weight) * y  # noqa: E731  (row-wise, nonlinear)
