@@ -10,7 +10,9 @@ import datetime
 import json
 import math
 import platform
+import shlex
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +35,13 @@ def timed(fn, repeats: int):
         result = fn()
         seconds.append(time.perf_counter() - start)
     return result, statistics.median(seconds)
+
+
+def rerun_command(module: str, argv: list[str] | None = None) -> str:
+    """The shell command that reruns ``python -m benchmarks.MODULE`` with ``argv`` (default:
+    this process's arguments), each argument quoted as the shell needs."""
+    arguments = sys.argv[1:] if argv is None else argv
+    return f"python -m benchmarks.{module} {shlex.join(arguments)}".strip()
 
 
 def write(name: str, rows: list[dict], columns: list[str], command: str) -> str:

@@ -21,7 +21,6 @@ Small tables against the fitted Gaussian and scikit-learn's estimators are
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 
 import torch
@@ -33,7 +32,7 @@ from sdescore.datasets import BENCHMARK_SETS, load_benchmark
 from sdescore.metrics import mean_and_se
 from sdescore.solvers.likelihood import LIKELIHOODS
 
-from .common import RESULTS, machine, write
+from .common import RESULTS, machine, rerun_command, write
 
 
 def nine_sets(args) -> str:
@@ -49,7 +48,8 @@ def nine_sets(args) -> str:
                            method=args.method):
             print(row, flush=True)
             rows.append(row)
-    return write_report(rows, RESULTS / (args.out or "compare_all"), _command(), machine())
+    return write_report(rows, RESULTS / (args.out or "compare_all"), rerun_command("compare_all"),
+                        machine())
 
 
 def paired(args) -> str:
@@ -72,11 +72,8 @@ def paired(args) -> str:
                          "sdescore_se": score_se, "flow_nll": flow_mean, "flow_se": flow_se,
                          "difference": difference, "paired_se": difference_se})
             print(rows[-1], flush=True)
-    return write(args.out or "paired_difference", rows, list(rows[0]), _command())
-
-
-def _command() -> str:
-    return ("python -m benchmarks.compare_all " + " ".join(sys.argv[1:])).strip()
+    return write(args.out or "paired_difference", rows, list(rows[0]),
+                 rerun_command("compare_all"))
 
 
 def main(argv=None):

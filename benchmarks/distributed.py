@@ -11,7 +11,6 @@ Run from the project root:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 
@@ -22,7 +21,7 @@ import torch.multiprocessing as mp
 
 import sdescore
 from sdescore import distributed
-from .common import write
+from .common import rerun_command, write
 
 
 def _worker(rank, processes, folder, steps, batch, points):
@@ -66,8 +65,8 @@ def main():
                      / result["fit_seconds"],
                      "log_prob_points_per_s": args.points / result["log_prob_seconds"]})
         print(rows[-1], flush=True)
-    command = "python -m benchmarks.distributed " + " ".join(sys.argv[1:])
-    print(write(args.out, rows, list(rows[0]), command.strip()))
+    command = rerun_command("distributed")
+    print(write(args.out, rows, list(rows[0]), command))
 
 
 if __name__ == "__main__":

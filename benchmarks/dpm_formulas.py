@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import warnings
 
 import torch
@@ -27,7 +26,7 @@ from sdescore.datasets import random_mixture
 from sdescore.solvers.adapters import integrate_probability_flow
 from sdescore.solvers.dpm import sample_dpm
 
-from .common import write
+from .common import rerun_command, write
 
 
 def problems(dims: list[int], trained_seconds: float | None):
@@ -71,8 +70,8 @@ def main(argv=None):
                                  "exact_err": error["exact"], "dpmsolver_err": error["dpmsolver"],
                                  "exact_over_dpmsolver": error["exact"] / error["dpmsolver"]})
                     print(rows[-1], flush=True)
-    command = "python -m benchmarks.dpm_formulas " + " ".join(argv or sys.argv[1:])
-    print(write(args.out, rows, list(rows[0]), command.strip()))
+    command = rerun_command("dpm_formulas", argv)
+    print(write(args.out, rows, list(rows[0]), command))
 
 
 if __name__ == "__main__":

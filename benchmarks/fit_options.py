@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import warnings
 
 import torch
@@ -29,7 +28,7 @@ from sdescore.datasets import load_benchmark
 from sdescore.metrics import mean_and_se
 from sdescore.nets import MLPScoreNet
 
-from .common import fit_options, write
+from .common import fit_options, rerun_command, write
 
 
 def fit_with(model: str, train, options: dict, budget: float, seed: int):
@@ -74,8 +73,8 @@ def main(argv=None):
                          "steps": fitted.history[-1]["step"], "test_nll": mean,
                          "test_nll_se": se, "test_nll_median": (-log_p).median().item()})
             print(rows[-1], flush=True)
-    command = "python -m benchmarks.fit_options " + " ".join(argv or sys.argv[1:])
-    print(write(args.out, rows, list(rows[0]), command.strip()))
+    command = rerun_command("fit_options", argv)
+    print(write(args.out, rows, list(rows[0]), command))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
 import torch
@@ -28,7 +27,7 @@ from sdescore.nets import MLPScoreNet
 from sdescore.parameterization import GaussianResidual
 from sdescore.sde import sde_for_data
 from sdescore.training.optim import adam
-from .common import write
+from .common import rerun_command, write
 
 
 def synchronize(device):
@@ -103,8 +102,8 @@ def main():
     torch.set_num_threads(args.threads)
     rows = overhead_rows(args.dim, torch.device(args.device), args.batch_sizes, args.steps,
                          args.repeats)
-    command = "python -m benchmarks.fit_overhead " + " ".join(sys.argv[1:])
-    print(write(args.out, rows, list(rows[0]), command.strip()))
+    command = rerun_command("fit_overhead")
+    print(write(args.out, rows, list(rows[0]), command))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ results/OUT.json and are printed as tables.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import torch
@@ -29,7 +28,7 @@ import torch
 import sdescore
 from sdescore.baselines import fit_flow
 from sdescore.datasets import load_mnist, random_mixture
-from .common import write
+from .common import rerun_command, write
 from .fit_overhead import overhead_rows, synchronize
 from .log_prob_levers import reference_log_prob
 
@@ -119,9 +118,9 @@ def main():
                               8 if quick else 2000, 512 if quick else None)
     results["mnist"] = mnist
     results["sampling"] = sampling_rows(device, model, 4 if quick else 256)
-    command = "python -m benchmarks.gpu " + " ".join(sys.argv[1:])
+    command = rerun_command("gpu")
     for name, rows in results.items():
-        print(f"\n{name}\n" + write(f"{args.out}_{name}", rows, list(rows[0]), command.strip()))
+        print(f"\n{name}\n" + write(f"{args.out}_{name}", rows, list(rows[0]), command))
 
 
 if __name__ == "__main__":

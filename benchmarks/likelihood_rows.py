@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
 
 import torch
@@ -26,7 +25,7 @@ import torch
 import sdescore
 from sdescore.datasets import random_mixture
 
-from .common import write
+from .common import rerun_command, write
 from .log_prob_levers import reference_log_prob
 
 RECIPES = {
@@ -108,8 +107,8 @@ def main(argv=None):
                              "batch_effect": batch_effect(model, x, result.log_prob, options),
                              "covered": covered})
                 print(rows[-1], flush=True)
-    command = "python -m benchmarks.likelihood_rows " + " ".join(argv or sys.argv[1:])
-    print(write(args.out, rows, list(rows[0]), command.strip()))
+    command = rerun_command("likelihood_rows", argv)
+    print(write(args.out, rows, list(rows[0]), command))
 
 
 if __name__ == "__main__":

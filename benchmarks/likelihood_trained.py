@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 import warnings
 
@@ -24,7 +23,7 @@ import torch
 import sdescore
 from sdescore.baselines import fit_flow
 
-from .common import write
+from .common import rerun_command, write
 
 
 def tables(rows: list[int], sets: list[str]):
@@ -83,8 +82,8 @@ def main(argv=None):
                          "mean_nll": float(-log_p.double().mean()),
                          "mean_err": error.mean().item(), "worst_err": error.max().item()})
             print(rows[-1], flush=True)
-    command = "python -m benchmarks.likelihood_trained " + " ".join(argv or sys.argv[1:])
-    print(write(args.out, rows, list(rows[0]), command.strip()))
+    command = rerun_command("likelihood_trained", argv)
+    print(write(args.out, rows, list(rows[0]), command))
 
 
 if __name__ == "__main__":

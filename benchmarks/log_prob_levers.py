@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ import sdescore
 from sdescore.datasets import random_mixture
 from sdescore.solvers.likelihood import draw_probes, exact_divergence, hutchinson_divergence
 from sdescore.solvers.adapters import LogDensityODE, ProbabilityFlowODE, solve_ode
-from .common import timed, write
+from .common import rerun_command, timed, write
 
 
 def reference_log_prob(model, x, seed=0):
@@ -208,9 +207,9 @@ def main():
             print(rows[-1], flush=True)
     if not args.no_trained:
         rows += trained_rows(args)
-    command = "python -m benchmarks.log_prob_levers " + " ".join(sys.argv[1:])
+    command = rerun_command("log_prob_levers")
     print(write(args.out, rows, ["dim", "recipe", "points_per_s", "speedup",
-                                          "score_evals", "mean_abs_err"], command.strip()))
+                                          "score_evals", "mean_abs_err"], command))
 
 
 if __name__ == "__main__":

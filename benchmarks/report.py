@@ -93,7 +93,7 @@ Rademacher probe) in the same run.
 
 {likelihood_rows(main)}
 
-64 dimensions, one repeat (the run stopped at its 40-minute limit during VE):
+64 dimensions, one repeat (so its points/s are noisier):
 
 {provenance(wide)}
 
@@ -109,8 +109,8 @@ a float64 solve of the same network at rtol = atol = 1e-8.
 
 Reading: at the defaults (dopri5 with a step size and error control per row) every row is
 within about 1e-3 nats of the truth and its value moves with its batch only in float32's
-last digits, at 0.4-0.7x the reference recipe's points/s in 2-16 D and a few hundredths of
-it in 64 D (the exact trace costs D vector-Jacobian products per evaluation); on the trained
+last digits, at 0.4-0.7x the reference recipe's points/s in 2-16 D and 0.04-0.07x in 64 D
+(the exact trace costs D vector-Jacobian products per evaluation); on the trained
 30-column model it scores about a thousandth of NSF's rows per second. On a trained
 float32 network the network's own arithmetic changes with the batch, so a row moves with it
 by more: 1.8e-3 nats at worst against 3.9e-11 for its float64 copy (a throwaway script on a

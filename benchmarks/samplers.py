@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -24,7 +23,7 @@ import torch
 import sdescore
 from sdescore.datasets import GaussianMixture, random_mixture
 from sdescore.metrics import energy_distance
-from .common import write
+from .common import rerun_command, write
 from .oracle_core import SAMPLER_MIXTURE
 
 # VE with sigma_max = 50, whose prior matches p_T of these mixtures (benchmarks/oracle_core.py)
@@ -125,9 +124,9 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = mixture_rows(args) + digits_rows(args)
-    command = "python -m benchmarks.samplers " + " ".join(sys.argv[1:])
+    command = rerun_command("samplers")
     print(write("samplers", rows, ["target", "sde", "sampler", "evals", "seconds", "energy",
-                                   "z"], command.strip()))
+                                   "z"], command))
 
 
 if __name__ == "__main__":

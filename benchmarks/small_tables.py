@@ -25,7 +25,6 @@ the project root:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -38,7 +37,7 @@ from sdescore.baselines import fit_flow
 from sdescore.datasets import load_benchmark
 from sdescore.metrics import mean_and_se
 
-from .common import write
+from .common import rerun_command, write
 
 TEST_ROWS = 500
 
@@ -166,7 +165,7 @@ def main(argv=None):
                 print(rows[-1], flush=True)
     columns = ["table", "n", "d", "test", "seed", "model", "mean_nll", "se", "minus_gaussian",
                "paired_se", "selected_step"]
-    command = ("python -m benchmarks.small_tables " + " ".join(sys.argv[1:])).strip()
+    command = rerun_command("small_tables")
     print(write(args.out, rows, columns, command))
 
 
