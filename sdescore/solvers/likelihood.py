@@ -27,10 +27,9 @@ from .registry import ODE_OPTIONS, Method, check_ode_options, positive_integer
 from .schedules import step_times
 
 __all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "ERROR_SAFETY", "EXACT_TRACE_ROWS",
-           "exact_divergence",
-           "hutchinson_divergence", "hutchinson_divergences", "LIKELIHOODS", "LogDensity",
-           "log_snr_log_prob", "ode_log_prob", "probability_flow_log_prob", "resolve_trace",
-           "RowTrace", "TRACES"]
+           "exact_divergence", "hutchinson_divergence", "hutchinson_divergences", "LIKELIHOODS",
+           "LogDensity", "log_snr_log_prob", "ode_log_prob", "probability_flow_log_prob",
+           "resolve_trace", "RowTrace", "TRACES"]
 
 #: Above this many dimensions ``trace="auto"`` takes Hutchinson's estimator instead of the
 #: exact trace.
