@@ -173,10 +173,10 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     sample is held to ``atol + rtol |x|`` per step, the log-density to atol nats per step
     whatever its size (a relative tolerance on it loosens with the dimension). Its
     ``solver_error`` is ERROR_SAFETY times the sum of each row's local error estimates
-    (4th-order: the log-density's own, and the sample's through the prior's gradient at T). The other
-    solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun: rtol, atol,
-    max_steps; one step size for the whole batch) or fixed-grid (euler, midpoint, heun3,
-    rk4: ``steps`` equal steps), without an error estimate. score_of(rows) -> the score of
+    (4th-order: the log-density's own, and the sample's through the prior's gradient at T).
+    The other solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun:
+    rtol, atol, max_steps; one step size for the whole batch) or fixed-grid (euler, midpoint,
+    heun3, rk4: ``steps`` equal steps), without an error estimate. score_of(rows) -> the score of
     those rows; row_trace: a ``RowTrace``. Returns a ``LogDensity``. ValueError at once for
     an rtol or atol below 10 ulps of x's dtype, which no step could meet."""
     _check_tolerances(rtol, atol, x.dtype)
