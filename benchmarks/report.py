@@ -139,6 +139,12 @@ def samplers_table(payload: dict, target: str) -> str:
     return table(["sampler", "evals", "VP z", "sub-VP z", "VE z", "seconds (VP)"], body)
 
 
+def digits_samplers_table(payload: dict) -> str:
+    rows = [r for r in payload["rows"] if r["target"] == "digits (U-Net)"]
+    return table(["sampler", "evals", "energy distance", "seconds"],
+                 [[r["sampler"], r["evals"], r["energy"], r["seconds"]] for r in rows])
+
+
 def samplers_figure(payload: dict, target: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -180,9 +186,8 @@ How many score evaluations does each sampler need before its samples are as good
 draws? Exact mixture scores; the energy distance between 2000 draws of each sampler and 2000
 fresh draws of the mixture, mean over 3 seeds; z = (mean - floor mean) / (floor sd /
 sqrt(3)), the floor being the same statistic between two fresh draws. Below about 4 a sampler
-is indistinguishable from exact draws here. Evaluations include the final Tweedie step. The
-`dpm` order-2 rows were measured with the exact-integral formula, before order 2 switched to
-the official DPM-Solver++ midpoint form (the formula table below).
+is indistinguishable from exact draws here. Evaluations include the final Tweedie step;
+`dpm` at order 2 uses the official DPM-Solver++ midpoint form (the formula table below).
 
 {provenance(payload)}
 
@@ -196,9 +201,20 @@ The 2-D test mixture:
 
 {samplers_table(payload, "2-D test mixture")}
 
-Reading: with an exact score, `dpm` at order 3 reaches exact-draw quality in 15-20
+On a trained network: a U-Net fitted for 150 s (one thread) to scikit-learn's 8 x 8 digits
+(uint8, `levels=17`, 1437 training images), 1000 draws of each sampler against the 360
+held-out digits (dequantised); the first row is 360 training digits against the same
+held-out ones, what a model that had learnt the digits exactly would score up to sampling
+noise. Energy distance, lower is better:
+
+{digits_samplers_table(payload)}
+
+Reading: with an exact score, `dpm` at order 3 reaches exact-draw quality in 11-16
 evaluations, the adaptive ODE in 86-98, and the stochastic samplers need hundreds to
-thousands.
+thousands. On the trained U-Net (one seed, no noise floor between samplers measured), `dpm`
+at order 2 from 10 steps on scored lowest (0.0026-0.0037), below order 3 at 15-30 steps
+(0.0045-0.0059), the adaptive ODE (0.0043, 302 evaluations) and the reverse SDE and
+predictor-corrector (0.0056-0.0079); Langevin stayed far off (0.050).
 
 ### DPM-Solver++ formulas
 
