@@ -174,9 +174,11 @@ class ScoreModel(DensityModel):
         Returns:
             (n,) log-densities in nats; with ``return_error``, a ``LogDensity`` (log_prob,
             solver_error, trace_stderr): solver_error (n,) estimates a bound on the solver's
-            error in nats (dopri5: ``likelihood.ERROR_SAFETY`` times the sum of the row's
-            local error estimates; NaN for the methods without error control), trace_stderr (n,) is the standard error of Hutchinson's
-            estimate over its probes (NaN with one probe; None for an exact trace).
+            error in nats (dopri5: ``likelihood.ERROR_SAFETY`` times the sum over the row's
+            steps of each step's estimated error in log p, the sample's through the score,
+            and of its rounding; NaN for the methods without error control), trace_stderr
+            (n,) is the standard error of Hutchinson's estimate over its probes (NaN with
+            one probe; None for an exact trace).
 
         ``last_score_evals`` sums the batched evaluations of all batches (with dopri5 a
         batched evaluation covers only the rows still solving).

@@ -36,33 +36,37 @@ __all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "ERROR_SAFETY", "EX
 AUTO_EXACT_MAX_DIM = 64
 #: Default steps of ``log_prob(method="dpm")`` (Benchmarks: likelihood accuracy and speed).
 DPM_STEPS = 60
-#: The reported ``solver_error`` is this multiple of the sum of a row's local error estimates
-#: (it then covered the true error on at least 95% of the benchmark rows).
+#: The reported ``solver_error`` is this multiple of the sum over a row's steps of each
+#: step's estimated error in log p and of its rounding (it then covered the true error on at
+#: least 95% of the benchmark rows).
 ERROR_SAFETY = 2.0
 #: The exact trace pulls back at most this many rows at once (basis vectors times rows of
 #: the batch): larger vectorised backward passes outgrow the CPU's caches and run slower.
 EXACT_TRACE_ROWS = 16384
 
 
-def exact_divergence(fn, y: torch.Tensor):
+def exact_divergence(fn, y: torch.Tensor, *, has_aux: bool = False):
     """fn: (n, D) -> (n, D), applied row by row; returns (fn(y), trace of d fn / d y) with
     shapes (n, D) and (n,), from D vectorised vector-Jacobian products (one forward pass,
-    the pullbacks in chunks of about EXACT_TRACE_ROWS rows, at least one basis vector each)."""
-    out, pullback = vjp(fn, y)
+    the pullbacks in chunks of about EXACT_TRACE_ROWS rows, at least one basis vector each).
+    has_aux: fn returns (output, aux), and so does this, as (output, trace, aux)."""
+    out, pullback, *aux = vjp(fn, y, has_aux=has_aux)
     n, dim = y.shape
     basis = torch.eye(dim, dtype=y.dtype, device=y.device).unsqueeze(1).expand(dim, n, dim)
     chunk = max(1, EXACT_TRACE_ROWS // max(n, 1))
     (rows,) = vmap(pullback, chunk_size=chunk if chunk < dim else None)(basis)
     # rows[i, b] = row i of sample b's Jacobian
-    return out, torch.einsum("ibi->b", rows)
+    return (out, torch.einsum("ibi->b", rows), *aux)
 
 
-def hutchinson_divergences(fn, y: torch.Tensor, probes: torch.Tensor):
+def hutchinson_divergences(fn, y: torch.Tensor, probes: torch.Tensor, *,
+                           has_aux: bool = False):
     """Hutchinson's estimates v_k^T J v_k, one per fixed probe (k, n, D); returns (fn(y),
-    estimates) with shapes (n, D) and (k, n)."""
-    out, pullback = vjp(fn, y)
+    estimates) with shapes (n, D) and (k, n). has_aux: fn returns (output, aux), and so does
+    this, as (output, estimates, aux)."""
+    out, pullback, *aux = vjp(fn, y, has_aux=has_aux)
     (vjps,) = vmap(pullback)(probes)
-    return out, (vjps * probes).sum(dim=-1)
+    return (out, (vjps * probes).sum(dim=-1), *aux)
 
 
 def hutchinson_divergence(fn, y: torch.Tensor, probes: torch.Tensor):
@@ -109,17 +113,19 @@ class LogDensity(NamedTuple):
 class RowTrace:
     """The divergence of a function of rows, exact or by Hutchinson's probes fixed per row:
     ``trace(fn, y, rows)`` -> (fn(y) (m, D), divergence estimates (k, m)), one per probe (one
-    for the exact trace), for the rows ``rows`` of the batch the probes were drawn for."""
+    for the exact trace), for the rows ``rows`` of the batch the probes were drawn for;
+    ``trace(fn, y, rows, has_aux=True)``, for an fn returning (output, aux), -> (output,
+    estimates, aux)."""
 
     def __init__(self, probes: torch.Tensor | None):
         self.probes = probes
         self.count = 1 if probes is None else probes.shape[0]
 
-    def __call__(self, fn, y: torch.Tensor, rows: torch.Tensor):
+    def __call__(self, fn, y: torch.Tensor, rows: torch.Tensor, *, has_aux: bool = False):
         if self.probes is None:
-            out, div = exact_divergence(fn, y)
-            return out, div[None]
-        return hutchinson_divergences(fn, y, self.probes[:, rows])
+            out, div, *aux = exact_divergence(fn, y, has_aux=has_aux)
+            return (out, div[None], *aux)
+        return hutchinson_divergences(fn, y, self.probes[:, rows], has_aux=has_aux)
 
     def mean(self, fn, y: torch.Tensor):
         """(fn(y), the divergence averaged over the probes (n,)) for the whole batch."""
@@ -169,11 +175,13 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     """log p_eps(x) in nats: x and the running divergence solved together from eps up to T.
 
     solver "dopri5" (the default): Dormand-Prince with a step size and an error control per
-    row (``per_row.solve_per_row``), so that a row's value does not depend on its batch; the
-    sample is held to ``atol + rtol |x|`` per step, the log-density to atol nats per step
-    whatever its size (a relative tolerance on it loosens with the dimension). Its
-    ``solver_error`` is ERROR_SAFETY times the sum of each row's local error estimates
-    (4th-order: the log-density's own, and the sample's through the prior's gradient at T).
+    row (``per_row.solve_per_row``), so that a row's value does not depend on its batch; per
+    step the sample is held to ``atol + rtol |x|``, the log-density to atol nats whatever its
+    size (a relative tolerance on it loosens with the dimension), and so is the step's error
+    in the final answer: the log-density's own error plus the sample's through the score at
+    the step's end (a sample off by delta at time t ends as log p_t(x_t + delta), to first
+    order score . delta off). Its ``solver_error`` is ERROR_SAFETY times the sum over the
+    row's steps of that last estimate (from the 4th-order embedded solution).
     The other solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun:
     rtol, atol, max_steps; one step size for the whole batch) or fixed-grid (euler, midpoint,
     heun3, rk4: ``steps`` equal steps), without an error estimate. score_of(rows) -> the score of
@@ -184,32 +192,33 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     y = x.reshape(n, -1)
     dim, count = y.shape[1], row_trace.count
     if solver == "dopri5":
-        def derivative(t, state, rows, quadrature=True):
+        def derivative(t, state, rows, quadrature=True, goal=False):
             score, m = score_of(rows), len(rows)
 
-            def flat_drift(v):
+            def flat_drift(v):  # the drift, and the score it was built from
                 x_t = v.reshape((m,) + tuple(shape))
-                return probability_flow_drift(sde, score, x_t, t).reshape(m, -1)
+                score_t = score(x_t, t)
+                drift = probability_flow_drift(sde, lambda *_: score_t, x_t, t)
+                return drift.reshape(m, -1), score_t.reshape(m, -1)
             if not quadrature:  # a stage whose divergence no solution uses
-                return torch.cat([flat_drift(state[:, :dim]), state.new_zeros(m, count)], 1)
-            out, div = row_trace(flat_drift, state[:, :dim], rows)
-            return torch.cat([out, div.T], 1)
+                return torch.cat([flat_drift(state[:, :dim])[0], state.new_zeros(m, count)], 1)
+            out, div, score_t = row_trace(flat_drift, state[:, :dim], rows, has_aux=True)
+            derivative = torch.cat([out, div.T], 1)
+            if not goal:
+                return derivative
+            # d log p / d state: the score for the sample, the probes' mean for the deltas
+            return derivative, torch.cat([score_t, state.new_full((m, count), 1 / count)], 1)
 
         state0 = torch.cat([y, y.new_zeros(n, count)], 1)
         solution = solve_per_row(derivative, state0, eps, sde.T,
                                  parts=[slice(0, dim), slice(dim, dim + count)],
                                  rtol=rtol, atol=atol, max_steps=max_steps,
                                  absolute=slice(dim, dim + count),
-                                 quadrature=slice(dim, dim + count))
+                                 quadrature=slice(dim, dim + count), goal=True)
         y_T, deltas = solution.y1[:, :dim], solution.y1[:, dim:]
-        with torch.enable_grad():
-            end = y_T.detach().requires_grad_(True)
-            prior = sde.prior_log_prob(end.reshape(x.shape))
-            (slope,) = torch.autograd.grad(prior.sum(), end)
-        errors = solution.local_errors
-        solver_error = ERROR_SAFETY * (errors[:, dim:].mean(1)
-                                       + (slope.abs() * errors[:, :dim]).sum(1)).detach()
-        return _finish(prior.detach() + deltas.mean(1), solver_error, deltas, row_trace)
+        prior = sde.prior_log_prob(y_T.reshape(x.shape))
+        solver_error = ERROR_SAFETY * solution.goal_errors
+        return _finish(prior + deltas.mean(1), solver_error, deltas, row_trace)
     ode = LogDensityODE(ProbabilityFlowODE(sde, score_of(slice(None)), shape), row_trace.mean)
     delta0 = torch.zeros(n, dtype=y.dtype, device=y.device)
     y_T, delta_T = solve_ode(ode, (y, delta0), eps, sde.T, solver=solver, rtol=rtol, atol=atol,

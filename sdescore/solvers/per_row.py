@@ -13,7 +13,9 @@ steps for every row.
 The tableau, the error norm (the root mean square of each part of the state, the largest
 part deciding), the step-size controller (safety 0.9, growth at most 10x, shrinkage at most
 5x) and the initial step (Hairer, Norsett and Wanner's rule) follow torchdiffeq's dopri5, so a
-row solved here matches that row solved alone by torchdiffeq.
+row solved here matches that row solved alone by torchdiffeq. On top of that norm a caller
+may hold each step's error in one quantity computed from the solution to atol (a ``goal``:
+the log-density, through its sensitivity to each column), which no torchdiffeq solver does.
 """
 from __future__ import annotations
 
@@ -39,11 +41,15 @@ _SAFETY, _GROW, _SHRINK, _ORDER = 0.9, 10.0, 0.2, 5
 class PerRowSolution:
     """y1: (n, S) the state at t1; local_errors: (n, S) the sum over each row's accepted steps
     of the size of the embedded (4th-order) error estimate, a bound on the scale of the
-    global error of the 5th-order solution that is kept;
+    global error of the 5th-order solution that is kept; goal_errors: (n,) the sum over
+    the accepted steps of |weights . error| and of the rounding of the stored state,
+    u sum_j |weights_j y_j| with u the unit roundoff of y's dtype (``solve_per_row``'s goal;
+    zeros without one);
     steps: (n,) accepted steps; evaluations: batched function calls (all rows together)."""
 
     y1: torch.Tensor
     local_errors: torch.Tensor
+    goal_errors: torch.Tensor
     steps: torch.Tensor
     evaluations: int
 
@@ -51,7 +57,7 @@ class PerRowSolution:
 def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[slice],
                   rtol: float, atol: float, max_steps: int,
                   absolute: slice | None = None,
-                  quadrature: slice | None = None) -> PerRowSolution:
+                  quadrature: slice | None = None, goal: bool = False) -> PerRowSolution:
     """Integrate dy/dt = func(t, y, rows) for each row of y0 (n, S) from t0 to t1 > t0.
 
     func(t (m,), y (m, S), rows (m,) int64) -> (m, S): the derivative of the rows ``rows`` of
@@ -62,7 +68,12 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     others are held to ``atol + rtol |y|``. quadrature: columns that ``func`` does not read (a
     running integral such as a log-density): where a stage's value of them is never used
     (the second stage of Dormand-Prince has weight 0 in both solutions), ``func`` is called
-    with ``quadrature=False`` and may leave them 0. A row stops at t1 exactly.
+    with ``quadrature=False`` and may leave them 0. goal: error control on one quantity
+    computed from the solution (a log-density, say) besides the parts: the last stage of
+    every step (at the step's end) calls ``func(..., goal=True)``, which returns (derivative,
+    weights (m, S)), the first-order sensitivity of that quantity to each column of y there;
+    the step's error in it, |weights . error|, is held to ``atol`` too and summed, with the
+    rounding of the state, into ``goal_errors``. A row stops at t1 exactly.
     RuntimeError when a row has taken ``max_steps`` steps (accepted or not) without reaching
     t1, or when its step shrinks below float resolution.
     """
@@ -82,7 +93,8 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
 
     k1 = call(t, y, rows)
     h = _initial_step(call, t, y, k1, rows, norm, rtol, atol, span)
-    local_errors = torch.zeros_like(y)
+    local_errors, goal_errors = torch.zeros_like(y), y.new_zeros(n)
+    unit_roundoff = torch.finfo(y.dtype).eps / 2
     steps = torch.zeros(n, dtype=torch.long, device=y0.device)
     attempts = torch.zeros(n, dtype=torch.long, device=y0.device)
     active = rows
@@ -95,14 +107,21 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
         for stage, (c, a) in enumerate(zip(_C[1:], _A[1:]), start=1):
             state = ya + hs * sum(coef * k for coef, k in zip(a, stages) if coef)
             unused = quadrature is not None and _B[stage] == 0 and _E[stage] == 0
-            stages.append(call(ta + c * ha, state, active, **({"quadrature": False}
-                                                              if unused else {})))
+            if goal and stage == len(_C) - 1:  # the step's end: the goal's weights there
+                derivative, weights = call(ta + c * ha, state, active, goal=True)
+            else:
+                derivative = call(ta + c * ha, state, active,
+                                  **({"quadrature": False} if unused else {}))
+            stages.append(derivative)
         y_new = state  # the last stage is evaluated at the 5th-order solution (FSAL)
         error = hs * sum(e * k for e, k in zip(_E, stages) if e)
         scale = atol + rtol * torch.maximum(ya.abs(), y_new.abs())
         if absolute is not None:
             scale[:, absolute] = atol
         ratio = norm(error / scale)
+        if goal:
+            goal_error = (weights * error).sum(1).abs()
+            ratio = torch.maximum(ratio, goal_error / atol)
         accept = ratio <= 1
         attempts[active] += 1
         done_now = accept & last
@@ -112,6 +131,9 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
         y[moved] = y_new[accept]
         k1[moved] = stages[-1][accept]
         local_errors[moved] += error[accept].abs()
+        if goal:
+            rounding = (weights[accept] * y_new[accept]).abs().sum(1) * unit_roundoff
+            goal_errors[moved] += goal_error[accept] + rounding
         steps[moved] += 1
         h[active] = _next_step(ha, ratio)
         if ((attempts[active] >= max_steps) & ~done_now).any():
@@ -127,7 +149,7 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
                                "eps, looser rtol/atol, float64 (model.double()), or a "
                                "fixed-step solver")
         active = active[~done_now]
-    return PerRowSolution(y, local_errors, steps, evaluations)
+    return PerRowSolution(y, local_errors, goal_errors, steps, evaluations)
 
 
 def _next_step(h: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
