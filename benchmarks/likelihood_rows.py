@@ -8,7 +8,9 @@ its batch and: the first 20 rows solved alone, the batch reversed, the batch spl
 halves as two ranks would), how often the reported ``solver_error`` covers the true error,
 and points/s against the reference recipe of the original implementation (scipy RK45 on the
 whole batch at rtol = atol = 1e-5, one Rademacher probe; ``log_prob_levers``), timed in the
-same run, each the median of --repeats runs alternated. Run from the project root:
+same run, each the median of --repeats runs alternated; and the worst error on --far-rows
+rows far out (the mixture's draws times 3, as anomalies would be; not timed). Run from the
+project root:
 
     python -m benchmarks.likelihood_rows [--points 1000] [--dims 2 6 16 64]
                                          [--sdes vp subvp ve] [--repeats 3]
@@ -57,6 +59,7 @@ def main(argv=None):
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 6, 16, 64])
     parser.add_argument("--sdes", nargs="+", default=list(SDES), choices=list(SDES))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--far-rows", type=int, default=50)
     parser.add_argument("--recipes", nargs="+", default=None,
                         help="only the recipes whose names contain one of these")
     parser.add_argument("--out", default="likelihood_rows")
@@ -74,7 +77,14 @@ def main(argv=None):
             truth = copy.deepcopy(model).double().log_prob(x.double(), trace="exact",
                                                           solver="dopri8", rtol=1e-10,
                                                           atol=1e-10)
-            x = x.float()
+            far = 3 * mixture.sample(args.far_rows, seed=2)
+            truth_far = copy.deepcopy(model).double().log_prob(far.double(), trace="exact",
+                                                              solver="dopri8", rtol=1e-10,
+                                                              atol=1e-10)
+            x, far = x.float(), far.float()
+
+            def far_worst(log_prob):
+                return (log_prob.double() - truth_far).abs().max().item()
             model.log_prob(x[:10])  # warm torch.func up before any timing
             seconds = {name: [] for name in ["reference", *recipes]}
             results = {}
@@ -92,7 +102,8 @@ def main(argv=None):
                          "points_per_s": reference_speed, "speedup": 1.0,
                          "mean_err": error.mean().item(),
                          "p99_err": error.quantile(0.99).item(), "worst_err": error.max().item(),
-                         "batch_effect": float("nan"), "covered": float("nan")})
+                         "batch_effect": float("nan"), "covered": float("nan"),
+                         "far_worst_err": far_worst(reference_log_prob(model, far)[0])})
             print(rows[-1], flush=True)
             for name, options in recipes.items():
                 result = results[name]
@@ -105,7 +116,8 @@ def main(argv=None):
                              "p99_err": error.quantile(0.99).item(),
                              "worst_err": error.max().item(),
                              "batch_effect": batch_effect(model, x, result.log_prob, options),
-                             "covered": covered})
+                             "covered": covered,
+                             "far_worst_err": far_worst(model.log_prob(far, **options))})
                 print(rows[-1], flush=True)
     command = rerun_command("likelihood_rows", argv)
     print(write(args.out, rows, list(rows[0]), command))
