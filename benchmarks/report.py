@@ -60,7 +60,7 @@ def likelihood_rows(payload: dict) -> str:
         rows.append([r["dim"], r["sde"], RECIPE_NAMES.get(r["recipe"], r["recipe"]),
                      f"{r['points_per_s']:.0f}", f"{r['speedup']:.2f}",
                      *(number(r[key], 2) for key in ("mean_err", "p99_err", "worst_err", "batch_effect")),
-                     covered, number(r["far_worst_err"], 2)])
+                     covered, number(r.get("far_worst_err", math.nan), 2)])
     return table(["D", "SDE", "recipe", "points/s", "x ref.", "mean err", "p99 err",
                   "worst err", "batch effect", "covered", "far-out worst"], rows)
 
