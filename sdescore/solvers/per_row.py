@@ -42,8 +42,8 @@ class PerRowSolution:
     """y1: (n, S) the state at t1; local_errors: (n, S) the sum over each row's accepted steps
     of the size of the embedded (4th-order) error estimate, a bound on the scale of the
     global error of the 5th-order solution that is kept; goal_errors: (n,) the sum over
-    the accepted steps of |weights . error| and of the rounding of the stored state,
-    u sum_j |weights_j y_j| with u the unit roundoff of y's dtype (``solve_per_row``'s goal;
+    the accepted steps of ``abs(weights . error)`` and of the rounding of the stored state,
+    ``u sum_j abs(weights_j y_j)``, u the unit roundoff of y's dtype (``solve_per_row``'s goal;
     zeros without one);
     steps: (n,) accepted steps; evaluations: batched function calls (all rows together)."""
 
@@ -72,8 +72,9 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     computed from the solution (a log-density, say) besides the parts: the last stage of
     every step (at the step's end) calls ``func(..., goal=True)``, which returns (derivative,
     weights (m, S)), the first-order sensitivity of that quantity to each column of y there;
-    the step's error in it, |weights . error|, is held to ``atol`` too and summed, with the
-    rounding of the state, into ``goal_errors``. A row stops at t1 exactly.
+    the step's error in it, ``abs(weights . error)``, is held to ``atol`` (or, where it is larger,
+    to one ulp of the state's effect on it, ``2 u sum_j abs(weights_j y_j)``, u the unit
+    roundoff) and summed, with half that rounding, into ``goal_errors``. A row stops at t1 exactly.
     RuntimeError when a row has taken ``max_steps`` steps (accepted or not) without reaching
     t1, or when its step shrinks below float resolution.
     """
@@ -121,7 +122,9 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
         ratio = norm(error / scale)
         if goal:
             goal_error = (weights * error).sum(1).abs()
-            ratio = torch.maximum(ratio, goal_error / atol)
+            rounding = (weights * y_new).abs().sum(1) * unit_roundoff
+            # no finer than the state's own rounding (an ulp), which no step could beat
+            ratio = torch.maximum(ratio, goal_error / (atol + 2 * rounding))
         accept = ratio <= 1
         attempts[active] += 1
         done_now = accept & last
@@ -132,8 +135,7 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
         k1[moved] = stages[-1][accept]
         local_errors[moved] += error[accept].abs()
         if goal:
-            rounding = (weights[accept] * y_new[accept]).abs().sum(1) * unit_roundoff
-            goal_errors[moved] += goal_error[accept] + rounding
+            goal_errors[moved] += goal_error[accept] + rounding[accept]
         steps[moved] += 1
         h[active] = _next_step(ha, ratio)
         if ((attempts[active] >= max_steps) & ~done_now).any():
