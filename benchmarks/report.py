@@ -109,10 +109,13 @@ a float64 solve of the same network at rtol = atol = 1e-8.
 
 {trained_rows(trained)}
 
-Reading: at the defaults (dopri5 with a step size and error control per row) every row is
-within about 1e-3 nats of the truth and its value moves with its batch only in float32's
-last digits, at 0.4-0.7x the reference recipe's points/s in 2-16 D and 0.04-0.07x in 64 D
-(the exact trace costs D vector-Jacobian products per evaluation); on the trained
+Reading: at the defaults (dopri5 with a step size and error control per row, each step's
+error measured in log p through the score) every row is within 2e-4 nats of the truth in
+2-16 D and 5e-4 in 64 D, rows three times farther out within 1.3e-3, and a row's value
+moves with its batch only in float32's last digits; at 0.7x the reference recipe's
+points/s in 2 D, 0.4-0.7x in 6 D, 0.2-0.3x in 16 D and 0.04-0.05x in 64 D (the exact trace
+costs D vector-Jacobian products per evaluation; the reference itself ran 2-2.6x faster
+in 16 D here than in the 2026-12-01 run, which this file's history holds); on the trained
 30-column model it scores about a thousandth of NSF's rows per second. On a trained
 float32 network the network's own arithmetic changes with the batch, so a row moves with it
 by more: 1.8e-3 nats at worst against 3.9e-11 for its float64 copy (a throwaway script on a
