@@ -381,7 +381,7 @@ and examples per second, and `distributed.log_prob` points per second.
 
 {table(["processes", "batch per rank", "fit steps/s", "fit examples/s", "log_prob points/s"], parallel)}
 
-Reading: two processes on two cores evaluate `log_prob` 1.6x faster; training steps cost
+Reading: two processes on two cores evaluate `log_prob` 1.9x faster; training steps cost
 more than twice as much with two processes (gradient averaging over gloo on a machine with
 no core to spare), so examples per second fall.
 
