@@ -39,16 +39,14 @@ _SAFETY, _GROW, _SHRINK, _ORDER = 0.9, 10.0, 0.2, 5
 
 @dataclass
 class PerRowSolution:
-    """y1: (n, S) the state at t1; local_errors: (n, S) the sum over each row's accepted steps
-    of the size of the embedded (4th-order) error estimate, a bound on the scale of the
-    global error of the 5th-order solution that is kept; goal_errors: (n,) the sum over
-    the accepted steps of ``abs(weights . error)`` and of the rounding of the stored state,
+    """y1: (n, S) the state at t1; goal_errors: (n,) the sum over each row's accepted steps
+    of ``abs(weights . error)``, error the embedded (4th-order) estimate, a bound on the
+    scale of the 5th-order solution's error that is kept, and of the rounding of the state,
     ``u sum_j abs(weights_j y_j)``, u the unit roundoff of y's dtype (``solve_per_row``'s goal;
     zeros without one);
     steps: (n,) accepted steps; evaluations: batched function calls (all rows together)."""
 
     y1: torch.Tensor
-    local_errors: torch.Tensor
     goal_errors: torch.Tensor
     steps: torch.Tensor
     evaluations: int
@@ -94,7 +92,7 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
 
     k1 = call(t, y, rows)
     h = _initial_step(call, t, y, k1, rows, norm, rtol, atol, span)
-    local_errors, goal_errors = torch.zeros_like(y), y.new_zeros(n)
+    goal_errors = y.new_zeros(n)
     unit_roundoff = torch.finfo(y.dtype).eps / 2
     steps = torch.zeros(n, dtype=torch.long, device=y0.device)
     attempts = torch.zeros(n, dtype=torch.long, device=y0.device)
@@ -133,7 +131,6 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
                                ta[accept] + ha[accept])
         y[moved] = y_new[accept]
         k1[moved] = stages[-1][accept]
-        local_errors[moved] += error[accept].abs()
         if goal:
             goal_errors[moved] += goal_error[accept] + rounding[accept]
         steps[moved] += 1
@@ -151,7 +148,7 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
                                "eps, looser rtol/atol, float64 (model.double()), or a "
                                "fixed-step solver")
         active = active[~done_now]
-    return PerRowSolution(y, local_errors, goal_errors, steps, evaluations)
+    return PerRowSolution(y, goal_errors, steps, evaluations)
 
 
 def _next_step(h: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
