@@ -2,6 +2,7 @@
 identical weights on every rank, the averaged update of two ranks at batch b equals one
 process at 2b on the same rows, sharded evaluation in input order, and max_time stopping
 every rank together with the same learning rates."""
+import faulthandler
 import math
 import os
 import subprocess
@@ -28,23 +29,48 @@ def _launch(worker, tmp_path, *args, processes=2, timeout=240):
     context = mp.spawn(_entry, args=(processes, str(tmp_path), worker, args), nprocs=processes,
                        join=False)
     deadline = time.monotonic() + timeout
-    while not context.join(timeout=5):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.terminate()
-            pytest.fail(f"{worker.__name__} did not finish in {timeout} s (a rank waits "
-                        "for another)")
+    try:
+        while not context.join(timeout=5):
+            if time.monotonic() > deadline:
+                for process in context.processes:
+                    process.terminate()
+                pytest.fail(f"{worker.__name__} did not finish in {timeout} s (a rank waits "
+                            f"for another); {_stages(tmp_path, processes)}")
+    except mp.ProcessExitedException as err:
+        pytest.fail(f"{worker.__name__}: {err}; {_stages(tmp_path, processes)}")
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(processes)]
 
 
+def _stages(folder, processes) -> str:
+    """How far each rank got (``_entry`` marks its stages), for a failure's message."""
+    return ", ".join(f"rank {r} reached {_reached(folder, r)}" for r in range(processes))
+
+
+def _reached(folder, rank) -> str:
+    marks = sorted(Path(folder).glob(f"rank{rank}.*.stage"))
+    return marks[-1].name.split(".")[1][1:] if marks else "nothing"
+
+
 def _entry(rank, processes, folder, worker, args):
+    faulthandler.enable()  # a rank that aborts prints every thread's stack
     torch.set_num_threads(1)
+
+    def mark(number, stage):
+        Path(folder, f"rank{rank}.{number}{stage}.stage").touch()
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
                             world_size=processes)
+    mark(1, "init")
     try:
         torch.save(worker(rank, *args), f"{folder}/rank{rank}.pt")
+        mark(2, "saved")
     finally:
         dist.destroy_process_group()
+        mark(3, "destroyed")
+    # The result is on disk and the group gone: skip the interpreter's teardown, where a C++
+    # abort would fail a test whose work is done (a rank once ended in SIGABRT, stage unknown).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _data():
