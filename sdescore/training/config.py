@@ -51,8 +51,9 @@ class TrainConfig:
     """How to train: every field is checked on construction (ValueError or TypeError naming
     it). ``dataclasses.replace(config, lr=1e-3)`` gives a changed copy, checked again.
 
-    A budget is ``max_time`` seconds of wall clock, ``steps`` optimiser steps, or both
-    (whichever ends first); neither means DEFAULT_STEPS steps. ``batch_size`` and ``lr``
+    A budget is ``max_time`` seconds of wall clock from the first step (data preparation
+    and the step-0 scoring of the fitted Gaussian are not counted), ``steps`` optimiser
+    steps, or both (whichever ends first); neither means DEFAULT_STEPS steps. ``batch_size`` and ``lr``
     None let the model kind choose (``default_batch_size``, ``optim.default_lr``).
     """
 

@@ -61,9 +61,11 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
     to resolve). Returns the history records {step, seconds, loss[, val_loss]}, one every
     ``log_every`` steps and one at the last step.
 
-    The clock is read before each step. ``lr_schedule`` scales the optimizer's lr at each
-    step by ``lr_factor`` of the budget spent so far (under torch.distributed the furthest
-    rank's, so that every rank takes the same step). ``averaged`` (a WeightAverage or None)
+    The clock is read before each step; ``max_time`` counts from the first step (the step-0
+    record of ``initial`` is not charged to it), the records' "seconds" from the call.
+    ``lr_schedule`` scales the optimizer's lr at each step by ``lr_factor`` of the budget
+    spent so far (under torch.distributed the furthest rank's, so that every rank takes the
+    same step). ``averaged`` (a WeightAverage or None)
     is updated after every step and is the module evaluated and returned (else ``module``).
 
     validate(evaluated) -> (n,) per-row held-out scores (lower is better) on the same rows
@@ -141,11 +143,12 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
                mininterval=0.5)
     if initial is not None and validate is not None:
         record(initial.get("record"), initial.get("module"))
+    budget_start = perf_counter()  # max_time counts from here: step 0's scoring is not training
     module.train()
     interrupted = False
     try:
         while steps is None or step < steps:
-            seconds = perf_counter() - start
+            seconds = perf_counter() - budget_start
             time_up = max_time is not None and seconds >= max_time
             if time_up and processes == 1:
                 break  # alone: no batch drawn; ranks agree on it with the loss, below
