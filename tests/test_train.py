@@ -101,6 +101,33 @@ def test_max_time_stops_at_the_first_step_that_would_start_past_the_budget(monke
     assert history[-1]["seconds"] == 5.0
 
 
+def test_max_time_is_not_spent_on_scoring_the_step_0_candidate(monkeypatch):
+    """A step-0 candidate whose held-out scoring takes 10 s on the fake clock, then 1-s
+    steps: max_time = 4.5 still allows five steps (the budget starts at the first step),
+    while the records' seconds count from the call."""
+    from sdescore.training import TrainConfig, engine
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(engine, "perf_counter", lambda: clock["now"])
+
+    def one_second_loss(module, batch, generator=None):
+        clock["now"] += 1.0
+        return module(batch).square().sum(-1)
+
+    def validate(module):
+        clock["now"] += 10.0 if clock["now"] == 0.0 else 0.0
+        return torch.ones(8)
+
+    net = torch.nn.Linear(2, 1)
+    config = TrainConfig(max_time=4.5, progress=False, log_every=2)
+    with pytest.warns(UserWarning, match="start scored best"):
+        history = engine.train_loop(net, torch.optim.SGD(net.parameters(), lr=0.0),
+                                    one_second_loss, (torch.randn(16, 2),), config,
+                                    batch_size=4, validate=validate, initial={"name": "start"})
+    assert [r["step"] for r in history] == [0, 2, 4, 5]
+    assert [r["seconds"] for r in history] == [0.0, 12.0, 14.0, 15.0]
+
+
 @pytest.mark.parametrize("budget", ["steps", "max_time"])
 @pytest.mark.parametrize("schedule, total", [("constant", 40.0), ("cosine", 20.5)])
 def test_lr_schedule_moves_a_unit_gradient_by_the_sum_of_its_rates(monkeypatch, budget,
