@@ -8,6 +8,7 @@ time, log_prob throughput and sample quality.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import time
@@ -129,14 +130,15 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
 
 
 def write_report(rows: list[dict], path, command: str, machine: str = "") -> str:
-    """Write rows as PATH.json (strict JSON: a missing figure is null) and PATH.md, and a bar
-    chart of test NLL as PATH.png, each atomically; return the markdown table."""
+    """Write rows as PATH.json (strict JSON: a missing figure is null; with the command, the
+    machine and today's date) and PATH.md, and a bar chart of test NLL as PATH.png, each
+    atomically; return the markdown table."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     strict = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
                for k, v in row.items()} for row in rows]
-    text = json.dumps({"command": command, "machine": machine, "rows": strict}, indent=2,
-                      allow_nan=False)
+    text = json.dumps({"command": command, "date": datetime.date.today().isoformat(),
+                       "machine": machine, "rows": strict}, indent=2, allow_nan=False)
     atomic_write(path.with_suffix(".json"), lambda temporary: temporary.write_text(text))
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
