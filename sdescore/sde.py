@@ -20,13 +20,15 @@ class SDE:
     """Shared behaviour of the linear SDEs with Gaussian kernels.
 
     Subclasses define ``drift_coef(t)`` (f = drift_coef(t) x), ``diffusion(t)`` = g(t),
-    ``mean_scale(t)`` = m(t), ``marginal_std(t)`` = s(t), ``prior_std`` and the default
-    smallest times ``likelihood_eps`` and ``sampling_eps``.
+    ``mean_scale(t)`` = m(t), ``marginal_std(t)`` = s(t), ``prior_std``, the default
+    smallest times ``likelihood_eps`` and ``sampling_eps``, and ``likelihood_spacing``, the
+    grid of ``log_prob(method="dpm")`` (a ``schedules.step_times`` spacing).
     """
 
     T = 1.0
     name = "sde"
     likelihood_eps = 1e-5
+    likelihood_spacing = "quadratic"
     sampling_eps = 1e-3
     prior_std = 1.0
 
@@ -111,6 +113,7 @@ class VESDE(SDE):
 
     name = "ve"
     sampling_eps = 1e-5
+    likelihood_spacing = "time"  # even in t, so in log sigma (Benchmarks: likelihood)
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
         sigma_min, sigma_max = float(sigma_min), float(sigma_max)

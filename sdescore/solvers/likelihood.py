@@ -245,17 +245,18 @@ def log_snr_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace,
 
     In lambda the probability-flow ODE is dx/dlambda = (dlog s / dlambda) x + m D(x), D the
     data prediction, whose divergence is d (dlog s / dlambda) + m div D (d = numbers per
-    row). x is carried from eps to T by ``exponential_multistep`` on ``steps`` steps even in
-    u = sqrt(t), and log p_eps(x) = log prior(x_T) + d log(s_T / s_eps) + integral m div D
-    dlambda, the last split as d integral m dlambda (div D -> d as t -> 0; a scalar integral,
-    taken on a fine grid) plus integral m (div D - d) (dlambda/du) du, which vanishes at
-    t = 0 and is taken by local cubics in u over the nodes where the divergence was
+    row). x is carried from eps to T by ``exponential_multistep`` on ``steps`` steps spaced
+    as ``sde.likelihood_spacing`` says (even in sqrt(t) for VP and sub-VP, in t for VE),
+    and log p_eps(x) = log prior(x_T) + d log(s_T / s_eps) + integral m div D dlambda, the
+    last split as d integral m dlambda (div D -> d as t -> 0; a scalar integral, taken on a
+    fine grid) plus integral m (div D - d) (dlambda/du) du in u = sqrt(t), which vanishes
+    at t = 0 and is taken by local cubics in u over the nodes where the divergence was
     computed: every ``trace_every``-th step and T (one more evaluation); the other steps
     evaluate D alone. score_of(rows) -> the score of those rows; row_trace: a ``RowTrace``
     (each Hutchinson probe's integral is kept, for its standard error)."""
     n, dim = x.shape[0], x[0].numel()
     score = score_of(slice(None))
-    times = step_times(sde, eps, steps, "quadratic", x).flip(0)  # eps -> T, even in sqrt t
+    times = step_times(sde, eps, steps, sde.likelihood_spacing, x).flip(0)  # eps -> T
     traced = sorted(set(range(0, steps + 1, trace_every)) | {steps})
     remainders = []  # m (div D - d) at the traced nodes, (k, n) each
     step = iter(range(steps + 1))
