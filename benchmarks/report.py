@@ -113,11 +113,14 @@ a float64 solve of the same network at rtol = atol = 1e-8.
 Reading: at the defaults (dopri5 with a step size and error control per row, each step's
 error measured in log p through the score) every row is within 2e-4 nats of the truth in
 2-16 D and 5e-4 in 64 D, rows three times farther out within 1.3e-3, and a row's value
-moves with its batch only in float32's last digits; at 0.7x the reference recipe's
-points/s in 2 D, 0.4-0.7x in 6 D, 0.2-0.3x in 16 D and 0.04-0.05x in 64 D (the exact trace
-costs D vector-Jacobian products per evaluation; the reference itself ran 2-2.6x faster
-in 16 D here than in the 2026-12-01 run, which this file's history holds); on the trained
-30-column model it scores about a thousandth of NSF's rows per second. On a trained
+moves with its batch only in float32's last digits; at 0.6-0.7x the reference recipe's
+points/s in 2 D, 0.5-0.6x in 6 D, 0.3x in 16 D and 0.04-0.06x in 64 D (the exact trace
+costs D vector-Jacobian products per evaluation; every points/s of this run is 1.1-2.3x
+below the previous run's, on another machine of the same size, which this file's history
+holds); on the trained 30-column model it scores about a thousandth of NSF's rows per
+second. The dpm preset steps evenly in t on VE (in sqrt t on VP and sub-VP): on VE its mean
+error is 2-4x and its worst row 1.4-2x below the sqrt(t) grid's of the previous run, yet the
+worst row is still 3.4 nats in 16 D (sub-VP's 2.7). On a trained
 float32 network the network's own arithmetic changes with the batch, so a row moves with it
 by more: 1.8e-3 nats at worst against 3.9e-11 for its float64 copy (a throwaway script on a
 model of the power table, 2026-12-02, in this file's git history).
@@ -359,6 +362,7 @@ def training_section() -> str:
     cost = [[r["device"], r["dim"], r["batch_size"], r["bare_steps_per_s"], r["bare_fused_steps_per_s"],
              r["fit_steps_per_s"], f"{r['fit_over_bare']:.2f}", f"{r['fit_over_bare_fused']:.2f}"]
             for r in overhead["rows"]]
+    bare_fit = overhead["rows"][0]["fit_no_average_no_clip_steps_per_s"]
     parallel = [[r["processes"], r["batch_per_rank"], r["fit_steps_per_s"], r["fit_examples_per_s"],
                  r["log_prob_points_per_s"]] for r in ranks["rows"]]
     return f"""## Training cost
@@ -371,6 +375,11 @@ and bookkeeping; "fused": the bare loop with Adam's fused kernel, as `fit` uses)
 
 {table(["device", "D", "batch", "bare steps/s", "bare fused steps/s", "fit steps/s",
         "fit / bare", "fit / bare fused"], cost)}
+
+Reading: at batch 4096 `fit` runs as fast as the bare fused loop; at batch 256 its weight
+average and clipping cost about a fifth of a step ({bare_fit:.0f} steps/s without them), though
+in this run that row overlapped a 20-s test job on one of the two cores for part of its
+time (the 2026-11-29 run, in this file's history, measured 0.99x at both sizes).
 
 ## Several processes (torch.distributed)
 
