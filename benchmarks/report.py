@@ -376,10 +376,9 @@ and bookkeeping; "fused": the bare loop with Adam's fused kernel, as `fit` uses)
 {table(["device", "D", "batch", "bare steps/s", "bare fused steps/s", "fit steps/s",
         "fit / bare", "fit / bare fused"], cost)}
 
-Reading: at batch 4096 `fit` runs as fast as the bare fused loop; at batch 256 its weight
-average and clipping cost about a fifth of a step ({bare_fit:.0f} steps/s without them), though
-in this run that row overlapped a 20-s test job on one of the two cores for part of its
-time (the 2026-11-29 run, in this file's history, measured 0.99x at both sizes).
+Reading: `fit` runs at 0.98x the bare fused loop's steps/s at batch 4096 and 0.91x at
+batch 256, where its weight average and clipping cost about 5% ({bare_fit:.0f} steps/s
+without them); against the loop with Adam's default implementation it is as fast or faster.
 
 ## Several processes (torch.distributed)
 
