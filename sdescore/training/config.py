@@ -53,8 +53,9 @@ class TrainConfig:
 
     A budget is ``max_time`` seconds of wall clock from the first step (data preparation
     and the step-0 scoring of the fitted Gaussian are not counted), ``steps`` optimiser
-    steps, or both (whichever ends first); neither means DEFAULT_STEPS steps. ``batch_size`` and ``lr``
-    None let the model kind choose (``default_batch_size``, ``optim.default_lr``).
+    steps, or both (whichever ends first); neither means DEFAULT_STEPS steps.
+    ``batch_size`` and ``lr`` None let the model kind choose (``default_batch_size``,
+    ``optim.default_lr``).
     """
 
     max_time: float | None = _option(None, "wall-clock training budget, seconds", float)

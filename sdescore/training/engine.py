@@ -65,8 +65,8 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
     record of ``initial`` is not charged to it), the records' "seconds" from the call.
     ``lr_schedule`` scales the optimizer's lr at each step by ``lr_factor`` of the budget
     spent so far (under torch.distributed the furthest rank's, so that every rank takes the
-    same step). ``averaged`` (a WeightAverage or None)
-    is updated after every step and is the module evaluated and returned (else ``module``).
+    same step). ``averaged`` (a WeightAverage or None) is updated after every step and is
+    the module evaluated and returned (else ``module``).
 
     validate(evaluated) -> (n,) per-row held-out scores (lower is better) on the same rows
     at every call, or None: their mean is each record's ``val_loss``. The weights of the best
