@@ -35,12 +35,14 @@ def test_subvp_std_keeps_its_digits_in_float32_near_zero():
 
 
 def test_forward_sde_by_torchsde_matches_closed_form_marginal(sde):
-    """x_t | x_0 ~ N(m(t) x_0, s(t)^2 I): torchsde.sdeint on ForwardSDE reproduces it."""
+    """x_t | x_0 ~ N(m(t) x_0, s(t)^2 I): torchsde.sdeint on ForwardSDE reproduces it. Euler's
+    own bias at dt = 2e-3 (from its moment recursions) is at most 0.002 in the mean (0.4
+    standard errors of these 20000 paths) and 0.9% in the std, inside both bounds."""
     torch.manual_seed(0)
     n, x0 = 20000, torch.tensor([1.5, -0.5], dtype=torch.float64)
     module = ForwardSDE(sde, (2,))
     ts = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
-    ys = torchsde.sdeint(module, x0.expand(n, 2).clone(), ts, method="euler", dt=1e-3)
+    ys = torchsde.sdeint(module, x0.expand(n, 2).clone(), ts, method="euler", dt=2e-3)
     for y, t in zip(ys[1:], ts[1:]):
         tt = t.reshape(1)
         mean = sde.mean_scale(tt) * x0
