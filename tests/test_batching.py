@@ -57,8 +57,9 @@ def exact_model():
 
 
 def test_log_prob_does_not_depend_on_the_batch(exact_model):
-    """A fixed-grid solve gives each row the same arithmetic in any batch (float rounding);
-    the adaptive default steps a batch together, so rows move by about its tolerance."""
+    """A fixed-grid solve gives each row the same arithmetic in any batch (float rounding),
+    and so does the default, whose steps are each row's own: batches of 4 move no row by more
+    than the issue's 1e-4 nats (measured: 0), and the rows stay near the closed form."""
     mixture, model = exact_model
     x = mixture.sample(37, seed=0).float()
     fixed = {"solver": "rk4", "steps": 40}
@@ -66,7 +67,7 @@ def test_log_prob_does_not_depend_on_the_batch(exact_model):
     torch.testing.assert_close(model.log_prob(x, batch_size=5, **fixed), whole,
                                rtol=0, atol=1e-5)
     adaptive = model.log_prob(x)
-    torch.testing.assert_close(model.log_prob(x, batch_size=4), adaptive, rtol=0, atol=1e-3)
+    torch.testing.assert_close(model.log_prob(x, batch_size=4), adaptive, rtol=0, atol=1e-4)
     torch.testing.assert_close(adaptive.double(), mixture.log_prob(x.double()), rtol=0,
                                atol=2e-3)
 
