@@ -1,9 +1,10 @@
 """How many rows one evaluation takes at once.
 
 On a GPU all rows go in one batch (kernel launches, not arithmetic, are expected to bound
-small batches there; not measured by this project), and a batch that runs out of memory is halved and retried, so the batch is the
-largest that fits. On a CPU a fixed number of rows, which bounds memory; torchdiffeq's
-shared-step solvers also cost every row of a batch the steps of its hardest one.
+small batches there; not measured by this project), and a batch that runs out of memory is
+halved and retried, so the batch is the largest that fits. On a CPU a fixed number of
+rows, which bounds memory; torchdiffeq's shared-step solvers also cost every row of a batch
+the steps of its hardest one.
 """
 from __future__ import annotations
 

@@ -118,7 +118,8 @@ class MLPScoreNet(nn.Module):
                                    nn.SiLU(), nn.Linear(hidden, hidden))
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+            nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                          nn.Linear(hidden, hidden))
             for _ in range(depth))
         self.time_proj = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
@@ -205,8 +206,8 @@ class UNet(nn.Module):
             raise ValueError(f"channel_mults must be two or more positive integers; got "
                              f"{channel_mults}")
         if any(level not in range(len(channel_mults)) for level in attention_levels):
-            raise ValueError(f"attention_levels must be level indices in 0..{len(channel_mults) - 1}"
-                             f"; got {attention_levels}")
+            raise ValueError(f"attention_levels must be level indices in "
+                             f"0..{len(channel_mults) - 1}; got {attention_levels}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.config = {"channels": channels, "width": width, "embed_dim": embed_dim,
@@ -214,14 +215,15 @@ class UNet(nn.Module):
                        "attention_levels": list(attention_levels), "dropout": dropout}
         self.label_embed = _label_embedding(classes, embed_dim)
         features = [width * m for m in channel_mults]
-        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim), nn.Linear(embed_dim, embed_dim),
-                                   nn.SiLU())
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim),
+                                   nn.Linear(embed_dim, embed_dim), nn.SiLU())
         self.inp = nn.Conv2d(channels, width, 3, padding=1)
         level = functools.partial(_Level, emb=embed_dim, dropout=dropout)
         inputs = [width] + features[:-2]
         self.down = nn.ModuleList(level(cin, cout, attention=i in attention_levels)
                                   for i, (cin, cout) in enumerate(zip(inputs, features[:-1])))
-        self.mid = level(features[-2], features[-1], attention=len(features) - 1 in attention_levels)
+        self.mid = level(features[-2], features[-1],
+                         attention=len(features) - 1 in attention_levels)
         self.up = nn.ModuleList(
             level(below + features[i], features[i], attention=i in attention_levels)
             for i, below in zip(range(len(features) - 2, -1, -1), features[:0:-1]))

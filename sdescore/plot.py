@@ -139,7 +139,8 @@ def training_history(history: list[dict]):
         ax.plot(*zip(*held), label="held-out score")
         for r in history:
             if r.get("selected"):
-                ax.axvline(r["step"], color="grey", linestyle=":", label=f"chosen (step {r['step']})")
+                ax.axvline(r["step"], color="grey", linestyle=":",
+                           label=f"chosen (step {r['step']})")
     ax.set_xlabel("step")
     ax.legend(fontsize=8)
     fig.tight_layout()

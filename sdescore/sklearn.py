@@ -65,9 +65,9 @@ class _Density(DensityMixin, BaseEstimator):
 
 def _derived_init(model_options: dict, training_defaults):
     """An ``__init__`` whose parameters are ``model_options`` (name -> default) and then every
-    ``TrainConfig`` field at ``training_defaults`` (with progress off and the dtype by name), so that an estimator's
-    options are its fit's and mean what they mean there; scikit-learn reads the signature
-    (``get_params``, ``clone``, ``GridSearchCV``)."""
+    ``TrainConfig`` field at ``training_defaults`` (with progress off and the dtype by
+    name), so that an estimator's options are its fit's and mean what they mean there;
+    scikit-learn reads the signature (``get_params``, ``clone``, ``GridSearchCV``)."""
     defaults = {**model_options, **{name: getattr(training_defaults, name)
                                     for name in TRAIN_FIELDS}, "progress": False,
                 "dtype": str(training_defaults.dtype).removeprefix("torch.")}

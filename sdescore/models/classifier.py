@@ -18,10 +18,11 @@ __all__ = ["NoisyClassifier"]
 class NoisyClassifier(nn.Module):
     """q_phi(y | x_t, t) for x_t in the data's coordinates, trained on perturbed data.
 
-    net: a NoisyClassifierNet or ConvClassifierNet on model coordinates y = datamap.to_model(x); sde: the SDE
-    whose perturbation it was trained on; classes: K. log_prob(y (n,), x ``(n, *shape)``, t (n,)) -> (n,)
-    nats; calling the classifier is log_prob, so it is the ``log_q(y, x, t)`` that
-    ``ScoreModel.sample(classifier=...)`` takes.
+    net: a NoisyClassifierNet or ConvClassifierNet on model coordinates y =
+    datamap.to_model(x); sde: the SDE whose perturbation it was trained on; classes: K.
+    log_prob(y (n,), x ``(n, *shape)``, t (n,)) -> (n,) nats; calling the classifier is
+    log_prob, so it is the ``log_q(y, x, t)`` that ``ScoreModel.sample(classifier=...)``
+    takes.
     """
 
     def __init__(self, net: nn.Module, sde, datamap: DataMap, classes: int):
@@ -42,7 +43,8 @@ class NoisyClassifier(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, x, t=0.0) -> torch.Tensor:
-        """q(y | x_t = x, t) for every class: x ``(n, *shape)``, t scalar or (n,) -> (n, classes)."""
+        """q(y | x_t = x, t) for every class: x ``(n, *shape)``, t scalar or (n,) ->
+        (n, classes)."""
         device = next(self.net.parameters()).device
         x = as_batch(x, self.datamap.shape, dtype=wide_dtype(device), device=device)
         times = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=device)

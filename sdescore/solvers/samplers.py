@@ -95,8 +95,8 @@ def sample_langevin(sde, score, x, *, eps, generator=None, progress=False, noise
     values in x throughout (imputation of the True entries given the rest)."""
     held = x
     n = x.shape[0]
-    for level in tqdm(step_times(sde, eps, noise_levels - 1, "time", x).to(x.dtype), disable=not progress,
-                      desc="annealed Langevin"):
+    levels = step_times(sde, eps, noise_levels - 1, "time", x).to(x.dtype)
+    for level in tqdm(levels, disable=not progress, desc="annealed Langevin"):
         t = level.expand(n)
         for _ in range(steps_per_level):
             x = langevin_correct(sde, score, x, t, snr=snr, generator=generator)

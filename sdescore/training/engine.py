@@ -81,8 +81,9 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
     initial: with ``validate``, a candidate scored before the first step in a record at step
     0 (no training loss). A dict: "name" (what it is, for the warning line that tells its
     choice), optionally "module" (a module with the evaluated one's architecture, default
-    the untrained module itself) and "record" (items added to that record). A trained record replaces it only when clearly better (``clearly_worse`` of
-    step 0's scores against its own, z = 1): a trained module must earn its place.
+    the untrained module itself) and "record" (items added to that record). A trained record
+    replaces it only when clearly better (``clearly_worse`` of step 0's scores against its
+    own, z = 1): a trained module must earn its place.
 
     callback(record) returning True stops training. Under torch.distributed the ranks agree
     on every stop. Ctrl-C (KeyboardInterrupt) stops it too, with a warning: the last record
