@@ -66,8 +66,9 @@ class SDE:
         return append_dims(self.drift_coef(t), x.ndim) * x
 
     def marginal_mean(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Mean m(t) x0 of the perturbation kernel: x0 ``(n, *shape)``, t (n,) ->
-        ``(n, *shape)``."""
+        """Mean m(t) x0 of the perturbation kernel.
+
+        x0 ``(n, *shape)``, t (n,) -> ``(n, *shape)``."""
         return append_dims(self.mean_scale(t), x0.ndim) * x0
 
     def perturb(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -43,8 +43,9 @@ class NoisyClassifier(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, x, t=0.0) -> torch.Tensor:
-        """q(y | x_t = x, t) for every class: x ``(n, *shape)``, t scalar or (n,) ->
-        (n, classes)."""
+        """q(y | x_t = x, t) for every class.
+
+        x ``(n, *shape)``, t scalar or (n,) -> (n, classes)."""
         device = next(self.net.parameters()).device
         x = as_batch(x, self.datamap.shape, dtype=wide_dtype(device), device=device)
         times = as_times(t, x.shape[0], self.sde.T, dtype=self.dtype, device=device)
