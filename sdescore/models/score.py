@@ -7,22 +7,22 @@ from typing import Callable
 
 import numpy as np
 import torch
+
 from .._batching import in_batches
+from .._checks import as_labels, as_times, check_count, check_positive, choose, warn
+from .._tensors import make_generator
 from ..bounds import nll_bound_terms
 from ..datamap import DataMap
-from .base import DensityModel
-from ..sde import tweedie_denoise
-from .guidance import classifier_free_guided, classifier_guided
 from ..io import register_format
-from ..solvers.likelihood import (LIKELIHOODS, LogDensity, probability_flow_log_prob,
-                                  resolve_trace)
-from ..solvers.adapters import ForwardSDE, ReverseSDE
 from ..nets import NETS, net_name
 from ..parameterization import PARAMETERIZATIONS, parameterization_name
+from ..sde import SDE, SDES, get_sde, tweedie_denoise
+from ..solvers.adapters import ForwardSDE, ReverseSDE
+from ..solvers.likelihood import (LIKELIHOODS, LogDensity, probability_flow_log_prob,
+                                  resolve_trace)
 from ..solvers.samplers import SAMPLERS
-from ..sde import SDE, SDES, get_sde
-from .._tensors import make_generator
-from .._checks import as_labels, as_times, check_count, check_positive, choose, warn
+from .base import DensityModel
+from .guidance import classifier_free_guided, classifier_guided
 
 __all__ = ["SCORE_FORMAT", "ScoreModel"]
 
@@ -139,7 +139,7 @@ class ScoreModel(DensityModel):
                  probe: str | None = None, seed: int | None = None,
                  batch_size: int | None = None, progress: bool | None = None, y=None,
                  return_error: bool = False, **options):
-        """Exact log-density log p_eps(x) in nats by the probability-flow ODE: x ``(n, *shape)`` -> (n,).
+        """Exact log p_eps(x) in nats by the probability-flow ODE: x ``(n, *shape)`` -> (n,).
 
         This is the density at t = eps (default ``sde.likelihood_eps``), the prior pushed back
         through the flow.
@@ -321,9 +321,9 @@ class ScoreModel(DensityModel):
         far = x.flatten(1).abs().amax(1) > reach
         if far.any():
             warn(f"{int(far.sum())} of {x.shape[0]} samples lie beyond {reach:g} "
-                          f"training standard deviations (largest {x.abs().max().item():.3g}): "
-                          f"the sampler probably diverged (options {shown}); a smaller snr or "
-                          "guidance_scale, or more steps, keeps it stable")
+                 f"training standard deviations (largest {x.abs().max().item():.3g}): "
+                 f"the sampler probably diverged (options {shown}); a smaller snr or "
+                 "guidance_scale, or more steps, keeps it stable")
         return x
 
     def _guidance_labels(self, n: int, y, classifier, guidance_scale):
@@ -454,7 +454,6 @@ class ScoreModel(DensityModel):
         shape = tuple(config["shape"])
         return cls(sde, score_fn, shape, datamap=DataMap.from_config(config["datamap"], shape),
                    classes=config["net"]["config"].get("classes"), levels=config.get("levels"))
-
 
 
 register_format(SCORE_FORMAT, ScoreModel.from_config)
