@@ -193,13 +193,15 @@ class UNet(nn.Module):
     as multiples of width (level i works at h / 2^i; the last is the bottleneck), default
     (1, 2, 2); attention_levels: levels whose blocks are followed by self-attention (e.g.
     (2,) for the 7 x 7 level of 28 x 28 images); dropout: inside every residual block
-    (training only); embed_dim: size of the time embedding; classes: as for MLPScoreNet.
+    (training only); embed_dim, max_frequency, time_input: the time embedding's size, highest
+    frequency and time variable, as for MLPScoreNet; classes: as for MLPScoreNet.
     forward(x, t (n,), y=None) -> (n, c, h, w).
     """
 
     def __init__(self, channels: int, width: int = 32, embed_dim: int = 128,
                  classes: int | None = None, channel_mults: tuple = (1, 2, 2),
-                 attention_levels: tuple = (), dropout: float = 0.0):
+                 attention_levels: tuple = (), dropout: float = 0.0,
+                 max_frequency: float = DEFAULT_MAX_FREQUENCY, time_input: str = "linear"):
         super().__init__()
         channel_mults, attention_levels = tuple(channel_mults), tuple(attention_levels)
         if len(channel_mults) < 2 or any(int(m) != m or m < 1 for m in channel_mults):
@@ -212,10 +214,11 @@ class UNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.config = {"channels": channels, "width": width, "embed_dim": embed_dim,
                        "classes": classes, "channel_mults": list(channel_mults),
-                       "attention_levels": list(attention_levels), "dropout": dropout}
+                       "attention_levels": list(attention_levels), "dropout": dropout,
+                       "max_frequency": max_frequency, "time_input": time_input}
         self.label_embed = _label_embedding(classes, embed_dim)
         features = [width * m for m in channel_mults]
-        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim),
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim, max_frequency, time_input),
                                    nn.Linear(embed_dim, embed_dim), nn.SiLU())
         self.inp = nn.Conv2d(channels, width, 3, padding=1)
         level = functools.partial(_Level, emb=embed_dim, dropout=dropout)

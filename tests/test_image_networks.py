@@ -27,7 +27,7 @@ def test_unet_files_of_the_first_layout_load_and_give_the_same_scores():
 
 def test_unet_options_are_checked_and_survive_save_load(tmp_path):
     net = UNet(1, width=8, embed_dim=16, channel_mults=(1, 2, 2, 4), attention_levels=(2, 3),
-               dropout=0.2)
+               dropout=0.2, max_frequency=1000.0, time_input="log")
     data = (torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 256).byte()
     model = sdescore.fit(data, net=net, steps=3, validation=0, seed=0, progress=False)
     model.save(tmp_path / "unet.pt")

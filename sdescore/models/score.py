@@ -443,7 +443,8 @@ class ScoreModel(DensityModel):
         describes."""
         sde = get_sde(config["sde"]["name"], **config["sde"]["params"])
         net_config = dict(config["net"]["config"])
-        if config["net"]["name"] == "mlp":  # files from before these options: the old embedding
+        # files from before the time embedding's options: its old highest frequency
+        if config["net"]["name"] in ("mlp", "unet"):
             net_config = {"max_frequency": 1000.0, "time_input": "linear", **net_config}
         net = NETS[config["net"]["name"]](**net_config)
         kind = config["parameterization"]
