@@ -223,7 +223,8 @@ On a trained network: a U-Net fitted for 150 s (one thread) to scikit-learn's 8 
 (uint8, `levels=17`, 1437 training images), 1000 draws of each sampler against the 360
 held-out digits (dequantised); the first row is 360 training digits against the same
 held-out ones, what a model that had learnt the digits exactly would score up to sampling
-noise. Energy distance, lower is better:
+noise. This run's U-Net still had the time embedding of frequency up to 1000 that the
+likelihood section describes. Energy distance, lower is better:
 
 {digits_samplers_table(payload)}
 
@@ -311,8 +312,10 @@ The two seeds ran side by side.
 
 {table(["seed", "model", "bits/dim", "test NLL (nats)", "steps", "fit seconds"], image_rows)}
 
-Reading: at both seeds sdescore has the lowest bits/dim, NSF next (about 0.03 bits/dim, or
-1.3-1.4 nats per image, behind), RealNVP and Glow far behind.
+Reading: at both seeds sdescore has the lowest bits/dim, NSF next (0.07-0.09 bits/dim, or
+3.1-4.0 nats per image, behind), RealNVP and Glow far behind. Before the U-Net's time
+embedding stopped at frequency 30 (2026-12-03) sdescore led by 0.03 bits/dim, at 2.217-2.228
+(the run this file's history holds).
 """
 
 
