@@ -33,10 +33,12 @@ DEFAULT_MAX_FREQUENCY = 30.0
 
 class SinusoidalTimeEmbedding(nn.Module):
     """t (n,) in [0, 1] -> (n, dim) sines and cosines at frequencies geometric in
-    [1, max_frequency] of u = t ("linear") or u = log(t / 1e-5) / log(1e5) ("log", which
-    resolves small t finely and varies slowly elsewhere; t below 1e-5 is clamped to it)."""
+    [1, max_frequency] (default DEFAULT_MAX_FREQUENCY) of u = t ("linear") or
+    u = log(t / 1e-5) / log(1e5) ("log", which resolves small t finely and varies slowly
+    elsewhere; t below 1e-5 is clamped to it)."""
 
-    def __init__(self, dim: int, max_frequency: float = 1000.0, time_input: str = "linear"):
+    def __init__(self, dim: int, max_frequency: float = DEFAULT_MAX_FREQUENCY,
+                 time_input: str = "linear"):
         super().__init__()
         if time_input not in TIME_INPUTS:
             raise ValueError(f"Unknown time_input {time_input!r}; choose one of: "
@@ -273,7 +275,7 @@ class NoisyClassifierNet(nn.Module):
         hidden = hidden or default_width(dim)
         self.config = {"dim": dim, "classes": classes, "hidden": hidden, "depth": depth,
                        "embed_dim": embed_dim}
-        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim, DEFAULT_MAX_FREQUENCY),
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim),
                                    nn.Linear(embed_dim, hidden))
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden))
@@ -300,7 +302,7 @@ class ConvClassifierNet(nn.Module):
         self.config = {"channels": channels, "classes": classes, "width": width,
                        "channel_mults": list(channel_mults), "embed_dim": embed_dim}
         features = [width * m for m in channel_mults]
-        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim, DEFAULT_MAX_FREQUENCY),
+        self.embed = nn.Sequential(SinusoidalTimeEmbedding(embed_dim),
                                    nn.Linear(embed_dim, embed_dim), nn.SiLU())
         self.inp = nn.Conv2d(channels, width, 3, padding=1)
         self.levels = nn.ModuleList(_ResBlock(cin, cout, embed_dim)
