@@ -72,35 +72,59 @@ def _controlled_excess(sde, scaled_score, y_t, z, t):
     return _denoising_excess(scaled_score, z) - _denoising_excess(reference, z)
 
 
-def importance_values(sde, y, eps: float, draws: int, integrand, generator=None):
-    """Monte Carlo values of 1/2 int_eps^T g^2 / s^2 E_z integrand(t, z, y_t, s(t)) dt for
-    y ``(n, *shape)``: returns (units, n). t is drawn with density proportional to g^2 / s^2
-    (``ImportanceTimes``, normaliser Z, so each value is Z/2 integrand); each unit is the mean
-    over an antithetic pair (t, z), (t, -z), and unit k's t comes from the k-th of
+def importance_values(sde, y, eps: float, draws: int, integrand, generator=None,
+                      rows_per_call: int | None = None):
+    """Monte Carlo values of 1/2 int_eps^T g^2 / s^2 E_z integrand(t, z, y_t, s(t), rows) dt
+    for y ``(n, *shape)``: returns (units, n). t is drawn with density proportional to
+    g^2 / s^2 (``ImportanceTimes``, normaliser Z, so each value is Z/2 integrand); each unit is
+    the mean over an antithetic pair (t, z), (t, -z), and unit k's t comes from the k-th of
     ``units`` = ceil(draws / 2) equal-probability slices. The mean over units is unbiased;
-    their spread gives a conservative standard error (it ignores the stratification's gain)."""
+    their spread gives a conservative standard error (it ignores the stratification's gain).
+
+    The integrand is called on several draws of the n rows stacked together, at most
+    ``rows_per_call`` rows (None: n, one draw per call; at least n): t (m,), z, y_t and s(t)
+    ``(m, *shape)``, and rows (m,), the row of y each stacked row is a draw of; it returns
+    (m,). The draws, and so the values, do not depend on ``rows_per_call``."""
     times = ImportanceTimes(sde, eps)
-    units = -(-draws // 2)
+    n, units = y.shape[0], -(-draws // 2)
+    per_call = max(1, (rows_per_call or n) // max(n, 1))  # (unit, sign) draws per call
+    draws_in_order = [(k, sign) for k in range(units) for sign in (1, -1)]
+    unit_draw = {}  # the (t, z) of the unit being used, drawn in unit order
     values = []
-    for k in range(units):
-        t, _ = times(y.shape[0], dtype=y.dtype, device=y.device, generator=generator,
-                     stratum=(k, units))
-        z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+    for first in range(0, len(draws_in_order), per_call):
+        group = draws_in_order[first:first + per_call]
+        t, z = [], []
+        for k, sign in group:
+            if k not in unit_draw:
+                unit_draw = {k: (times(n, dtype=y.dtype, device=y.device, generator=generator,
+                                       stratum=(k, units))[0],
+                                 torch.randn(y.shape, generator=generator, dtype=y.dtype,
+                                             device=y.device))}
+            t.append(unit_draw[k][0])
+            z.append(sign * unit_draw[k][1])
+        t, z = torch.cat(t), torch.cat(z)
+        y_t = sde.perturb(y.repeat((len(group),) + (1,) * (y.ndim - 1)), t, z)
+        rows = torch.arange(n, device=y.device).repeat(len(group))
         std = append_dims(sde.marginal_std(t), y.ndim)
-        pair = [integrand(t, sign * z, sde.perturb(y, t, sign * z), std) for sign in (1, -1)]
-        values.append(0.25 * times.total * (pair[0] + pair[1]))
-    return torch.stack(values)
+        values.append(integrand(t, z, y_t, std, rows).reshape(len(group), n))
+    return 0.25 * times.total * torch.cat(values).reshape(units, 2, n).sum(1)
 
 
-def nll_bound_terms(sde, score, y, *, draws: int, eps: float, generator=None):
+def nll_bound_terms(sde, score, y, *, draws: int, eps: float, generator=None, labels=None,
+                    rows_per_call: int | None = None):
     """Per-sample bound on -log p_theta^SDE(y) in model space, and its Monte Carlo standard
     error: y ``(n, *shape)`` -> ((n,), (n,)) nats. ``draws`` score evaluations per sample
-    (antithetic pairs, stratified in t)."""
+    (antithetic pairs, stratified in t). score(y_t, t), or score(y_t, t, labels) with labels
+    (n,) of a conditional model; rows_per_call: rows scored together (``importance_values``)."""
     n, d = y.shape[0], y[0].numel()
     eps_t = torch.full((n,), eps, dtype=y.dtype, device=y.device)
-    values = importance_values(
-        sde, y, eps, draws, generator=generator,
-        integrand=lambda t, z, y_t, std: _controlled_excess(sde, std * score(y_t, t), y_t, z, t))
+
+    def integrand(t, z, y_t, std, rows):
+        scores = score(y_t, t) if labels is None else score(y_t, t, labels[rows])
+        return _controlled_excess(sde, std * scores, y_t, z, t)
+
+    values = importance_values(sde, y, eps, draws, integrand, generator=generator,
+                               rows_per_call=rows_per_call)
     i1, i2 = _reference_integrals(sde, eps)
     reference = i1 * sum_except_batch(y**2) + i2 * d
     drift_term = -d * (torch.log(sde.mean_scale(torch.full_like(eps_t, sde.T)))
@@ -159,11 +183,11 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
             raise ValueError(f"oracle has dimension {truth.dim}; the model {model.dim}")
         true_score = truth.score_fn(sde)
 
-    def integrand(t, z, y_t, std):
+    def integrand(t, z, y_t, std, rows):
         learned = model.score_fn(y_t, t)
         if oracle is None:
             return _controlled_excess(sde, std * learned, y_t, z, t)
-        target = true_score(flat(y_t).double(), t.double()).to(y.dtype).reshape(y.shape)
+        target = true_score(flat(y_t).double(), t.double()).to(y.dtype).reshape(y_t.shape)
         return sum_except_batch((std * (learned - target)) ** 2)
 
     with torch.no_grad():

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .._batching import in_batches
+from .._batching import CPU_BATCH_ROWS, in_batches
 from .._checks import as_labels, as_times, check_count, check_positive, choose, warn
 from .._tensors import make_generator
 from ..bounds import nll_bound_terms
@@ -227,7 +227,9 @@ class ScoreModel(DensityModel):
         importance-sampled in proportion to g^2 / s^2 on [eps, T] and stratified, z in
         antithetic pairs, and the N(0, I) score's share computed in closed form (a control
         variate). With ``return_stderr``, returns (bound, a conservative standard error),
-        both (n,). batch_size: points evaluated together, as in ``log_prob``.
+        both (n,). batch_size: points evaluated together, as in ``log_prob``, each draw of
+        each point counted (None: batches as for ``log_prob``, several draws of a batch under
+        2048 points stacked up to 2048 rows).
 
         It bounds the reverse-SDE model's -log p, not the probability-flow ODE's that
         ``log_prob`` computes; the two coincide only for the exact score. Per point the
@@ -238,13 +240,15 @@ class ScoreModel(DensityModel):
         x = self.model_rows(x)
         check_positive(draws, name="draws", integer=True)
         rows = self._batch_rows(x.shape[0], batch_size)
+        draws_stacked = 1 if batch_size else max(1, CPU_BATCH_ROWS // rows)
         generator = make_generator(seed, self.device)
         self._score_evals = 0
 
         def estimate(part):
-            return torch.stack(nll_bound_terms(self.sde, self._score, x[part], draws=draws,
-                                               eps=self.sde.likelihood_eps,
-                                               generator=generator), 1)
+            points = x[part]
+            return torch.stack(nll_bound_terms(self.sde, self._score, points, draws=draws,
+                                               eps=self.sde.likelihood_eps, generator=generator,
+                                               rows_per_call=len(points) * draws_stacked), 1)
         bound, stderr = in_batches(estimate, x.shape[0], rows, progress=False).unbind(1)
         bound = self._finish(bound - self.datamap.log_det)  # -log p_x = -log p_y - log|det|
         return (bound, stderr) if return_stderr else bound

@@ -30,9 +30,9 @@ def held_out_nll_bound(sde, held: tuple, log_det: float, chunk: int, draws: int 
         bounds = []
         for chunk_rows in zip(*(tensor.split(chunk) for tensor in held)):
             part, labels = chunk_rows[0], chunk_rows[1] if len(chunk_rows) > 1 else None
-            score = score_fn if labels is None else (lambda x, t, y=labels: score_fn(x, t, y))
-            bounds.append(nll_bound_terms(sde, score, part, draws=draws, eps=eps,
-                                          generator=generator)[0])
+            bounds.append(nll_bound_terms(sde, score_fn, part, draws=draws, eps=eps,
+                                          generator=generator, labels=labels,
+                                          rows_per_call=chunk)[0])
         return torch.cat(bounds) - log_det
     return validate
 
