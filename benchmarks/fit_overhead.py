@@ -6,11 +6,14 @@ batches, ``torch.optim.Adam``, nothing else; once with Adam's default implementa
 once with the fused kernel that ``fit`` uses (where the device has it), which isolates what
 the library adds. ``fit`` adds its weight average, gradient clipping, the finite-loss check
 and history (held-out selection off, ``validation=0``, so that both see the same rows); it
-is also timed with ``ema=0, grad_clip=None``, which shows what those two cost. All run ``--steps`` steps after a short warm-up; steps per
-second are medians of ``--repeats`` runs, alternated. Run from the project root:
+is also timed with ``ema=0, grad_clip=None``, which shows what those two cost, and as a
+user calls it, with held-out selection (its wall clock, the selection's scoring and the
+fitted Gaussian's exact check included). All run ``--steps`` steps after a short warm-up;
+steps per second are medians of ``--repeats`` runs, alternated. Run from the project root:
 
-    python -m benchmarks.fit_overhead [--device cpu] [--dim 6] [--batch-sizes 256 4096]
-                                      [--steps 2000] [--repeats 3] [--threads 1]
+    python -m benchmarks.fit_overhead [--device cpu] [--dim 6] [--rows 20000]
+                                      [--batch-sizes 256 4096] [--steps 2000] [--repeats 3]
+                                      [--threads 1]
 """
 from __future__ import annotations
 
@@ -65,24 +68,38 @@ def fit_seconds(x, device, batch_size, steps, **options):
     return model.history[-1]["seconds"]
 
 
-def overhead_rows(dim, device, batch_sizes, steps, repeats):
-    """One row per batch size: steps/s of fit and of the two bare loops, and the ratios."""
-    x = torch.randn(20_000, dim)
+def selecting_fit_seconds(x, device, batch_size, steps):
+    """Wall-clock seconds of the whole default ``sdescore.fit`` call for ``steps`` steps: rows
+    held out, scored by the selection bound at every history record, and the exact check of
+    the fitted Gaussian at the end."""
+    start = time.perf_counter()
+    sdescore.fit(x, steps=steps, batch_size=batch_size, device=device, progress=False)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def overhead_rows(dim, rows_of_data, device, batch_sizes, steps, repeats):
+    """One row per batch size: steps/s of fit (without and with held-out selection) and of
+    the two bare loops, and the ratios, on ``rows_of_data`` rows of N(0, I) in ``dim``-D."""
+    x = torch.randn(rows_of_data, dim)
     rows = []
     for batch_size in batch_sizes:
         bare_loop_seconds(x, device, batch_size, 50)  # warm-up (kernels, allocator)
         fit_seconds(x, device, batch_size, 50)
-        bare, fused, library, plain = [], [], [], []
+        bare, fused, library, plain, selecting = [], [], [], [], []
         for _ in range(repeats):
             bare.append(bare_loop_seconds(x, device, batch_size, steps))
             fused.append(bare_loop_seconds(x, device, batch_size, steps, fused=True))
             library.append(fit_seconds(x, device, batch_size, steps))
             plain.append(fit_seconds(x, device, batch_size, steps, ema=0, grad_clip=None))
-        bare_rate, fused_rate, fit_rate, plain_rate = (steps / statistics.median(s)
-                                                       for s in (bare, fused, library, plain))
-        rows.append({"device": str(device), "dim": dim, "batch_size": batch_size,
+            selecting.append(selecting_fit_seconds(x, device, batch_size, steps))
+        bare_rate, fused_rate, fit_rate, plain_rate, selecting_rate = (
+            steps / statistics.median(s) for s in (bare, fused, library, plain, selecting))
+        rows.append({"device": str(device), "dim": dim, "rows": rows_of_data,
+                     "batch_size": batch_size,
                      "bare_steps_per_s": bare_rate, "bare_fused_steps_per_s": fused_rate,
                      "fit_steps_per_s": fit_rate, "fit_no_average_no_clip_steps_per_s": plain_rate,
+                     "fit_selecting_steps_per_s": selecting_rate,
                      "fit_over_bare": fit_rate / bare_rate,
                      "fit_over_bare_fused": fit_rate / fused_rate})
         print(rows[-1], flush=True)
@@ -93,6 +110,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dim", type=int, default=6)
+    parser.add_argument("--rows", type=int, default=20_000, help="rows of N(0, I) data")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 4096])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -100,8 +118,8 @@ def main():
     parser.add_argument("--out", default="fit_overhead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = overhead_rows(args.dim, torch.device(args.device), args.batch_sizes, args.steps,
-                         args.repeats)
+    rows = overhead_rows(args.dim, args.rows, torch.device(args.device), args.batch_sizes,
+                         args.steps, args.repeats)
     command = rerun_command("fit_overhead")
     print(write(args.out, rows, list(rows[0]), command))
 
