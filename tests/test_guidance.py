@@ -108,8 +108,11 @@ def test_trained_classifier_guidance_comes_close(labelled, floors):
 
 
 def test_classifier_free_guidance_and_conditional_log_prob(labelled, floors):
+    """A label-conditional fit (600 steps): each class's samples within 5x the two-sample
+    MMD floor (measured 0.01-1.3x), its conditional KL estimate within (-0.05, 0.1) nats
+    (0.003-0.015), and guidance_scale 0 samples the whole mixture."""
     x, labels = _labelled_draws(labelled, 8000, seed=1)
-    model = sdescore.fit(x, "subvp", labels=labels, steps=1000, seed=0, progress=False)
+    model = sdescore.fit(x, "subvp", labels=labels, steps=600, seed=0, progress=False)
     assert model.classes == 3
     for k in range(3):
         component = labelled.component(k)
