@@ -209,6 +209,8 @@ fresh draws of the mixture, mean over 3 seeds; z = (mean - floor mean) / (floor 
 sqrt(3)), the floor being the same statistic between two fresh draws. Below about 4 a sampler
 is indistinguishable from exact draws here. Evaluations include the final Tweedie step;
 `dpm` at order 2 uses the official DPM-Solver++ midpoint form (the formula table below).
+The seconds are for comparing samplers within one table: in the run of 2026-12-03 other work
+shared the machine's second core during the mixture part.
 
 {provenance(payload)}
 
@@ -226,17 +228,20 @@ On a trained network: a U-Net fitted for 150 s (one thread) to scikit-learn's 8 
 (uint8, `levels=17`, 1437 training images), 1000 draws of each sampler against the 360
 held-out digits (dequantised); the first row is 360 training digits against the same
 held-out ones, what a model that had learnt the digits exactly would score up to sampling
-noise. This run's U-Net still had the time embedding of frequency up to 1000 that the
-likelihood section describes. Energy distance, lower is better:
+noise. The U-Net has the time embedding of frequency up to 30 (`max_frequency`, the
+likelihood section). Its machine ran the U-Net about 1.5x slower than the run of
+2026-12-02 did (sde steps=300: 140 s against 90 s). Energy distance, lower is better:
 
 {digits_samplers_table(payload)}
 
 Reading: with an exact score, `dpm` at order 3 reaches exact-draw quality in 11-16
-evaluations, the adaptive ODE in 86-98, and the stochastic samplers need hundreds to
+evaluations, the adaptive ODE in 80-98, and the stochastic samplers need hundreds to
 thousands. On the trained U-Net (one seed, no noise floor between samplers measured), `dpm`
-at order 2 from 10 steps on scored lowest (0.0026-0.0037), below order 3 at 15-30 steps
-(0.0045-0.0059), the adaptive ODE (0.0043, 302 evaluations) and the reverse SDE and
-predictor-corrector (0.0056-0.0079); Langevin stayed far off (0.050).
+at order 2 from 10 steps on scored lowest (0.0045-0.0062), then predictor-corrector at 100
+steps (0.0064), the adaptive ODE (0.0071, 104 evaluations; 302 with the frequency-1000
+embedding of the earlier run), order 3 at 15-30 steps (0.0073-0.0081) and the reverse SDE
+(0.0077-0.0100, worse with more steps); Langevin stayed far off (0.038). All are above the
+training digits' -0.0017: this 150-s U-Net's samples are not yet as good as the data.
 
 ### DPM-Solver++ formulas
 
