@@ -55,7 +55,8 @@ class PerRowSolution:
 def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[slice],
                   rtol: float, atol: float, max_steps: int,
                   absolute: slice | None = None,
-                  quadrature: slice | None = None, goal: bool = False) -> PerRowSolution:
+                  quadrature: slice | None = None, goal: bool = False,
+                  goal_rtol: float = 0.0) -> PerRowSolution:
     """Integrate dy/dt = func(t, y, rows) for each row of y0 (n, S) from t0 to t1 > t0.
 
     func(t (m,), y (m, S), rows (m,) int64) -> (m, S): the derivative of the rows ``rows`` of
@@ -72,7 +73,8 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     weights (m, S)), the first-order sensitivity of that quantity to each column of y there;
     the step's error in it, ``abs(weights . error)``, is held to ``atol`` (or, where it is larger,
     to one ulp of the state's effect on it, ``2 u sum_j abs(weights_j y_j)``, u the unit
-    roundoff) and summed, with half that rounding, into ``goal_errors``. A row stops at t1 exactly.
+    roundoff, or to ``goal_rtol`` times that effect, ``goal_rtol sum_j abs(weights_j y_j)``)
+    and summed, with half that rounding, into ``goal_errors``. A row stops at t1 exactly.
     RuntimeError when a row has taken ``max_steps`` steps (accepted or not) without reaching
     t1, or when its step shrinks below float resolution.
     """
@@ -94,6 +96,7 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     h = _initial_step(call, t, y, k1, rows, norm, rtol, atol, span)
     goal_errors = y.new_zeros(n)
     unit_roundoff = torch.finfo(y.dtype).eps / 2
+    floor = max(2 * unit_roundoff, goal_rtol)
     steps = torch.zeros(n, dtype=torch.long, device=y0.device)
     attempts = torch.zeros(n, dtype=torch.long, device=y0.device)
     active = rows
@@ -120,9 +123,11 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
         ratio = norm(error / scale)
         if goal:
             goal_error = (weights * error).sum(1).abs()
-            rounding = (weights * y_new).abs().sum(1) * unit_roundoff
-            # no finer than the state's own rounding (an ulp), which no step could beat
-            ratio = torch.maximum(ratio, goal_error / (atol + 2 * rounding))
+            effect = (weights * y_new).abs().sum(1)
+            rounding = effect * unit_roundoff
+            # no finer than the state's own rounding (an ulp), which no step could beat, nor
+            # than goal_rtol of the state's effect
+            ratio = torch.maximum(ratio, goal_error / (atol + effect * floor))
         accept = ratio <= 1
         attempts[active] += 1
         done_now = accept & last
