@@ -41,10 +41,10 @@ DPM_STEPS = 60
 #: least 95% of the benchmark rows).
 ERROR_SAFETY = 2.0
 #: The default solver holds no step's error in log p below this fraction of the state's
-#: effect on it, sum_j |d log p / d y_j| |y_j| (``solve_per_row``'s ``goal_rtol``), where
-#: that is finer than atol: a float64 row far out (|log p| ~ 1e11 nats) is held to about
-#: 1e-12 of its size rather than to float64's last digit. float32's own rounding floor is
-#: coarser, so float32 rows are unaffected.
+#: effect on it, ``sum_j abs(d log p / d y_j) abs(y_j)`` (``solve_per_row``'s
+#: ``goal_rtol``), where that is finer than atol: a float64 row far out (log p about -1e11
+#: nats) is held to about 1e-12 of its size rather than to float64's last digit. float32's
+#: own rounding floor is coarser, so float32 rows are unaffected.
 GOAL_RTOL = 1e-12
 #: The exact trace pulls back at most this many rows at once (basis vectors times rows of
 #: the batch): larger vectorised backward passes outgrow the CPU's caches and run slower.
@@ -187,7 +187,7 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     in the final answer: the log-density's own error plus the sample's through the score at
     the step's end (a sample off by delta at time t ends as log p_t(x_t + delta), to first
     order score . delta off), or, where that is finer, to GOAL_RTOL of the state's effect
-    on the answer (a row far out, |log p| huge, in float64). Its ``solver_error`` is
+    on the answer (a float64 row far out, where log p is huge). Its ``solver_error`` is
     ERROR_SAFETY times the sum over the row's steps of that last estimate (from the
     4th-order embedded solution).
     The other solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun:
