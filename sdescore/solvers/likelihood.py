@@ -27,7 +27,7 @@ from .registry import ODE_OPTIONS, Method, check_ode_options, positive_integer
 from .schedules import step_times
 
 __all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "ERROR_SAFETY", "EXACT_TRACE_ROWS",
-           "exact_divergence", "GOAL_RTOL", "hutchinson_divergence", "hutchinson_divergences",
+           "exact_divergence", "GOAL_SCALE", "hutchinson_divergence", "hutchinson_divergences",
            "LIKELIHOODS", "LogDensity", "log_snr_log_prob", "ode_log_prob",
            "probability_flow_log_prob", "resolve_trace", "RowTrace", "TRACES"]
 
@@ -40,12 +40,13 @@ DPM_STEPS = 60
 #: step's estimated error in log p and of its rounding (it then covered the true error on at
 #: least 95% of the benchmark rows).
 ERROR_SAFETY = 2.0
-#: The default solver holds no step's error in log p below this fraction of the state's
-#: effect on it, ``sum_j abs(d log p / d y_j) abs(y_j)`` (``solve_per_row``'s
-#: ``goal_rtol``), where that is finer than atol: a float64 row far out (log p about -1e11
-#: nats) is held to about 1e-12 of its size rather than to float64's last digit. float32's
-#: own rounding floor is coarser, so float32 rows are unaffected.
-GOAL_RTOL = 1e-12
+#: The default solver holds each step's error in log p to atol nats per GOAL_SCALE nats of
+#: the state's effect on it, ``sum_j abs(d log p / d y_j) abs(y_j)``, where that effect is
+#: larger (``solve_per_row``'s ``goal_rtol = atol / GOAL_SCALE``): a float64 row far out
+#: (log p about -1e11 nats) is held to about 1e-12 of its size at the default atol rather
+#: than to float64's last digit. Typical rows carry far less, and float32's own rounding
+#: floor is coarser, so neither moves.
+GOAL_SCALE = 1e7
 #: The exact trace pulls back at most this many rows at once (basis vectors times rows of
 #: the batch): larger vectorised backward passes outgrow the CPU's caches and run slower.
 EXACT_TRACE_ROWS = 16384
@@ -186,10 +187,10 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     size (a relative tolerance on it loosens with the dimension), and so is the step's error
     in the final answer: the log-density's own error plus the sample's through the score at
     the step's end (a sample off by delta at time t ends as log p_t(x_t + delta), to first
-    order score . delta off), or, where that is finer, to GOAL_RTOL of the state's effect
-    on the answer (a float64 row far out, where log p is huge). Its ``solver_error`` is
-    ERROR_SAFETY times the sum over the row's steps of that last estimate (from the
-    4th-order embedded solution).
+    order score . delta off), or, where the state's effect on the answer is above
+    GOAL_SCALE nats (a float64 row far out), to atol per GOAL_SCALE nats of it. Its
+    ``solver_error`` is ERROR_SAFETY times the sum over the row's steps of that last
+    estimate (from the 4th-order embedded solution).
     The other solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun:
     rtol, atol, max_steps; one step size for the whole batch) or fixed-grid (euler, midpoint,
     heun3, rk4: ``steps`` equal steps), without an error estimate. score_of(rows) -> the score of
@@ -223,7 +224,7 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
                                  rtol=rtol, atol=atol, max_steps=max_steps,
                                  absolute=slice(dim, dim + count),
                                  quadrature=slice(dim, dim + count), goal=True,
-                                 goal_rtol=GOAL_RTOL)
+                                 goal_rtol=atol / GOAL_SCALE)
         y_T, deltas = solution.y1[:, :dim], solution.y1[:, dim:]
         prior = sde.prior_log_prob(y_T.reshape(x.shape))
         solver_error = ERROR_SAFETY * solution.goal_errors
