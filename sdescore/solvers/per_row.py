@@ -71,10 +71,10 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     computed from the solution (a log-density, say) besides the parts: the last stage of
     every step (at the step's end) calls ``func(..., goal=True)``, which returns (derivative,
     weights (m, S)), the first-order sensitivity of that quantity to each column of y there;
-    the step's error in it, ``abs(weights . error)``, is held to ``atol`` (or, where it is larger,
-    to one ulp of the state's effect on it, ``2 u sum_j abs(weights_j y_j)``, u the unit
-    roundoff, or to ``goal_rtol`` times that effect, ``goal_rtol sum_j abs(weights_j y_j)``)
-    and summed, with half that rounding, into ``goal_errors``. A row stops at t1 exactly.
+    the step's error in it, ``abs(weights . error)``, is held to ``atol + max(2 u, goal_rtol)
+    sum_j abs(weights_j y_j)``: atol, or where larger one ulp (u the unit roundoff) or
+    ``goal_rtol`` of the state's effect on the quantity; it is summed, with the rounding
+    ``u sum_j abs(weights_j y_j)``, into ``goal_errors``. A row stops at t1 exactly.
     RuntimeError when a row has taken ``max_steps`` steps (accepted or not) without reaching
     t1, or when its step shrinks below float resolution.
     """
