@@ -71,10 +71,11 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     computed from the solution (a log-density, say) besides the parts: the last stage of
     every step (at the step's end) calls ``func(..., goal=True)``, which returns (derivative,
     weights (m, S)), the first-order sensitivity of that quantity to each column of y there;
-    the step's error in it, ``abs(weights . error)``, is held to ``atol + max(2 u, goal_rtol)
-    sum_j abs(weights_j y_j)``: atol, or where larger one ulp (u the unit roundoff) or
-    ``goal_rtol`` of the state's effect on the quantity; it is summed, with the rounding
-    ``u sum_j abs(weights_j y_j)``, into ``goal_errors``. A row stops at t1 exactly.
+    the step's error in it, ``abs(weights . error)``, is held to ``atol + 2 u effect`` (atol
+    widened by one ulp of the state's effect on the quantity, ``effect = sum_j
+    abs(weights_j y_j)``, u the unit roundoff), or to ``goal_rtol effect`` where that is
+    larger; it is summed, with the rounding ``u effect``, into ``goal_errors``. A row stops
+    at t1 exactly.
     RuntimeError when a row has taken ``max_steps`` steps (accepted or not) without reaching
     t1, or when its step shrinks below float resolution.
     """
@@ -96,7 +97,6 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     h = _initial_step(call, t, y, k1, rows, norm, rtol, atol, span)
     goal_errors = y.new_zeros(n)
     unit_roundoff = torch.finfo(y.dtype).eps / 2
-    floor = max(2 * unit_roundoff, goal_rtol)
     steps = torch.zeros(n, dtype=torch.long, device=y0.device)
     attempts = torch.zeros(n, dtype=torch.long, device=y0.device)
     active = rows
@@ -127,7 +127,8 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
             rounding = effect * unit_roundoff
             # no finer than the state's own rounding (an ulp), which no step could beat, nor
             # than goal_rtol of the state's effect
-            ratio = torch.maximum(ratio, goal_error / (atol + effect * floor))
+            allowed = torch.maximum(atol + 2 * rounding, goal_rtol * effect)
+            ratio = torch.maximum(ratio, goal_error / allowed)
         accept = ratio <= 1
         attempts[active] += 1
         done_now = accept & last
