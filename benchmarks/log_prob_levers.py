@@ -26,27 +26,32 @@ from torch.func import jvp
 
 import sdescore
 from sdescore.datasets import random_mixture
-from sdescore.solvers.likelihood import draw_probes, exact_divergence, hutchinson_divergence
+from sdescore.solvers.likelihood import draw_probes, exact_divergence
 from sdescore.solvers.adapters import LogDensityODE, ProbabilityFlowODE, solve_ode
 from .common import rerun_command, timed, write
 
 
 def reference_log_prob(model, x, seed=0):
-    """scipy RK45 (rtol = atol = 1e-5) from eps = 1e-5 to T with one Rademacher probe; the
-    score runs on x's device, the solver's state lives in NumPy on the CPU."""
+    """scipy RK45 (rtol = atol = 1e-5) from eps = 1e-5 to T with one Rademacher probe v, the
+    divergence as score_sde_pytorch's ``get_div_fn`` takes it (one autograd pullback of
+    sum(drift * v) per evaluation); the score runs on x's device, the solver's state lives in
+    NumPy on the CPU."""
     sde, n = model.sde, x.shape[0]
     y0 = model.datamap.to_model(x).reshape(n, -1)
     flow = ProbabilityFlowODE(sde, model._score, model.shape)
-    probe = draw_probes("rademacher", 1, y0, torch.Generator(y0.device).manual_seed(seed))
+    (probe,) = draw_probes("rademacher", 1, y0, torch.Generator(y0.device).manual_seed(seed))
     counter = {"evals": 0}
 
     def rhs(t, state):
         counter["evals"] += 1
         y = torch.as_tensor(state[: y0.numel()], dtype=x.dtype,
                             device=x.device).reshape(y0.shape)
-        with torch.no_grad():
-            drift, div = hutchinson_divergence(lambda v: flow(torch.tensor(t), v), y, probe)
-        return np.concatenate([drift.reshape(-1).cpu().numpy(),
+        with torch.enable_grad():
+            y.requires_grad_(True)
+            drift = flow(torch.tensor(t), y)
+            (pullback,) = torch.autograd.grad((drift * probe).sum(), y)
+        div = (pullback * probe).sum(1)
+        return np.concatenate([drift.detach().reshape(-1).cpu().numpy(),
                                div.cpu().numpy()]).astype(np.float64)
 
     state0 = np.concatenate([y0.reshape(-1).cpu().numpy(), np.zeros(n)])

@@ -90,6 +90,20 @@ def test_exact_divergence_is_the_trace_of_the_autograd_jacobian(pullback_rows, m
         torch.testing.assert_close(div[i], torch.trace(jac))
 
 
+@pytest.mark.parametrize("field", ["constant", "learned constant"])
+def test_a_field_constant_in_x_has_zero_divergence(field):
+    """A field that does not depend on x (a tensor without gradient, or a parameter that
+    autograd tracks but x does not reach) has divergence 0, exact and by Hutchinson."""
+    offset = torch.randn(4, dtype=torch.float64, requires_grad=field == "learned constant")
+    fn = lambda y: offset.expand(y.shape[0], 4) * 1.0  # noqa: E731
+    y = torch.randn(6, 4, dtype=torch.float64)
+    with torch.no_grad():
+        out, div = exact_divergence(fn, y)
+        _, estimate = hutchinson_divergence(fn, y, draw_probes("gaussian", 3, y))
+    torch.testing.assert_close(out, fn(y).detach())
+    assert (div == 0).all() and (estimate == 0).all()
+
+
 @pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
 def test_hutchinson_mean_converges_to_the_exact_trace(kind):
     torch.manual_seed(1)

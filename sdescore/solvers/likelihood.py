@@ -2,7 +2,7 @@
 
 log p_eps(x) = log prior(x_T) + integral_eps^T div_x(drift)(x_t, t) dt, solving x_t and the
 running divergence together from t = eps up to T. The divergence is exact (the trace of the
-Jacobian from D vectorised vector-Jacobian products) or Hutchinson's estimate E[v^T J v],
+Jacobian from D vector-Jacobian products, batched) or Hutchinson's estimate E[v^T J v],
 with probes drawn once per solve and reused by every solver stage.
 
 ``LIKELIHOODS`` holds the methods, as ``SAMPLERS`` holds the samplers, with the same names
@@ -15,7 +15,7 @@ import math
 from typing import NamedTuple
 
 import torch
-from torch.func import vjp, vmap
+from torch.func import vmap
 
 from .._checks import choose
 from ..sde import tweedie_denoise
@@ -52,16 +52,46 @@ GOAL_SCALE = 1e7
 EXACT_TRACE_ROWS = 16384
 
 
+def _vector_jacobian_products(fn, y: torch.Tensor, vectors: torch.Tensor, *,
+                              chunk: int | None = None, has_aux: bool = False):
+    """fn: (n, D) -> (n, D), applied row by row; returns (fn(y) (n, D), the products
+    v^T d fn / d y of each of ``vectors`` (k, n, D) with every row's Jacobian, (k, n, D)):
+    one forward pass recorded by autograd, then its pullbacks, ``torch.autograd.grad``
+    vectorised over the vectors by ``torch.func.vmap`` in chunks of ``chunk`` (default: all
+    at once), or one plain pullback for a single vector. has_aux: fn returns (output, aux),
+    and so does this, as (output, products, aux). Outputs that do not depend on y have zero
+    products."""
+    with torch.enable_grad():
+        y_in = y.detach().requires_grad_(True)
+        result = fn(y_in)
+        out, aux = result if has_aux else (result, None)
+
+        def pullback(vector):
+            (product,) = torch.autograd.grad(out, y_in, vector, retain_graph=True,
+                                             allow_unused=True)
+            return torch.zeros_like(vector) if product is None else product
+        if not out.requires_grad:
+            products = torch.zeros_like(vectors)
+        elif vectors.shape[0] == 1:
+            products = pullback(vectors[0])[None]
+        else:
+            products = vmap(pullback, chunk_size=chunk)(vectors)
+    if has_aux:
+        return out.detach(), products, aux.detach()
+    return out.detach(), products
+
+
 def exact_divergence(fn, y: torch.Tensor, *, has_aux: bool = False):
     """fn: (n, D) -> (n, D), applied row by row; returns (fn(y), trace of d fn / d y) with
-    shapes (n, D) and (n,), from D vectorised vector-Jacobian products (one forward pass,
-    the pullbacks in chunks of about EXACT_TRACE_ROWS rows, at least one basis vector each).
-    has_aux: fn returns (output, aux), and so does this, as (output, trace, aux)."""
-    out, pullback, *aux = vjp(fn, y, has_aux=has_aux)
+    shapes (n, D) and (n,), from D vector-Jacobian products with the basis vectors (one
+    forward pass, the pullbacks in chunks of about EXACT_TRACE_ROWS rows, at least one basis
+    vector each; ``_vector_jacobian_products``). has_aux: fn returns (output, aux), and so does
+    this, as (output, trace, aux)."""
     n, dim = y.shape
     basis = torch.eye(dim, dtype=y.dtype, device=y.device).unsqueeze(1).expand(dim, n, dim)
     chunk = max(1, EXACT_TRACE_ROWS // max(n, 1))
-    (rows,) = vmap(pullback, chunk_size=chunk if chunk < dim else None)(basis)
+    out, rows, *aux = _vector_jacobian_products(fn, y, basis, chunk=chunk if chunk < dim else None,
+                                                has_aux=has_aux)
     # rows[i, b] = row i of sample b's Jacobian
     return (out, torch.einsum("ibi->b", rows), *aux)
 
@@ -71,9 +101,8 @@ def hutchinson_divergences(fn, y: torch.Tensor, probes: torch.Tensor, *,
     """Hutchinson's estimates v_k^T J v_k, one per fixed probe (k, n, D); returns (fn(y),
     estimates) with shapes (n, D) and (k, n). has_aux: fn returns (output, aux), and so does
     this, as (output, estimates, aux)."""
-    out, pullback, *aux = vjp(fn, y, has_aux=has_aux)
-    (vjps,) = vmap(pullback)(probes)
-    return (out, (vjps * probes).sum(dim=-1), *aux)
+    out, products, *aux = _vector_jacobian_products(fn, y, probes, has_aux=has_aux)
+    return (out, (products * probes).sum(dim=-1), *aux)
 
 
 def hutchinson_divergence(fn, y: torch.Tensor, probes: torch.Tensor):
