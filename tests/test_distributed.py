@@ -149,6 +149,7 @@ def _evaluate_worker(rank):
         refused = str(err)
     return {"log_prob": distributed.log_prob(model, x, solver="rk4", steps=30),
             "adaptive": distributed.log_prob(model, x),
+            "hutchinson": distributed.log_prob(model, x, trace="hutchinson", seed=5),
             "bound": distributed.nll_bound(model, x, draws=4, seed=1),
             "samples": distributed.sample(model, 5, seed=3, method="ode"),
             "refused": refused}
@@ -160,9 +161,11 @@ def test_sharded_evaluation_matches_one_process_in_input_order(tmp_path):
     x = mixture.sample(7, seed=0).float()
     alone = model.log_prob(x, solver="rk4", steps=30)
     adaptive = model.log_prob(x)  # per-row steps: a shard's rows solve as in one process
+    hutchinson = model.log_prob(x, trace="hutchinson", seed=5)  # and per-row probes
     for rank in ranks:
         torch.testing.assert_close(rank["log_prob"], alone, rtol=0, atol=1e-5)
         torch.testing.assert_close(rank["adaptive"], adaptive, rtol=0, atol=1e-4)
+        torch.testing.assert_close(rank["hutchinson"], hutchinson, rtol=0, atol=1e-4)
         assert rank["bound"].shape == (7,) and rank["samples"].shape == (5, 2)
         # a NaN in one rank's share is refused on every rank (no rank left waiting)
         assert "x contains NaN or inf" in rank["refused"]

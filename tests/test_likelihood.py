@@ -9,7 +9,8 @@ from torchdiffeq import odeint
 import sdescore
 from sdescore.datasets import random_mixture
 from sdescore.solvers import likelihood
-from sdescore.solvers.likelihood import draw_probes, exact_divergence, hutchinson_divergence
+from sdescore.solvers.likelihood import (draw_probes, exact_divergence, hutchinson_divergence,
+                                         row_probes)
 from sdescore.solvers.adapters import ProbabilityFlowODE
 
 from conftest import make_sde
@@ -102,6 +103,37 @@ def test_a_field_constant_in_x_has_zero_divergence(field):
         _, estimate = hutchinson_divergence(fn, y, draw_probes("gaussian", 3, y))
     torch.testing.assert_close(out, fn(y).detach())
     assert (div == 0).all() and (estimate == 0).all()
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
+def test_row_probes_are_a_rows_own_and_have_the_probes_law(kind):
+    """A row's probes depend on the seed and its values only (not its batch or position);
+    across rows, probes and columns they are independent draws of their law: mean 0,
+    variance 1, and for Gaussian probes the normal's tails (5% beyond 1.96) and fourth
+    moment 3. Rows one ulp apart share nothing."""
+    rows = torch.randn(4000, 16, generator=torch.Generator().manual_seed(0))
+    probes = row_probes(kind, 2, rows, seed=11)
+    assert probes.shape == (2, 4000, 16) and probes.dtype == rows.dtype
+    order = torch.randperm(4000, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(row_probes(kind, 2, rows[order], seed=11), probes[:, order])
+    assert torch.equal(row_probes(kind, 2, rows[5:6], seed=11), probes[:, 5:6])
+    values = probes.double().flatten()
+    count = values.numel()
+    assert abs(values.mean()) < 4 / math.sqrt(count)
+    assert abs(values.var() - 1) < 4 * math.sqrt(2 / count)
+    if kind == "rademacher":
+        assert set(values.unique().tolist()) == {-1.0, 1.0}
+    else:
+        tail = (values.abs() > 1.96).double().mean()
+        assert abs(tail - 0.05) < 4 * math.sqrt(0.05 * 0.95 / count)
+        assert abs(values.pow(4).mean() - 3) < 4 * math.sqrt(96 / count)
+    flat = probes.double().permute(1, 0, 2).reshape(4000, 32)  # every column of every probe
+    correlation = torch.corrcoef(flat.T) - torch.eye(32, dtype=torch.float64)
+    assert correlation.abs().max() < 5 / math.sqrt(4000)
+    nudged = torch.nextafter(rows, torch.full_like(rows, math.inf))
+    for other in (row_probes(kind, 2, nudged, seed=11), row_probes(kind, 2, rows, seed=12)):
+        pair = torch.stack([values, other.double().flatten()])
+        assert abs(torch.corrcoef(pair)[0, 1]) < 4 / math.sqrt(count)
 
 
 @pytest.mark.parametrize("kind", ["rademacher", "gaussian"])

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from .._batching import CPU_BATCH_ROWS, in_batches
-from .._checks import as_labels, as_times, check_count, check_positive, choose, warn
+from .._checks import (as_labels, as_times, check_count, check_positive, check_seed, choose,
+                       warn)
 from .._tensors import make_generator
 from ..bounds import nll_bound_terms
 from ..datamap import DataMap
@@ -147,8 +148,10 @@ class ScoreModel(DensityModel):
         Arguments:
             trace: "auto" (exact up to 64 dimensions, else Hutchinson), "exact" or
                 "hutchinson"; probes (default 1) and probe ("rademacher" or "gaussian") set
-                Hutchinson's probes, drawn once per solve from ``seed``, and are refused
-                with an exact trace.
+                Hutchinson's probes, and are refused with an exact trace. Each row's probes
+                are drawn once from ``seed`` and that row's values
+                (``likelihood.row_probes``), so that with a seed a row's estimate is the same
+                alone, in any batch and on any rank; seed None: fresh probes at every call.
             method: a ``solvers.likelihood.LIKELIHOODS`` name, the same integrators as
                 ``sample``'s methods of those names, with its options:
                 "ode": solver (default "dopri5": Dormand-Prince with a step size and an
@@ -194,7 +197,9 @@ class ScoreModel(DensityModel):
         if probes is not None:
             check_positive(probes, name="probes", integer=True)
         rows = self._batch_rows(x.shape[0], batch_size)
-        generator = make_generator(seed, self.device)
+        probe_seed = check_seed(seed)  # None: one drawn for all batches of this call
+        if hutchinson and probe_seed is None:
+            probe_seed = int(torch.randint(0, 2**62, ()))
         labels = None if y is None else self._labels(y, x.shape[0])
         self._score_evals = 0
 
@@ -202,7 +207,7 @@ class ScoreModel(DensityModel):
             result = probability_flow_log_prob(
                 self.sde, self._score, self.shape, x[part], trace=trace, eps=eps,
                 method=method, probes=probes or 1, probe=probe or "rademacher",
-                generator=generator, labels=None if labels is None else labels[part],
+                seed=probe_seed, labels=None if labels is None else labels[part],
                 **options)
             stderr = (result.trace_stderr if result.trace_stderr is not None
                       else torch.full_like(result.log_prob, math.nan))

@@ -3,7 +3,8 @@
 log p_eps(x) = log prior(x_T) + integral_eps^T div_x(drift)(x_t, t) dt, solving x_t and the
 running divergence together from t = eps up to T. The divergence is exact (the trace of the
 Jacobian from D vector-Jacobian products, batched) or Hutchinson's estimate E[v^T J v],
-with probes drawn once per solve and reused by every solver stage.
+with each row's probes drawn once from the seed and that row's values (so a row's estimate
+does not depend on its batch) and reused by every solver stage.
 
 ``LIKELIHOODS`` holds the methods, as ``SAMPLERS`` holds the samplers, with the same names
 for the same integrators: "ode" (torchdiffeq, adaptive or fixed-grid) and "dpm" (the
@@ -11,9 +12,11 @@ exponential integrator in log-SNR).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch.func import vmap
 
@@ -29,7 +32,7 @@ from .schedules import step_times
 __all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "ERROR_SAFETY", "EXACT_TRACE_ROWS",
            "exact_divergence", "GOAL_SCALE", "hutchinson_divergence", "hutchinson_divergences",
            "LIKELIHOODS", "LogDensity", "log_snr_log_prob", "ode_log_prob",
-           "probability_flow_log_prob", "resolve_trace", "RowTrace", "TRACES"]
+           "probability_flow_log_prob", "resolve_trace", "row_probes", "RowTrace", "TRACES"]
 
 #: Above this many dimensions ``trace="auto"`` takes Hutchinson's estimator instead of the
 #: exact trace.
@@ -112,15 +115,59 @@ def hutchinson_divergence(fn, y: torch.Tensor, probes: torch.Tensor):
     return out, estimates.mean(dim=0)
 
 
+_PROBES = ("rademacher", "gaussian")
+
+
+def _check_probe(kind: str) -> None:
+    if kind not in _PROBES:
+        raise ValueError(f"Unknown probe {kind!r}; choose one of: {', '.join(_PROBES)}")
+
+
 def draw_probes(kind: str, count: int, like: torch.Tensor, generator=None) -> torch.Tensor:
     """``count`` probes shaped like ``like`` (n, D): "rademacher" (+-1) or "gaussian"."""
+    _check_probe(kind)
     shape = (count,) + tuple(like.shape)
     if kind == "rademacher":
         bits = torch.randint(0, 2, shape, generator=generator, device=like.device)
         return bits.to(like.dtype) * 2 - 1
-    if kind == "gaussian":
-        return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
-    raise ValueError(f"Unknown probe {kind!r}; choose one of: rademacher, gaussian")
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+# SplitMix64 (Steele, Lea and Flood 2014): the golden-ratio increment and the two mixers.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIXERS = ((np.uint64(30), np.uint64(0xBF58476D1CE4E5B9)),
+           (np.uint64(27), np.uint64(0x94D049BB133111EB)))
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function on uint64 states (arithmetic modulo 2**64)."""
+    for shift, multiplier in _MIXERS:
+        z = (z ^ (z >> shift)) * multiplier
+    return z ^ (z >> np.uint64(31))
+
+
+def row_probes(kind: str, count: int, rows: torch.Tensor, seed: int) -> torch.Tensor:
+    """``count`` probes (count, n, D) for ``rows`` (n, D), each row's a function of ``seed``
+    and of that row's values alone, so that a row gets the same probes alone, in any batch,
+    at any position and on any rank: "rademacher" (+-1) or "gaussian" (standard normal), in
+    rows' dtype and device. A row's key is the keyed BLAKE2b hash of its bytes (key: seed),
+    its numbers SplitMix64's stream from that key (the sign bit, or the inverse normal CDF of
+    53 bits). ValueError for another kind."""
+    _check_probe(kind)
+    n, dim = rows.shape
+    raw = rows.detach().contiguous().cpu().view(torch.uint8).numpy()
+    salt = int(seed).to_bytes(8, "little")
+    keys = np.array([int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8,
+                                                    key=salt).digest(), "little")
+                     for row in raw], dtype=np.uint64)
+    bits = _splitmix64(keys[:, None] + np.arange(1, count * dim + 1, dtype=np.uint64) * _GOLDEN)
+    if kind == "rademacher":
+        values = torch.from_numpy((bits >> np.uint64(63)).astype(np.float64)) * 2 - 1
+    else:
+        uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+        values = torch.special.ndtri(torch.from_numpy(uniform))
+    values = values.reshape(n, count, dim).transpose(0, 1)
+    return values.to(dtype=rows.dtype, device=rows.device).contiguous()
 
 
 #: The ``trace`` arguments of ``log_prob`` (None: chosen by dimension).
@@ -171,21 +218,26 @@ class RowTrace:
 
 def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str = "auto",
                               eps: float | None = None, method: str = "ode",
-                              probes: int = 1, probe: str = "rademacher", generator=None,
+                              probes: int = 1, probe: str = "rademacher", seed: int | None = None,
                               labels: torch.Tensor | None = None, **options) -> LogDensity:
     """log p_eps(x) in nats for x ``(n, *shape)``, with its per-row error estimates.
 
     score(x, t[, y]): the score, given the rows' ``labels`` (n,) as y when there are any.
     trace: "exact", "hutchinson" or "auto" (exact up to AUTO_EXACT_MAX_DIM dimensions);
     probes, probe: number and kind of Hutchinson probes, drawn once per row for the whole
-    solve (from ``generator``). eps: the smallest time (default ``sde.likelihood_eps``); the
+    solve from ``seed`` and the row's values (``row_probes``; seed None: one drawn from
+    torch's global generator). eps: the smallest time (default ``sde.likelihood_eps``); the
     result is the density of p_eps, not p_0. method: a ``LIKELIHOODS`` name, with its
     ``options`` (checked by the caller, ``Method.check``).
     """
     eps = sde.likelihood_eps if eps is None else eps
     y = x.reshape(x.shape[0], -1)
     exact = resolve_trace(trace, y.shape[1]) == "exact"
-    row_trace = RowTrace(None if exact else draw_probes(probe, probes, y, generator))
+    if exact:
+        row_trace = RowTrace(None)
+    else:
+        seed = int(torch.randint(0, 2**62, ())) if seed is None else seed
+        row_trace = RowTrace(row_probes(probe, probes, y, seed))
 
     def score_of(rows):
         if labels is None:
