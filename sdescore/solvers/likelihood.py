@@ -93,8 +93,8 @@ def exact_divergence(fn, y: torch.Tensor, *, has_aux: bool = False):
     n, dim = y.shape
     basis = torch.eye(dim, dtype=y.dtype, device=y.device).unsqueeze(1).expand(dim, n, dim)
     chunk = max(1, EXACT_TRACE_ROWS // max(n, 1))
-    out, rows, *aux = _vector_jacobian_products(fn, y, basis, chunk=chunk if chunk < dim else None,
-                                                has_aux=has_aux)
+    out, rows, *aux = _vector_jacobian_products(
+        fn, y, basis, chunk=chunk if chunk < dim else None, has_aux=has_aux)
     # rows[i, b] = row i of sample b's Jacobian
     return (out, torch.einsum("ibi->b", rows), *aux)
 
@@ -218,7 +218,8 @@ class RowTrace:
 
 def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str = "auto",
                               eps: float | None = None, method: str = "ode",
-                              probes: int = 1, probe: str = "rademacher", seed: int | None = None,
+                              probes: int = 1, probe: str = "rademacher",
+                              seed: int | None = None,
                               labels: torch.Tensor | None = None, **options) -> LogDensity:
     """log p_eps(x) in nats for x ``(n, *shape)``, with its per-row error estimates.
 
