@@ -100,7 +100,11 @@ rows three times farther out than the mixture's draws (anomalies; not timed); "x
 points/s over the reference
 recipe's. points/s are medians alternated with the
 reference recipe (score_sde_pytorch's: scipy RK45 on the whole batch, rtol = atol = 1e-5, one
-Rademacher probe) in the same run.
+Rademacher probe, its divergence one autograd pullback per evaluation as in its
+`get_div_fn`) in the same run. Until 2026-12-06 the reference took that pullback through
+sdescore's `torch.func` path, which made it 1.4-1.6x slower than the official code (a
+throwaway comparison of the two on these mixtures, 2-16 D): the "x ref." of the runs before
+then, in this file's history, overstate sdescore's speed by that much.
 
 {provenance(main)}
 
@@ -126,12 +130,14 @@ U-Net's exact trace, 64 pullbacks per evaluation, limits the digits to a few).
 Reading: at the defaults (dopri5 with a step size and error control per row, each step's
 error measured in log p through the score) every row is within 2e-4 nats of the truth in
 2-16 D and 5e-4 in 64 D, rows three times farther out within 1.3e-3, and a row's value
-moves with its batch only in float32's last digits; at 0.6-0.7x the reference recipe's
-points/s in 2 D, 0.5-0.6x in 6 D, 0.3x in 16 D and 0.04-0.06x in 64 D (the exact trace
-costs D vector-Jacobian products per evaluation; every points/s of this run is 1.1-2.3x
-below the previous run's, on another machine of the same size, which this file's history
-holds); on the trained models it scores about a thousandth of NSF's rows per second on the
-30-column table and 1.3e-4 of them on the digits, within 8e-4 nats of the truth. Until
+moves with its batch only in float32's last digits; at 0.49-0.59x the reference recipe's
+points/s in 2 D, 0.38-0.47x in 6 D, 0.19-0.23x in 16 D and 0.025-0.044x in 64 D (the
+exact trace costs D vector-Jacobian products per evaluation, the reference one; per row
+the default takes about the reference's steps). Hutchinson's probes are drawn per row from
+the seed and the row's values, so its batch effect is float rounding too (at most 9.2e-5
+nats; 4.6-33 nats with probes drawn for the batch, in this file's history);
+on the trained models it scores about a thousandth of NSF's rows per second on the 30-column
+table and 1.3e-4 of them on the digits, within 8e-4 nats of the truth. Until
 2026-12-03 the U-Net's time embedding reached frequency 1000 in t (the MLP's stops at 30):
 the same command (at commit 7e91939, 2 rows checked) then scored 0.021 digits per second. In a
 throwaway script (two 60-s digits fits side by side, 2026-12-03) the flow of a row took 198
