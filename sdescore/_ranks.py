@@ -10,6 +10,8 @@ import hashlib
 import torch
 import torch.distributed as dist
 
+from ._tensors import fresh_seed
+
 
 def world() -> tuple[int, int]:
     """(rank, number of processes): (0, 1) without an initialised process group."""
@@ -40,7 +42,7 @@ def agreed_seed(seed: int | None) -> int | None:
     value = torch.tensor([-1 if seed is None else seed], dtype=torch.int64,
                          device=collective_device())
     if rank == 0 and seed is None:
-        value.fill_(int(torch.randint(0, 2**62, ())))
+        value.fill_(fresh_seed())
     dist.broadcast(value, 0)
     return int(value.item())
 
@@ -98,7 +100,7 @@ def per_rank_generator_seed() -> None:
     differ, and follow from the agreed seed), so that each rank draws its own batches."""
     rank, size = world()
     if size > 1:
-        torch.manual_seed(int(torch.randint(0, 2**62, ())) + rank)
+        torch.manual_seed(fresh_seed() + rank)
 
 
 def fingerprint(tensor: torch.Tensor) -> str:

@@ -8,6 +8,12 @@ import torch
 from ._checks import check_seed
 
 
+def fresh_seed() -> int:
+    """A seed in [0, 2**62) drawn from torch's global generator (so torch.manual_seed fixes
+    it), for randomness that must be drawn once and shared."""
+    return int(torch.randint(0, 2**62, ()))
+
+
 def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """Append trailing singleton axes to a per-sample vector.
 

@@ -11,7 +11,7 @@ import torch
 from .._batching import CPU_BATCH_ROWS, in_batches
 from .._checks import (as_labels, as_times, check_count, check_positive, check_seed, choose,
                        warn)
-from .._tensors import make_generator
+from .._tensors import fresh_seed, make_generator
 from ..bounds import nll_bound_terms
 from ..datamap import DataMap
 from ..io import register_format
@@ -199,7 +199,7 @@ class ScoreModel(DensityModel):
         rows = self._batch_rows(x.shape[0], batch_size)
         probe_seed = check_seed(seed)  # None: one drawn for all batches of this call
         if hutchinson and probe_seed is None:
-            probe_seed = int(torch.randint(0, 2**62, ()))
+            probe_seed = fresh_seed()
         labels = None if y is None else self._labels(y, x.shape[0])
         self._score_evals = 0
 

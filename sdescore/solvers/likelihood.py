@@ -21,6 +21,7 @@ import torch
 from torch.func import vmap
 
 from .._checks import choose
+from .._tensors import fresh_seed
 from ..sde import tweedie_denoise
 from .adapters import (DEFAULT_MAX_STEPS, FIXED_GRID_STEPS, LogDensityODE, ProbabilityFlowODE,
                        probability_flow_drift, solve_ode)
@@ -237,7 +238,7 @@ def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str 
     if exact:
         row_trace = RowTrace(None)
     else:
-        seed = int(torch.randint(0, 2**62, ())) if seed is None else seed
+        seed = fresh_seed() if seed is None else seed
         row_trace = RowTrace(row_probes(probe, probes, y, seed))
 
     def score_of(rows):
