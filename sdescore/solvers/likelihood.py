@@ -88,9 +88,9 @@ def _vector_jacobian_products(fn, y: torch.Tensor, vectors: torch.Tensor, *,
 def exact_divergence(fn, y: torch.Tensor, *, has_aux: bool = False):
     """fn: (n, D) -> (n, D), applied row by row; returns (fn(y), trace of d fn / d y) with
     shapes (n, D) and (n,), from D vector-Jacobian products with the basis vectors (one
-    forward pass, the pullbacks in chunks of about EXACT_TRACE_ROWS rows, at least one basis
-    vector each; ``_vector_jacobian_products``). has_aux: fn returns (output, aux), and so does
-    this, as (output, trace, aux)."""
+    forward pass recorded by autograd, its pullbacks vectorised by ``torch.func.vmap`` in
+    chunks of about EXACT_TRACE_ROWS rows, at least one basis vector each). has_aux: fn
+    returns (output, aux), and so does this, as (output, trace, aux)."""
     n, dim = y.shape
     basis = torch.eye(dim, dtype=y.dtype, device=y.device).unsqueeze(1).expand(dim, n, dim)
     chunk = max(1, EXACT_TRACE_ROWS // max(n, 1))
