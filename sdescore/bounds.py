@@ -28,8 +28,9 @@ import torch
 
 from .losses import ImportanceTimes
 from .metrics import mean_and_se
-from ._tensors import append_dims, sum_except_batch
-from ._checks import check_positive
+from ._tensors import append_dims, fresh_seed, sum_except_batch
+from ._checks import check_positive, check_seed
+from ._row_streams import RowStreams
 
 __all__ = ["importance_values", "kl_bound", "KLBound", "nll_bound_terms"]
 
@@ -72,7 +73,7 @@ def _controlled_excess(sde, scaled_score, y_t, z, t):
     return _denoising_excess(scaled_score, z) - _denoising_excess(reference, z)
 
 
-def importance_values(sde, y, eps: float, draws: int, integrand, generator=None,
+def importance_values(sde, y, eps: float, draws: int, integrand, seed: int,
                       rows_per_call: int | None = None):
     """Monte Carlo values of 1/2 int_eps^T g^2 / s^2 E_z integrand(t, z, y_t, s(t), rows) dt
     for y ``(n, *shape)``: returns (units, n). t is drawn with density proportional to
@@ -80,13 +81,16 @@ def importance_values(sde, y, eps: float, draws: int, integrand, generator=None,
     the mean over an antithetic pair (t, z), (t, -z), and unit k's t comes from the k-th of
     ``units`` = ceil(draws / 2) equal-probability slices. The mean over units is unbiased;
     their spread gives a conservative standard error (it ignores the stratification's gain).
+    A row's t and z come from its own stream (``RowStreams`` of ``seed`` and its values), so
+    that its values are the same alone, in any batch and on any rank.
 
     The integrand is called on several draws of the n rows stacked together, at most
     ``rows_per_call`` rows (None: n, one draw per call; at least n): t (m,), z, y_t and s(t)
     ``(m, *shape)``, and rows (m,), the row of y each stacked row is a draw of; it returns
     (m,). The draws, and so the values, do not depend on ``rows_per_call``."""
     times = ImportanceTimes(sde, eps)
-    n, units = y.shape[0], -(-draws // 2)
+    n, units, dim = y.shape[0], -(-draws // 2), y[0].numel()
+    streams = RowStreams(y, seed, b"nll_bound")  # numbers 0..units-1: t; then z, unit by unit
     per_call = max(1, (rows_per_call or n) // max(n, 1))  # (unit, sign) draws per call
     draws_in_order = [(k, sign) for k in range(units) for sign in (1, -1)]
     unit_draw = {}  # the (t, z) of the unit being used, drawn in unit order
@@ -96,10 +100,9 @@ def importance_values(sde, y, eps: float, draws: int, integrand, generator=None,
         t, z = [], []
         for k, sign in group:
             if k not in unit_draw:
-                unit_draw = {k: (times(n, dtype=y.dtype, device=y.device, generator=generator,
-                                       stratum=(k, units))[0],
-                                 torch.randn(y.shape, generator=generator, dtype=y.dtype,
-                                             device=y.device))}
+                u = (k + streams.uniform(k, 1)[:, 0]) / units
+                unit_draw = {k: (times.at(u, dtype=y.dtype, device=y.device)[0],
+                                 streams.normal(units + k * dim, dim).reshape(y.shape))}
             t.append(unit_draw[k][0])
             z.append(sign * unit_draw[k][1])
         t, z = torch.cat(t), torch.cat(z)
@@ -110,12 +113,14 @@ def importance_values(sde, y, eps: float, draws: int, integrand, generator=None,
     return 0.25 * times.total * torch.cat(values).reshape(units, 2, n).sum(1)
 
 
-def nll_bound_terms(sde, score, y, *, draws: int, eps: float, generator=None, labels=None,
+def nll_bound_terms(sde, score, y, *, draws: int, eps: float, seed: int, labels=None,
                     rows_per_call: int | None = None):
     """Per-sample bound on -log p_theta^SDE(y) in model space, and its Monte Carlo standard
     error: y ``(n, *shape)`` -> ((n,), (n,)) nats. ``draws`` score evaluations per sample
     (antithetic pairs, stratified in t). score(y_t, t), or score(y_t, t, labels) with labels
-    (n,) of a conditional model; rows_per_call: rows scored together (``importance_values``)."""
+    (n,) of a conditional model; seed: the draws' (each row's from its own stream, so that a
+    row's bound is the same in any batch); rows_per_call: rows scored together
+    (``importance_values``)."""
     n, d = y.shape[0], y[0].numel()
     eps_t = torch.full((n,), eps, dtype=y.dtype, device=y.device)
 
@@ -123,7 +128,7 @@ def nll_bound_terms(sde, score, y, *, draws: int, eps: float, generator=None, la
         scores = score(y_t, t) if labels is None else score(y_t, t, labels[rows])
         return _controlled_excess(sde, std * scores, y_t, z, t)
 
-    values = importance_values(sde, y, eps, draws, integrand, generator=generator,
+    values = importance_values(sde, y, eps, draws, integrand, seed,
                                rows_per_call=rows_per_call)
     i1, i2 = _reference_integrals(sde, eps)
     reference = i1 * sum_except_batch(y**2) + i2 * d
@@ -169,13 +174,14 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
     (1/2) integral g^2 E||grad log p_t||^2 dt) and prior_term is E_x KL(p_T(. | x) || prior),
     a closed-form upper bound on KL(p_T || prior); ``note`` says which. ``draws``: score
     evaluations per data row, in antithetic (t, z), (t, -z) pairs with t importance-sampled
-    in proportion to g^2 / s^2 and stratified.
+    in proportion to g^2 / s^2 and stratified, each row's drawn from ``seed`` and its values
+    (so identical rows share their draws; seed None: a fresh seed).
     """
     check_positive(draws, name="draws", integer=True)
     check_positive(prior_samples, name="prior_samples", integer=True)
     y = model.model_rows(data, name="data")
     sde, eps, n = model.sde, model.sde.likelihood_eps, y.shape[0]
-    generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
+    seed = fresh_seed() if check_seed(seed) is None else seed
     flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
     if oracle is not None:
         truth = oracle.affine(model.datamap.loc, model.datamap.scale)
@@ -191,7 +197,7 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
         return sum_except_batch((std * (learned - target)) ** 2)
 
     with torch.no_grad():
-        values = importance_values(sde, y, eps, draws, integrand, generator=generator)
+        values = importance_values(sde, y, eps, draws, integrand, seed)
     score_term, score_se = mean_and_se(values)
     if oracle is not None:
         p_T = truth.marginal(sde, sde.T)

@@ -4,7 +4,7 @@
 
     sdescore fit DATA -o MODEL [--sde subvp] [--loss dsm] [--max-time S] [--steps N]
                  [--columns C ...] [--labels COLUMN] [every TrainConfig field: --lr, --seed, ...]
-    sdescore log-prob MODEL DATA -o OUT.csv [--method ode] [--bits-per-dim] [--y K]
+    sdescore log-prob MODEL DATA -o OUT.csv [--method ode] [--bits-per-dim] [--seed K] [--y K]
     sdescore sample MODEL -n N -o OUT.csv|OUT.npy|OUT.png [--method ode] [--steps S] [--seed K]
                     [--y K]
     sdescore compare DATA --models score nsf --max-time S -o DIR
@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 
 from . import distributed
+from ._checks import check_seed
 from ._tables import CommandError, check_outputs, read_table, write_csv, write_samples
 from ._version import __version__
 from .comparison import MODELS, compare, write_report
@@ -141,13 +142,16 @@ def _summary(model, data_line: str | None = None) -> str:
 
 
 def run_log_prob(args) -> str:
+    check_seed(args.seed)  # before any file is read
     model = _load_model(args.model, args.device)
     x, names = _matching_rows(model, args.data, args.header)
     if args.bits_per_dim:
-        values, column = model.bits_per_dim(x, **_conditioning(args)), "bits_per_dim"
+        values = model.bits_per_dim(x, seed=args.seed, **_conditioning(args))
+        column = "bits_per_dim"
     else:  # shared by the ranks
-        values, column = distributed.log_prob(model, x, method=args.method,
-                                              **_conditioning(args)), "log_prob"
+        values = distributed.log_prob(model, x, method=args.method, seed=args.seed,
+                                      **_conditioning(args))
+        column = "log_prob"
     values = values.double().cpu().numpy()
     header = (names or [f"x{i}" for i in range(x.shape[1])]) + [column]
     if is_main():
@@ -265,6 +269,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="likelihood method at its defaults (default: ode)")
     sub.add_argument("--bits-per-dim", action="store_true",
                      help="bits/dim of integer data instead of nats")
+    sub.add_argument("--seed", type=int,
+                     help="seed of Hutchinson's probes (tables of over 64 columns) and of "
+                          "--bits-per-dim's dequantisation; a row's draws depend on the seed "
+                          "and its own values only (default: fresh)")
     sub.add_argument("--y", type=int, help=y_help)
     sub.add_argument("--device", help=device_help)
     sub.set_defaults(run=run_log_prob)

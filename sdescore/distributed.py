@@ -22,8 +22,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from ._checks import check_count
-from ._ranks import agree, collective_device, fingerprint, is_main, on_every_rank, world
+from ._checks import check_count, check_seed
+from ._ranks import (agree, agreed_seed, collective_device, fingerprint, is_main, on_every_rank,
+                     world)
 
 __all__ = ["is_main", "log_prob", "nll_bound", "sample", "world"]
 
@@ -74,26 +75,31 @@ def _no_rows(model):
     return lambda: torch.empty(0, dtype=model.dtype, device=model.device)
 
 
-def log_prob(model, x, **options) -> torch.Tensor:
-    """``model.log_prob(x, **options)`` (n,) with each rank solving its share of the rows.
-    Every rank checks all of x first, so bad input raises on every rank, not on the one
-    whose share holds it while the others wait for it."""
+def log_prob(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
+    """``model.log_prob(x, seed=seed, **options)`` (n,) with each rank solving its share of
+    the rows: the one-process result, Hutchinson's probes included (seed None: rank 0 draws
+    one for all ranks; a model whose log_prob draws nothing takes no seed). Every rank checks all of x first, so bad input raises on every rank,
+    not on the one whose share holds it while the others wait for it."""
     rows = on_every_rank(lambda: _checked(model, x))
-    agree("log_prob", rows=fingerprint(rows), options=options, weights=_weights(model))
-    return _sharded(model, rows.shape[0], lambda part: model.log_prob(rows[part], **options),
+    seed = agreed_seed(on_every_rank(lambda: check_seed(seed)))
+    agree("log_prob", rows=fingerprint(rows), seed=seed, options=options,
+          weights=_weights(model))
+    return _sharded(model, rows.shape[0],
+                    lambda part: model._seeded_log_prob(rows[part], seed, **options),
                     _no_rows(model))
 
 
 def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
-    """``model.nll_bound(x, **options)`` (n,) with each rank estimating its share (rank r
-    draws with seed + r when a seed is given); x checked whole on every rank, as for
-    ``log_prob``."""
+    """``model.nll_bound(x, seed=seed, **options)`` (n,) with each rank estimating its share;
+    a point's draws come from the seed and its own values, so that the result is the
+    one-process result with the same seed (seed None: rank 0 draws one for all ranks); x
+    checked whole on every rank, as for ``log_prob``."""
     rows = on_every_rank(lambda: _checked(model, x))
+    seed = agreed_seed(on_every_rank(lambda: check_seed(seed)))
     agree("nll_bound", rows=fingerprint(rows), seed=seed, options=options,
           weights=_weights(model))
-    rank_seed = None if seed is None else seed + world()[0]
     return _sharded(model, rows.shape[0],
-                    lambda part: model.nll_bound(rows[part], seed=rank_seed, **options),
+                    lambda part: model.nll_bound(rows[part], seed=seed, **options),
                     _no_rows(model))
 
 

@@ -65,6 +65,10 @@ class ImportanceTimes:
         u = torch.rand(n, generator=generator, dtype=torch.float64)
         if stratum is not None:
             u = (stratum[0] + u) / stratum[1]
+        return self.at(u, dtype=dtype, device=device)
+
+    def at(self, u: torch.Tensor, *, dtype, device):
+        """The times and weights at quantiles u (n,) float64 in (0, 1) of q."""
         index = torch.searchsorted(self.grid_cdf, u).clamp(1, len(self.grid_cdf) - 1)
         lo, hi = self.grid_cdf[index - 1], self.grid_cdf[index]
         frac = (u - lo) / (hi - lo)

@@ -117,7 +117,7 @@ def test_a_conditional_bound_scores_each_row_with_its_own_label():
 
     def bound(rows_per_call):
         return nll_bound_terms(sde, conditional_score, x, draws=64, eps=sde.likelihood_eps,
-                               generator=torch.Generator().manual_seed(0), labels=labels,
+                               seed=0, labels=labels,
                                rows_per_call=rows_per_call)
     stacked, stderr = bound(60 * 64)
     torch.testing.assert_close((stacked, stderr), bound(None), rtol=1e-12, atol=1e-12)

@@ -34,6 +34,24 @@ def test_bits_per_dim_of_an_exact_gaussian_matches_its_closed_form():
         sdescore.ScoreModel(sde, gaussian.score_fn(sde), (1,)).bits_per_dim(k)
 
 
+def test_bits_per_dim_of_a_row_does_not_depend_on_its_batch():
+    """A row's dequantisation noise (and Hutchinson's probes) come from the seed and its own
+    values: with a seed its bits are the same alone, in reverse order and in a batch; the
+    draws of one seed still spread over each bin (a Gaussian's bits move with u)."""
+    gaussian = sdescore.datasets.random_mixture(3, components=1, seed=1)
+    sde = sdescore.get_sde("subvp")
+    model = sdescore.ScoreModel(sde, gaussian.score_fn(sde), (3,), levels=256).double()
+    k = np.random.default_rng(0).integers(0, 256, size=(40, 3))
+    for options in ({}, {"trace": "hutchinson"}):
+        batch = model.bits_per_dim(k, draws=3, seed=7, **options)
+        alone = torch.cat([model.bits_per_dim(row[None], draws=3, seed=7, **options)
+                           for row in k[:5]])
+        reverse = model.bits_per_dim(k[::-1].copy(), draws=3, seed=7, **options).flip(0)
+        torch.testing.assert_close(alone, batch[:5], rtol=0, atol=1e-6)
+        torch.testing.assert_close(reverse, batch, rtol=0, atol=1e-6)
+        assert (model.bits_per_dim(k, draws=3, seed=8, **options) - batch).abs().max() > 1e-4
+
+
 def test_fit_on_uint8_data_sees_a_fresh_dequantisation_at_every_batch(tmp_path):
     """Mapped back to the data, each batch's entries are k + u over 256 levels, with u
     spread uniformly over [0, 1) and new at every step; the model keeps levels = 256."""

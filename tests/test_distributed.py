@@ -151,6 +151,10 @@ def _evaluate_worker(rank):
             "adaptive": distributed.log_prob(model, x),
             "hutchinson": distributed.log_prob(model, x, trace="hutchinson", seed=5),
             "bound": distributed.nll_bound(model, x, draws=4, seed=1),
+            # the same 4 rows in each rank's share, seed None: the ranks agree on one seed
+            "fresh_hutchinson": distributed.log_prob(model, x[:4].repeat(2, 1),
+                                                     trace="hutchinson"),
+            "fresh_bound": distributed.nll_bound(model, x[:4].repeat(2, 1), draws=4),
             "samples": distributed.sample(model, 5, seed=3, method="ode"),
             "refused": refused}
 
@@ -166,7 +170,11 @@ def test_sharded_evaluation_matches_one_process_in_input_order(tmp_path):
         torch.testing.assert_close(rank["log_prob"], alone, rtol=0, atol=1e-5)
         torch.testing.assert_close(rank["adaptive"], adaptive, rtol=0, atol=1e-4)
         torch.testing.assert_close(rank["hutchinson"], hutchinson, rtol=0, atol=1e-4)
-        assert rank["bound"].shape == (7,) and rank["samples"].shape == (5, 2)
+        torch.testing.assert_close(rank["bound"], model.nll_bound(x, draws=4, seed=1),
+                                   rtol=0, atol=1e-5)  # per-row draws: the one-process bound
+        for fresh in (rank["fresh_hutchinson"], rank["fresh_bound"]):
+            torch.testing.assert_close(fresh[:4], fresh[4:], rtol=0, atol=1e-5)
+        assert rank["samples"].shape == (5, 2)
         # a NaN in one rank's share is refused on every rank (no rank left waiting)
         assert "x contains NaN or inf" in rank["refused"]
     assert torch.equal(ranks[0]["samples"], ranks[1]["samples"])

@@ -136,6 +136,26 @@ def test_row_probes_are_a_rows_own_and_have_the_probes_law(kind):
         assert abs(torch.corrcoef(pair)[0, 1]) < 4 / math.sqrt(count)
 
 
+def test_row_streams_read_anywhere_are_uniform_and_purposes_are_independent():
+    """Numbers start..start+count-1 of a row's stream are that slice of a longer read (so a
+    caller reads unit k's numbers without drawing the ones before); as U(0, 1) they lie
+    strictly inside (0, 1) with mean 1/2 and variance 1/12; another purpose's stream of the
+    same rows is uncorrelated with the first."""
+    from sdescore._row_streams import RowStreams
+
+    rows = torch.randn(3000, 4, generator=torch.Generator().manual_seed(2))
+    streams = RowStreams(rows, 5, b"first")
+    whole = streams.uniform(0, 12)
+    torch.testing.assert_close(streams.uniform(7, 5), whole[:, 7:], rtol=0, atol=0)
+    values = whole.flatten()
+    count = values.numel()
+    assert whole.dtype == torch.float64 and (values > 0).all() and (values < 1).all()
+    assert abs(values.mean() - 0.5) < 4 * math.sqrt(1 / 12 / count)
+    assert abs(values.var() - 1 / 12) < 4 * math.sqrt(1 / 180 / count)
+    other = RowStreams(rows, 5, b"second").uniform(0, 12).flatten()
+    assert abs(torch.corrcoef(torch.stack([values, other]))[0, 1]) < 4 / math.sqrt(count)
+
+
 @pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
 def test_hutchinson_mean_converges_to_the_exact_trace(kind):
     torch.manual_seed(1)

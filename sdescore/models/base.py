@@ -21,8 +21,9 @@ from ..datamap import DataMap, wide_dtype
 from ..distributed import is_main
 from ..io import save_payload
 from ..metrics import bits_per_dim
-from .._tensors import make_generator
-from .._checks import as_batch, check_device, check_positive
+from .._row_streams import RowStreams
+from .._tensors import fresh_seed
+from .._checks import as_batch, check_device, check_positive, check_seed
 
 __all__ = ["DensityModel", "holds_integers"]
 
@@ -154,7 +155,10 @@ class DensityModel(nn.Module):
 
         x: integers k in {0, ..., levels - 1}, each dequantised ``draws`` times to
         (k + u) / levels with u ~ U[0, 1) and the bits averaged (an upper bound on the bits
-        of the bin's probability, by Jensen), or floats already dequantised in [0, 1).
+        of the bin's probability, by Jensen), or floats already dequantised in [0, 1). seed:
+        a row's u (and any randomness of ``log_prob``) come from the seed and the row's
+        values, so that with a seed a row's bits are the same in any batch (None: a fresh
+        seed at every call).
         bits/dim = -log p(x) / (D ln 2) + log2(levels). Needs ``levels`` (a model fitted on
         uint8 data, or ``fit(..., levels=...)``); ``log_prob_options`` go to ``log_prob``.
         """
@@ -171,19 +175,22 @@ class DensityModel(nn.Module):
                              f"{rows.max().item():g}")
         if not integer:
             draws = 1
-        generator = make_generator(seed, self.device)
+        seed = check_seed(seed)
+        seed = fresh_seed() if seed is None else seed
         repeated = rows.repeat(draws, *[1] * len(self.shape))  # (draws * n, *shape)
-        if integer:
-            noise = torch.rand(repeated.shape, generator=generator, dtype=repeated.dtype,
-                               device=self.device)
-            repeated = (repeated + noise) / self.levels
+        if integer:  # draw j of a row: numbers j * D to (j + 1) * D - 1 of its stream
+            streams = RowStreams(rows, seed, b"dequantise")
+            noise = torch.cat([streams.uniform(j * self.dim, self.dim) for j in range(draws)])
+            repeated = (repeated + noise.reshape(repeated.shape).to(rows.dtype)) / self.levels
+            repeated = repeated.clamp(max=1 - torch.finfo(rows.dtype).eps / 2)  # below 1
         nll = -self._seeded_log_prob(repeated, seed, **log_prob_options).double()
         bits = bits_per_dim(nll.reshape(draws, rows.shape[0]).mean(0), self.dim,
                             levels=self.levels)
         return bits
 
     def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
-        """log_prob for ``bits_per_dim``; models whose log_prob draws randomness take the seed."""
+        """log_prob for ``bits_per_dim`` and ``distributed.log_prob``; models whose log_prob
+        draws randomness take the seed."""
         return self.log_prob(x, **options)
 
     def _check_weights(self) -> None:

@@ -234,7 +234,9 @@ class ScoreModel(DensityModel):
         variate). With ``return_stderr``, returns (bound, a conservative standard error),
         both (n,). batch_size: points evaluated together, as in ``log_prob``, each draw of
         each point counted (None: batches as for ``log_prob``, several draws of a batch under
-        2048 points stacked up to 2048 rows).
+        2048 points stacked up to 2048 rows). seed: each point's draws come from the seed and
+        its own values, so that with a seed a point's bound is the same alone, in any batch,
+        at any batch_size and on any rank (None: a fresh seed at every call).
 
         It bounds the reverse-SDE model's -log p, not the probability-flow ODE's that
         ``log_prob`` computes; the two coincide only for the exact score. Per point the
@@ -246,13 +248,14 @@ class ScoreModel(DensityModel):
         check_positive(draws, name="draws", integer=True)
         rows = self._batch_rows(x.shape[0], batch_size)
         draws_stacked = 1 if batch_size else max(1, CPU_BATCH_ROWS // rows)
-        generator = make_generator(seed, self.device)
+        seed = check_seed(seed)
+        seed = fresh_seed() if seed is None else seed  # one for all batches of this call
         self._score_evals = 0
 
         def estimate(part):
             points = x[part]
             return torch.stack(nll_bound_terms(self.sde, self._score, points, draws=draws,
-                                               eps=self.sde.likelihood_eps, generator=generator,
+                                               eps=self.sde.likelihood_eps, seed=seed,
                                                rows_per_call=len(points) * draws_stacked), 1)
         bound, stderr = in_batches(estimate, x.shape[0], rows, progress=False).unbind(1)
         bound = self._finish(bound - self.datamap.log_det)  # -log p_x = -log p_y - log|det|

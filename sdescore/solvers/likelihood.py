@@ -12,15 +12,14 @@ exponential integrator in log-SNR).
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch.func import vmap
 
 from .._checks import choose
+from .._row_streams import RowStreams
 from .._tensors import fresh_seed
 from ..sde import tweedie_denoise
 from .adapters import (DEFAULT_MAX_STEPS, FIXED_GRID_STEPS, LogDensityODE, ProbabilityFlowODE,
@@ -134,41 +133,17 @@ def draw_probes(kind: str, count: int, like: torch.Tensor, generator=None) -> to
     return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
-# SplitMix64 (Steele, Lea and Flood 2014): the golden-ratio increment and the two mixers.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIXERS = ((np.uint64(30), np.uint64(0xBF58476D1CE4E5B9)),
-           (np.uint64(27), np.uint64(0x94D049BB133111EB)))
-
-
-def _splitmix64(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's output function on uint64 states (arithmetic modulo 2**64)."""
-    for shift, multiplier in _MIXERS:
-        z = (z ^ (z >> shift)) * multiplier
-    return z ^ (z >> np.uint64(31))
-
-
 def row_probes(kind: str, count: int, rows: torch.Tensor, seed: int) -> torch.Tensor:
     """``count`` probes (count, n, D) for ``rows`` (n, D), each row's a function of ``seed``
     and of that row's values alone, so that a row gets the same probes alone, in any batch,
     at any position and on any rank: "rademacher" (+-1) or "gaussian" (standard normal), in
-    rows' dtype and device. A row's key is the keyed BLAKE2b hash of its bytes (key: seed),
-    its numbers SplitMix64's stream from that key (the sign bit, or the inverse normal CDF of
-    53 bits). ValueError for another kind."""
+    rows' dtype and device, from the row's stream (``sdescore._row_streams.RowStreams``).
+    ValueError for another kind."""
     _check_probe(kind)
     n, dim = rows.shape
-    raw = rows.detach().contiguous().cpu().view(torch.uint8).numpy()
-    salt = int(seed).to_bytes(8, "little")
-    keys = np.array([int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8,
-                                                    key=salt).digest(), "little")
-                     for row in raw], dtype=np.uint64)
-    bits = _splitmix64(keys[:, None] + np.arange(1, count * dim + 1, dtype=np.uint64) * _GOLDEN)
-    if kind == "rademacher":
-        values = torch.from_numpy((bits >> np.uint64(63)).astype(np.float64)) * 2 - 1
-    else:
-        uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
-        values = torch.special.ndtri(torch.from_numpy(uniform))
-    values = values.reshape(n, count, dim).transpose(0, 1)
-    return values.to(dtype=rows.dtype, device=rows.device).contiguous()
+    streams = RowStreams(rows, seed)
+    values = (streams.sign if kind == "rademacher" else streams.normal)(0, count * dim)
+    return values.reshape(n, count, dim).transpose(0, 1).contiguous()
 
 
 #: The ``trace`` arguments of ``log_prob`` (None: chosen by dimension).
