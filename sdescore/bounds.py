@@ -81,8 +81,9 @@ def importance_values(sde, y, eps: float, draws: int, integrand, seed: int,
     the mean over an antithetic pair (t, z), (t, -z), and unit k's t comes from the k-th of
     ``units`` = ceil(draws / 2) equal-probability slices. The mean over units is unbiased;
     their spread gives a conservative standard error (it ignores the stratification's gain).
-    A row's t and z come from its own stream (``RowStreams`` of ``seed`` and its values), so
-    that its values are the same alone, in any batch and on any rank.
+    A row's t and z come from its own stream, a function of ``seed`` and of its values (as
+    Hutchinson's probes, ``likelihood.row_probes``), so that its values are the same alone,
+    in any batch and on any rank.
 
     The integrand is called on several draws of the n rows stacked together, at most
     ``rows_per_call`` rows (None: n, one draw per call; at least n): t (m,), z, y_t and s(t)

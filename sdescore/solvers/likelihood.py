@@ -137,8 +137,9 @@ def row_probes(kind: str, count: int, rows: torch.Tensor, seed: int) -> torch.Te
     """``count`` probes (count, n, D) for ``rows`` (n, D), each row's a function of ``seed``
     and of that row's values alone, so that a row gets the same probes alone, in any batch,
     at any position and on any rank: "rademacher" (+-1) or "gaussian" (standard normal), in
-    rows' dtype and device, from the row's stream (``sdescore._row_streams.RowStreams``).
-    ValueError for another kind."""
+    rows' dtype and device. A row's key is the keyed BLAKE2b hash of its bytes (key: seed),
+    its numbers SplitMix64's stream from that key (the sign bit, or the inverse normal CDF of
+    53 bits). ValueError for another kind."""
     _check_probe(kind)
     n, dim = rows.shape
     streams = RowStreams(rows, seed)
