@@ -14,6 +14,13 @@ def fresh_seed() -> int:
     return int(torch.randint(0, 2**62, ()))
 
 
+def seed_or_fresh(seed: int | None) -> int:
+    """``seed`` checked (``check_seed``), or a ``fresh_seed`` for None: the one seed of a
+    call whose batches must all draw from the same seed."""
+    seed = check_seed(seed)
+    return fresh_seed() if seed is None else seed
+
+
 def append_dims(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """Append trailing singleton axes to a per-sample vector.
 

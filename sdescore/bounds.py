@@ -28,8 +28,8 @@ import torch
 
 from .losses import ImportanceTimes
 from .metrics import mean_and_se
-from ._tensors import append_dims, fresh_seed, sum_except_batch
-from ._checks import check_positive, check_seed
+from ._tensors import append_dims, seed_or_fresh, sum_except_batch
+from ._checks import check_positive
 from ._row_streams import RowStreams
 
 __all__ = ["importance_values", "kl_bound", "KLBound", "nll_bound_terms"]
@@ -182,7 +182,7 @@ def kl_bound(model, data, *, oracle=None, draws: int = 16, prior_samples: int = 
     check_positive(prior_samples, name="prior_samples", integer=True)
     y = model.model_rows(data, name="data")
     sde, eps, n = model.sde, model.sde.likelihood_eps, y.shape[0]
-    seed = fresh_seed() if check_seed(seed) is None else seed
+    seed = seed_or_fresh(seed)
     flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
     if oracle is not None:
         truth = oracle.affine(model.datamap.loc, model.datamap.scale)

@@ -78,8 +78,9 @@ def _no_rows(model):
 def log_prob(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
     """``model.log_prob(x, seed=seed, **options)`` (n,) with each rank solving its share of
     the rows: the one-process result, Hutchinson's probes included (seed None: rank 0 draws
-    one for all ranks; a model whose log_prob draws nothing takes no seed). Every rank checks all of x first, so bad input raises on every rank,
-    not on the one whose share holds it while the others wait for it."""
+    one for all ranks; a model whose log_prob draws nothing takes no seed). Every rank checks
+    all of x first, so bad input raises on every rank, not on the one whose share holds it
+    while the others wait for it."""
     rows = on_every_rank(lambda: _checked(model, x))
     seed = agreed_seed(on_every_rank(lambda: check_seed(seed)))
     agree("log_prob", rows=fingerprint(rows), seed=seed, options=options,

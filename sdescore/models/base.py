@@ -22,8 +22,8 @@ from ..distributed import is_main
 from ..io import save_payload
 from ..metrics import bits_per_dim
 from .._row_streams import RowStreams
-from .._tensors import fresh_seed
-from .._checks import as_batch, check_device, check_positive, check_seed
+from .._tensors import seed_or_fresh
+from .._checks import as_batch, check_device, check_positive
 
 __all__ = ["DensityModel", "holds_integers"]
 
@@ -175,8 +175,7 @@ class DensityModel(nn.Module):
                              f"{rows.max().item():g}")
         if not integer:
             draws = 1
-        seed = check_seed(seed)
-        seed = fresh_seed() if seed is None else seed
+        seed = seed_or_fresh(seed)
         repeated = rows.repeat(draws, *[1] * len(self.shape))  # (draws * n, *shape)
         if integer:  # draw j of a row: numbers j * D to (j + 1) * D - 1 of its stream
             streams = RowStreams(rows, seed, b"dequantise")

@@ -11,7 +11,7 @@ import torch
 from .._batching import CPU_BATCH_ROWS, in_batches
 from .._checks import (as_labels, as_times, check_count, check_positive, check_seed, choose,
                        warn)
-from .._tensors import fresh_seed, make_generator
+from .._tensors import make_generator, seed_or_fresh
 from ..bounds import nll_bound_terms
 from ..datamap import DataMap
 from ..io import register_format
@@ -197,9 +197,7 @@ class ScoreModel(DensityModel):
         if probes is not None:
             check_positive(probes, name="probes", integer=True)
         rows = self._batch_rows(x.shape[0], batch_size)
-        probe_seed = check_seed(seed)  # None: one drawn for all batches of this call
-        if hutchinson and probe_seed is None:
-            probe_seed = fresh_seed()
+        probe_seed = seed_or_fresh(seed) if hutchinson else check_seed(seed)  # one per call
         labels = None if y is None else self._labels(y, x.shape[0])
         self._score_evals = 0
 
@@ -248,8 +246,7 @@ class ScoreModel(DensityModel):
         check_positive(draws, name="draws", integer=True)
         rows = self._batch_rows(x.shape[0], batch_size)
         draws_stacked = 1 if batch_size else max(1, CPU_BATCH_ROWS // rows)
-        seed = check_seed(seed)
-        seed = fresh_seed() if seed is None else seed  # one for all batches of this call
+        seed = seed_or_fresh(seed)  # one for all batches of this call
         self._score_evals = 0
 
         def estimate(part):

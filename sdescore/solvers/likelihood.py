@@ -20,7 +20,7 @@ from torch.func import vmap
 
 from .._checks import choose
 from .._row_streams import RowStreams
-from .._tensors import fresh_seed
+from .._tensors import seed_or_fresh
 from ..sde import tweedie_denoise
 from .adapters import (DEFAULT_MAX_STEPS, FIXED_GRID_STEPS, LogDensityODE, ProbabilityFlowODE,
                        probability_flow_drift, solve_ode)
@@ -214,8 +214,7 @@ def probability_flow_log_prob(sde, score, shape, x: torch.Tensor, *, trace: str 
     if exact:
         row_trace = RowTrace(None)
     else:
-        seed = fresh_seed() if seed is None else seed
-        row_trace = RowTrace(row_probes(probe, probes, y, seed))
+        row_trace = RowTrace(row_probes(probe, probes, y, seed_or_fresh(seed)))
 
     def score_of(rows):
         if labels is None:
