@@ -137,7 +137,7 @@ the default takes about the reference's steps). Hutchinson's probes are drawn pe
 the seed and the row's values, so its batch effect is float rounding too (at most 9.2e-5
 nats; 4.6-33 nats with probes drawn for the batch, in this file's history);
 on the trained models it scores about a thousandth of NSF's rows per second on the 30-column
-table (rerun 2026-12-07: 5.1 rows/s, 1.2e-3x, worst row 2.2e-4 nats; 4.4 rows/s on
+table (rerun 2026-12-07: 5.6 rows/s, 1.6e-3x, worst row 2.3e-4 nats; 4.4 rows/s on
 2026-12-03, before the trace ran on plain autograd) and 1.3e-4 of them on the digits (run
 2026-12-03), within 2.3e-4 nats of the truth. Until
 2026-12-03 the U-Net's time embedding reached frequency 1000 in t (the MLP's stops at 30):
