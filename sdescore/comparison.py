@@ -27,7 +27,7 @@ from .training import fit
 
 __all__ = ["COLUMNS", "compare", "IMAGE_MODELS", "MODELS", "write_report"]
 
-#: Model name -> how ``compare`` trains it: ("score", the loss of ``fit``) or ("flow", the
+#: Model name -> how ``compare`` trains it, ("score", the loss of ``fit``) or ("flow", the
 #: kind of ``fit_flow``).
 MODELS = {"score": ("score", "dsm"), "score-lw": ("score", "dsm-likelihood"),
           **{kind: ("flow", kind) for kind in FLOWS}}

@@ -15,7 +15,7 @@ from ._data_folder import data_folder
 
 __all__ = ["FILES", "load_mnist", "read_idx"]
 
-#: Split -> (image file, label file): the standard IDX names, each read gzipped or not.
+#: Split -> (image file, label file), the standard IDX names, each read gzipped or not.
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 

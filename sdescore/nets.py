@@ -22,7 +22,7 @@ __all__ = ["ConvClassifierNet", "default_classifier_net", "DEFAULT_MAX_FREQUENCY
            "zero_output_layer"]
 
 
-#: How a network sees t: as t itself or as log t.
+#: How a network sees t, as t itself or as log t.
 TIME_INPUTS = ("linear", "log")
 #: The "log" time input maps t in [LOG_TIME_FLOOR, 1] to [0, 1].
 LOG_TIME_FLOOR = 1e-5

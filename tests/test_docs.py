@@ -93,6 +93,18 @@ def test_every_public_name_is_in_the_api_reference(site):
     assert not missing, missing
 
 
+def test_no_constant_shows_its_first_sentence_as_a_type(site):
+    """napoleon reads a colon in the first line of a constant's ``#:`` comment or docstring
+    as "type: description" and prints the sentence's halves swapped under "Type"; none of
+    ours has a type field, so a "Type" on a constant's entry is that misreading."""
+    misread = []
+    for page in (site / "api").glob("*.html"):
+        for entry in re.findall(r'<dl class="py data">(.*?)</dl>', page.read_text(), re.S):
+            if re.search(r">Type<", entry):
+                misread.append(re.search(r'id="([^"]+)"', entry).group(1))
+    assert not misread, misread
+
+
 def test_no_internal_link_or_image_leads_nowhere(site):
     assert (site / "_images").is_dir() or list(site.rglob("*.png"))
     assert broken_links(site) == []

@@ -153,7 +153,7 @@ ADAPTIVE_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_SOLVERS = ("euler", "midpoint", "heun3", "rk4")
 
 
-#: Default ``max_steps`` of an adaptive solve: past it the solve stops with an error.
+#: Default ``max_steps`` of an adaptive solve; past it the solve stops with an error.
 DEFAULT_MAX_STEPS = 5000
 #: Default ``steps`` of a fixed-grid solve.
 FIXED_GRID_STEPS = 100

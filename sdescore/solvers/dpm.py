@@ -71,7 +71,7 @@ def dpm_solver_weights(h: float, offsets: list[float]) -> list[float]:
     return [(-phi_1 if i == 0 else 0.0) + phi_2 * d1[i] - phi_3 * d2[i] for i in range(3)]
 
 
-#: Formula name -> the function giving a multistep update's weights: "exact" integrates the
+#: Formula name -> the function giving a multistep update's weights. "exact" integrates the
 #: polynomial exactly, "dpmsolver" is the official DPM-Solver++ form.
 FORMULAS = {"exact": exponential_weights, "dpmsolver": dpm_solver_weights}
 

@@ -37,7 +37,8 @@ __all__ = ["AUTO_EXACT_MAX_DIM", "DPM_STEPS", "draw_probes", "ERROR_SAFETY", "EX
 #: Above this many dimensions ``trace="auto"`` takes Hutchinson's estimator instead of the
 #: exact trace.
 AUTO_EXACT_MAX_DIM = 64
-#: Default steps of ``log_prob(method="dpm")`` (Benchmarks: likelihood accuracy and speed).
+#: Default steps of ``log_prob(method="dpm")``, measured in the likelihood table of the
+#: benchmarks.
 DPM_STEPS = 60
 #: The reported ``solver_error`` is this multiple of the sum over a row's steps of each
 #: step's estimated error in log p and of its rounding (it then covered the true error on at
@@ -147,7 +148,7 @@ def row_probes(kind: str, count: int, rows: torch.Tensor, seed: int) -> torch.Te
     return values.reshape(n, count, dim).transpose(0, 1).contiguous()
 
 
-#: The ``trace`` arguments of ``log_prob`` (None: chosen by dimension).
+#: The ``trace`` arguments of ``log_prob`` (None, chosen by the dimension).
 TRACES = {"auto": None, "exact": "exact", "hutchinson": "hutchinson"}
 
 

@@ -10,7 +10,7 @@ import torch
 
 __all__ = ["SPACINGS", "step_times"]
 
-#: How a fixed time grid is spaced: even in log-SNR, in t, or in sqrt t.
+#: How a fixed time grid is spaced, even in log-SNR, in t, or in sqrt t.
 SPACINGS = ("log-snr", "time", "quadratic")
 
 

@@ -131,8 +131,8 @@ class TrainConfig:
 #: The names of TrainConfig's fields, in order.
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
-#: Model kind -> its default TrainConfig (``fit``: score, ``fit_flow``: flow,
-#: ``fit_classifier``: classifier).
+#: Model kind -> its default TrainConfig ("score" for ``fit``, "flow" for ``fit_flow``,
+#: "classifier" for ``fit_classifier``).
 DEFAULTS = {
     "score": TrainConfig(select_by="nll-bound"),
     "flow": TrainConfig(batch_size=256, lr=1e-3, ema=0.0, select_by="nll"),

@@ -27,7 +27,7 @@ __all__ = ["check_the_floor", "choose_shrinkage", "fitted_reference", "FLOOR_CHE
            "SHRINKAGES"]
 
 SHRINKAGES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-"""The shrinkage amounts ``choose_shrinkage`` tries: 0 is the sample covariance, 1 its
+"""The shrinkage amounts ``choose_shrinkage`` tries, 0 the sample covariance and 1 its
 diagonal (independent columns)."""
 
 _FOLDS = 5
