@@ -78,7 +78,7 @@ def _no_rows(model):
 def log_prob(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
     """``model.log_prob(x, seed=seed, **options)`` (n,) with each rank solving its share of
     the rows: the one-process result, Hutchinson's probes included (seed None: rank 0 draws
-    one for all ranks; a model whose log_prob draws nothing takes no seed). Every rank checks
+    one for all ranks). Every rank checks
     all of x first, so bad input raises on every rank, not on the one whose share holds it
     while the others wait for it."""
     rows = on_every_rank(lambda: _checked(model, x))
@@ -86,7 +86,7 @@ def log_prob(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
     agree("log_prob", rows=fingerprint(rows), seed=seed, options=options,
           weights=_weights(model))
     return _sharded(model, rows.shape[0],
-                    lambda part: model._seeded_log_prob(rows[part], seed, **options),
+                    lambda part: model.log_prob(rows[part], seed=seed, **options),
                     _no_rows(model))
 
 

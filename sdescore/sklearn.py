@@ -43,14 +43,16 @@ class _Density(DensityMixin, BaseEstimator):
     def score_samples(self, X) -> np.ndarray:
         """log p(x) in nats for each row of X (n, d) -> (n,) float64. For a model fitted on
         uint8 rows and uint8 X: the log-probability of each row's integers, by the
-        dequantisation bound (-bits_per_dim x d x ln 2, one draw of the dequantisation noise
-        with seed 0, so that scores repeat)."""
+        dequantisation bound (-bits_per_dim x d x ln 2, one draw of the dequantisation noise).
+        Any randomness (the dequantisation, Hutchinson's probes over 64 columns) is drawn
+        with seed 0 from each row's own values, so that a row's score repeats and does not
+        depend on the rows scored with it."""
         check_is_fitted(self)
         rows = self._rows(X, reset=False)
         if self.model_.levels and rows.dtype == np.uint8:
             bits = self.model_.bits_per_dim(rows, seed=0).double().cpu().numpy()
             return -bits * self.model_.dim * np.log(2.0)
-        return self.model_.log_prob(rows).double().cpu().numpy()
+        return self.model_.log_prob(rows, seed=0).double().cpu().numpy()
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood of the rows of X, in nats per row (higher is better)."""

@@ -68,6 +68,19 @@ def test_bad_input_is_refused_by_name(model, x, error, message):
         model.log_prob(x)
 
 
+def test_log_prob_takes_a_seed_and_a_rows_value_repeats_in_any_batch(model):
+    """Every kind's log_prob takes ``seed`` (a flow's draws nothing), refuses a bad one by
+    name, and with a seed gives a row the same value alone and in a batch, Hutchinson's
+    estimate included, so callers (bits_per_dim, distributed, scikit-learn) pass one."""
+    x = TABLE.sample(6, seed=4).float()
+    options = {"trace": "hutchinson"} if isinstance(model, sdescore.ScoreModel) else {}
+    batch = model.log_prob(x, seed=3, **options)
+    alone = torch.cat([model.log_prob(x[i:i + 1], seed=3, **options) for i in range(6)])
+    torch.testing.assert_close(alone, batch, rtol=0, atol=2e-3)  # float32's batched rounding
+    with pytest.raises(ValueError, match="seed must be in"):
+        model.log_prob(x, seed=-1)
+
+
 def test_sample_counts_are_checked_and_zero_is_an_empty_batch(model):
     with pytest.raises(ValueError, match="n must be >= 0"):
         model.sample(-1)

@@ -81,3 +81,15 @@ def test_pipeline_and_clone_keep_the_parameters():
         FlowDensity(steps=1, lr_schedule="step").fit(x)
     with pytest.raises(ValueError, match="X has 2 features, but FlowDensity is expecting 3"):
         pipeline[-1].score_samples(x[:4, :2])
+
+
+def test_score_samples_of_a_wide_table_repeat_and_do_not_depend_on_the_batch():
+    """Over 64 columns log_prob's trace is Hutchinson's; score_samples draws its probes with
+    seed 0 from each row's values, so a row's score repeats and is the same among fewer rows
+    (up to float32's batched rounding)."""
+    x = np.random.default_rng(5).normal(size=(10, 70))
+    estimator = ScoreDensity(steps=3, validation=0, seed=0).fit(x)
+    scores = estimator.score_samples(x)
+    np.testing.assert_array_equal(estimator.score_samples(x), scores)
+    np.testing.assert_allclose(estimator.score_samples(x[6:9]), scores[6:9], rtol=0, atol=2e-3)
+    assert np.abs(estimator.model_.log_prob(x, seed=1).double().numpy() - scores).max() > 0.1

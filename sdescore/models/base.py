@@ -1,8 +1,9 @@
 """What every density model shares: ``ScoreModel`` and ``FlowModel`` are ``DensityModel`` objects.
 
 The contract: samples of ``shape``; a ``DataMap`` between the data's coordinates and the
-model's, so that ``log_prob(x)`` (``(n, *shape)`` -> (n,) nats, the map's log-determinant
-included) and ``sample(n, seed=...)`` (``(n, *shape)``) speak the data's coordinates; a training
+model's, so that ``log_prob(x, seed=...)`` (``(n, *shape)`` -> (n,) nats, the map's
+log-determinant included) and ``sample(n, seed=...)`` (``(n, *shape)``) speak the data's
+coordinates; a training
 ``history``; ``config()``/``from_config`` and ``save(path)`` in the model kind's file format,
 read back by ``sdescore.load``. ``tests/test_contract.py`` checks it for every kind.
 """
@@ -182,15 +183,10 @@ class DensityModel(nn.Module):
             noise = torch.cat([streams.uniform(j * self.dim, self.dim) for j in range(draws)])
             repeated = (repeated + noise.reshape(repeated.shape).to(rows.dtype)) / self.levels
             repeated = repeated.clamp(max=1 - torch.finfo(rows.dtype).eps / 2)  # below 1
-        nll = -self._seeded_log_prob(repeated, seed, **log_prob_options).double()
+        nll = -self.log_prob(repeated, seed=seed, **log_prob_options).double()
         bits = bits_per_dim(nll.reshape(draws, rows.shape[0]).mean(0), self.dim,
                             levels=self.levels)
         return bits
-
-    def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
-        """log_prob for ``bits_per_dim`` and ``distributed.log_prob``; models whose log_prob
-        draws randomness take the seed."""
-        return self.log_prob(x, **options)
 
     def _check_weights(self) -> None:
         """RuntimeError when a weight is NaN or inf: every answer would be garbage."""

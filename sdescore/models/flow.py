@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .._batching import in_batches
-from .._checks import check_count, choose
+from .._checks import check_count, check_seed, choose
 from .._tensors import make_generator, seeded
 from ..datamap import DataMap
 from ..io import register_format
@@ -110,11 +110,14 @@ class FlowModel(DensityModel):
         self.flow = build_flow(kind, self.shape, hidden, layers)
 
     @torch.no_grad()
-    def log_prob(self, x, *, batch_size: int | None = None) -> torch.Tensor:
+    def log_prob(self, x, *, batch_size: int | None = None,
+                 seed: int | None = None) -> torch.Tensor:
         """Exact log-density in nats: x ``(n, *shape)`` -> (n,). batch_size: rows evaluated
         together (default: all on a GPU, halved while they do not fit; 2048 on a CPU).
-        RuntimeError when the flow returns NaN or inf for a row (a flow that diverged in
-        training), never those values."""
+        seed: checked and unused (a flow's log-density draws nothing; every model's
+        ``log_prob`` takes one). RuntimeError when the flow returns NaN or inf for a row (a
+        flow that diverged in training), never those values."""
+        check_seed(seed)
         x = self.model_rows(x)
         rows = self._batch_rows(x.shape[0], batch_size)
         log_p = in_batches(lambda part: self.flow.log_prob(x[part]), x.shape[0], rows,

@@ -217,9 +217,6 @@ class ScoreModel(DensityModel):
             return log_p
         return LogDensity(log_p, solver_error, None if not hutchinson else stderr)
 
-    def _seeded_log_prob(self, x, seed, **options) -> torch.Tensor:
-        return self.log_prob(x, seed=seed, **options)  # Hutchinson's probes
-
     @torch.no_grad()
     def nll_bound(self, x, *, draws: int = 64, seed: int | None = None,
                   return_stderr: bool = False, batch_size: int | None = None):
