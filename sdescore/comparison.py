@@ -100,8 +100,8 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
             continue
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        log_prob = (model.log_prob(test_rows, method=method) if family == "score"
-                    else model.log_prob(test_rows))
+        options = {"method": method} if family == "score" else {}
+        log_prob = model.log_prob(test_rows, seed=seed, **options)  # Hutchinson's probes
         throughput = len(test) / (time.perf_counter() - start)
         nll, nll_se = mean_and_se(-log_prob)
         nll_median = (-log_prob).double().median().item()
