@@ -48,7 +48,8 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
     "score-lw" (the likelihood weighting, ``loss="dsm-likelihood"``) or a flow kind; "glow"
     needs ``split.image_shape``. Where the split has an ``image_shape`` the score models and
     Glow see the rows as images (``fit`` gives them its U-Net), the other flows as vectors.
-    max_time: each model's training budget in seconds. test_points: how many test rows to
+    max_time: each model's training budget in seconds. seed: every fit's, and every draw's
+    of the scoring (samples, bound, Hutchinson's probes). test_points: how many test rows to
     score. method: the score models' ``log_prob`` method at its defaults, "ode" (dopri5 at
     1e-5) or "dpm" (61 network evaluations, which makes the exact trace of a U-Net
     affordable on a CPU, with a bias the benchmarks page measures).
