@@ -4,7 +4,8 @@
 
     sdescore fit DATA -o MODEL [--sde subvp] [--loss dsm] [--max-time S] [--steps N]
                  [--columns C ...] [--labels COLUMN] [every TrainConfig field: --lr, --seed, ...]
-    sdescore log-prob MODEL DATA -o OUT.csv [--method ode] [--bits-per-dim] [--seed K] [--y K]
+    sdescore log-prob MODEL DATA -o OUT.csv [--method ode] [--bits-per-dim] [--errors]
+                      [--trace auto] [--probes K] [--seed K] [--y K]
     sdescore sample MODEL -n N -o OUT.csv|OUT.npy|OUT.png [--method ode] [--steps S] [--seed K]
                     [--y K]
     sdescore compare DATA --models score nsf --max-time S -o DIR
@@ -39,7 +40,7 @@ from .distributed import is_main
 from .io import load
 from .losses import LOSSES
 from .sde import SDES
-from .solvers.likelihood import LIKELIHOODS
+from .solvers.likelihood import LIKELIHOODS, TRACES
 from .solvers.samplers import SAMPLERS
 from .training import DEFAULTS, TrainConfig, fit
 from .training.config import FIELDS as TRAIN_FIELDS
@@ -143,20 +144,25 @@ def _summary(model, data_line: str | None = None) -> str:
 
 def run_log_prob(args) -> str:
     check_seed(args.seed)  # before any file is read
+    if args.errors and args.bits_per_dim:
+        raise CommandError("--errors goes with log_prob in nats, not with --bits-per-dim")
     model = _load_model(args.model, args.device)
     x, names = _matching_rows(model, args.data, args.header)
     if args.bits_per_dim:
-        values = model.bits_per_dim(x, seed=args.seed, **_conditioning(args))
-        column = "bits_per_dim"
+        scores = {"bits_per_dim": model.bits_per_dim(x, seed=args.seed, **_conditioning(args))}
     else:  # shared by the ranks
-        values = distributed.log_prob(model, x, method=args.method, seed=args.seed,
+        probes = {} if args.probes is None else {"probes": args.probes}
+        answer = distributed.log_prob(model, x, trace=args.trace, method=args.method,
+                                      seed=args.seed, return_error=args.errors, **probes,
                                       **_conditioning(args))
-        column = "log_prob"
-    values = values.double().cpu().numpy()
-    header = (names or [f"x{i}" for i in range(x.shape[1])]) + [column]
+        scores = answer._asdict() if args.errors else {"log_prob": answer}
+        scores = {name: value for name, value in scores.items() if value is not None}
+    columns = [value.double().cpu().numpy() for value in scores.values()]
+    header = (names or [f"x{i}" for i in range(x.shape[1])]) + list(scores)
     if is_main():
-        write_csv(args.output, header, np.column_stack([x, values]).tolist())
-    return f"wrote {len(values)} rows to {args.output} (last column {column})"
+        write_csv(args.output, header, np.column_stack([x, *columns]).tolist())
+    return (f"wrote {len(x)} rows to {args.output} (last column"
+            f"{'s' if len(scores) > 1 else ''} {', '.join(scores)})")
 
 
 def run_sample(args) -> str:
@@ -269,6 +275,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="likelihood method at its defaults (default: ode)")
     sub.add_argument("--bits-per-dim", action="store_true",
                      help="bits/dim of integer data instead of nats")
+    sub.add_argument("--errors", action="store_true",
+                     help="also each row's solver_error (a bound on the solver's error in "
+                          "nats; NaN for --method dpm) and, with Hutchinson's trace (over 64 "
+                          "columns), trace_stderr (NaN with one probe)")
+    sub.add_argument("--trace", default="auto", choices=list(TRACES),
+                     help="the divergence: exact, or Hutchinson's estimate (default: auto, "
+                          "exact up to 64 columns)")
+    sub.add_argument("--probes", type=int,
+                     help="Hutchinson's probes per row (default: 1)")
     sub.add_argument("--seed", type=int,
                      help="seed of Hutchinson's probes (tables of over 64 columns) and of "
                           "--bits-per-dim's dequantisation; a row's draws depend on the seed "

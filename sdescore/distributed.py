@@ -19,12 +19,15 @@ Without a process group (or with one process) all of this is the one-process beh
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 
 from ._checks import check_count, check_seed
 from ._ranks import (agree, agreed_seed, collective_device, fingerprint, is_main, on_every_rank,
                      world)
+from .solvers.likelihood import LogDensity
 
 __all__ = ["is_main", "log_prob", "nll_bound", "sample", "world"]
 
@@ -75,19 +78,31 @@ def _no_rows(model):
     return lambda: torch.empty(0, dtype=model.dtype, device=model.device)
 
 
-def log_prob(model, x, *, seed: int | None = None, **options) -> torch.Tensor:
-    """``model.log_prob(x, seed=seed, **options)`` (n,) with each rank solving its share of
-    the rows: the one-process result, Hutchinson's probes included (seed None: rank 0 draws
-    one for all ranks). Every rank checks
-    all of x first, so bad input raises on every rank, not on the one whose share holds it
-    while the others wait for it."""
+def log_prob(model, x, *, seed: int | None = None, return_error: bool = False,
+             **options):
+    """``model.log_prob(x, seed=seed, return_error=return_error, **options)`` with each rank
+    solving its share of the rows: (n,), or with ``return_error`` a ``LogDensity`` of (n,)
+    tensors; the one-process result, Hutchinson's probes included (seed None: rank 0 draws
+    one for all ranks). Every rank checks all of x first, so bad input raises on every
+    rank, not on the one whose share holds it while the others wait for it."""
     rows = on_every_rank(lambda: _checked(model, x))
     seed = agreed_seed(on_every_rank(lambda: check_seed(seed)))
-    agree("log_prob", rows=fingerprint(rows), seed=seed, options=options,
-          weights=_weights(model))
-    return _sharded(model, rows.shape[0],
-                    lambda part: model.log_prob(rows[part], seed=seed, **options),
-                    _no_rows(model))
+    agree("log_prob", rows=fingerprint(rows), seed=seed, return_error=return_error,
+          options=options, weights=_weights(model))
+    if not return_error:
+        return _sharded(model, rows.shape[0],
+                        lambda part: model.log_prob(rows[part], seed=seed, **options),
+                        _no_rows(model))
+
+    def columns(part):  # log_prob, solver_error, trace_stderr (NaN if None), whether given
+        answer = model.log_prob(rows[part], seed=seed, return_error=True, **options)
+        given = answer.trace_stderr is not None
+        stderr = answer.trace_stderr if given else torch.full_like(answer.log_prob, math.nan)
+        return torch.stack([answer.log_prob, answer.solver_error, stderr,
+                            torch.full_like(stderr, float(given))], 1)
+    table = _sharded(model, rows.shape[0], columns,
+                     lambda: torch.empty(0, 4, dtype=model.dtype, device=model.device))
+    return LogDensity(table[:, 0], table[:, 1], table[:, 2] if table[0, 3] else None)
 
 
 def nll_bound(model, x, *, seed: int | None = None, **options) -> torch.Tensor:

@@ -60,6 +60,13 @@ def test_fit_log_prob_and_sample_match_the_python_api(table, capsys):
     assert header == ["height", "width", "log_prob"]
     np.testing.assert_allclose(values[:, :2], x)
     np.testing.assert_allclose(values[:, 2], model.log_prob(x).double().numpy(), rtol=1e-6)
+    assert main(["log-prob", str(folder / "model.pt"), str(folder / "train.csv"),
+                 "-o", str(folder / "lp_errors.csv"), "--errors"]) == 0
+    header, values = _read_csv(folder / "lp_errors.csv")
+    assert header == ["height", "width", "log_prob", "solver_error"]  # exact trace: no stderr
+    answer = model.log_prob(x, return_error=True)
+    np.testing.assert_allclose(values[:, 2:], torch.stack(answer[:2], 1).double().numpy(),
+                               rtol=1e-6)
 
     assert main(["sample", str(folder / "model.pt"), "-n", "7", "-o", str(folder / "s.csv"),
                  "--seed", "3"]) == 0
@@ -91,10 +98,12 @@ def test_labels_column_trains_a_conditional_model(table):
     assert model.classes == 3 and model.feature_names == ["height", "width"]
 
 
-def test_log_prob_seed_makes_a_wide_tables_hutchinson_values_repeatable(tmp_path):
+def test_log_prob_on_a_wide_table_takes_seed_errors_probes_and_trace(tmp_path):
     """Over 64 columns the trace is Hutchinson's: with --seed a row's value is the Python
     API's with that seed, the same on a second run and, up to float32 rounding, when the row
-    is scored among fewer rows; without a seed two runs draw different probes."""
+    is scored among fewer rows; without a seed two runs draw different probes. --errors adds
+    the Python API's solver_error and (with --probes 3) trace_stderr; --trace exact the
+    exact trace."""
     x = np.random.default_rng(3).normal(size=(12, 70))
     np.savetxt(tmp_path / "wide.csv", x, delimiter=",")
     np.savetxt(tmp_path / "few.csv", x[5:8], delimiter=",")
@@ -110,6 +119,21 @@ def test_log_prob_seed_makes_a_wide_tables_hutchinson_values_repeatable(tmp_path
     seeded = scored("wide.csv", "--seed", "4")
     np.testing.assert_allclose(seeded, model.log_prob(x, seed=4).double().numpy(), rtol=1e-6)
     np.testing.assert_array_equal(scored("wide.csv", "--seed", "4"), seeded)
+    out = tmp_path / "errors.csv"
+    assert main(["log-prob", str(tmp_path / "wide.pt"), str(tmp_path / "wide.csv"), "-o",
+                 str(out), "--seed", "4", "--errors", "--probes", "3"]) == 0
+    header, values = _read_csv(out)
+    assert header[-3:] == ["log_prob", "solver_error", "trace_stderr"]
+    answer = model.log_prob(x, seed=4, probes=3, return_error=True)
+    np.testing.assert_allclose(values[:, -3:], torch.stack(answer, 1).double().numpy(),
+                               rtol=1e-6)
+    assert (values[:, -1] > 0).all()
+    exact = tmp_path / "exact.csv"
+    assert main(["log-prob", str(tmp_path / "wide.pt"), str(tmp_path / "few.csv"), "-o",
+                 str(exact), "--trace", "exact"]) == 0  # 70 pullbacks a step, no probes
+    np.testing.assert_allclose(_read_csv(exact)[1][:, -1],
+                               model.log_prob(x[5:8], trace="exact").double().numpy(),
+                               rtol=1e-6)
     # among fewer rows only float32's batched arithmetic moves a row (about 1e-3 nats)
     np.testing.assert_allclose(scored("few.csv", "--seed", "4"), seeded[5:8], rtol=0, atol=2e-3)
     assert np.abs(scored("wide.csv") - scored("wide.csv")).max() > 1e-6
@@ -127,6 +151,10 @@ def test_log_prob_seed_makes_a_wide_tables_hutchinson_values_repeatable(tmp_path
     (["log-prob", "model.pt", "three.csv", "-o", "refused_lp.csv"], "rows have 3 columns; the model expects 2"),
     (["log-prob", "model.pt", "three.csv", "-o", "refused_lp.csv", "--seed", "-1"],
      "seed must be"),
+    (["log-prob", "model.pt", "three.csv", "-o", "refused_lp.csv", "--errors",
+      "--bits-per-dim"], "--errors goes with log_prob in nats, not with --bits-per-dim"),
+    (["log-prob", "model.pt", "two.csv", "-o", "refused_lp.csv", "--probes", "2"],
+     "probes"),
     (["sample", "model.pt", "-n", "5", "-o", "refused_s.csv", "--method", "magic"],
      "argument --method: invalid choice: 'magic'"),
     (["fit", "train.csv", "-o", "refused.pt", "--steps", "5", "--lr-schedule", "warm"],
@@ -144,6 +172,7 @@ def test_bad_input_ends_with_one_line_naming_the_problem(table, argv, message, m
     folder, _ = table
     (folder / "words.csv").write_text("a,b\n1,2\n3,many\n")
     (folder / "three.csv").write_text("1,2,3\n4,5,6\n")
+    (folder / "two.csv").write_text("1,2\n4,5\n")
     if not (folder / "model.pt").exists():
         sdescore.fit(np.random.default_rng(1).normal(size=(50, 2)), steps=2,
                      progress=False).save(folder / "model.pt")

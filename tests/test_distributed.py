@@ -150,6 +150,11 @@ def _evaluate_worker(rank):
     return {"log_prob": distributed.log_prob(model, x, solver="rk4", steps=30),
             "adaptive": distributed.log_prob(model, x),
             "hutchinson": distributed.log_prob(model, x, trace="hutchinson", seed=5),
+            # plain tuples: the results come back through a weights-only torch.load
+            "errors": tuple(distributed.log_prob(model, x, return_error=True)),
+            "hutchinson_errors": tuple(distributed.log_prob(model, x, trace="hutchinson",
+                                                            probes=2, seed=5,
+                                                            return_error=True)),
             "bound": distributed.nll_bound(model, x, draws=4, seed=1),
             # the same 4 rows in each rank's share, seed None: the ranks agree on one seed
             "fresh_hutchinson": distributed.log_prob(model, x[:4].repeat(2, 1),
@@ -170,6 +175,13 @@ def test_sharded_evaluation_matches_one_process_in_input_order(tmp_path):
         torch.testing.assert_close(rank["log_prob"], alone, rtol=0, atol=1e-5)
         torch.testing.assert_close(rank["adaptive"], adaptive, rtol=0, atol=1e-4)
         torch.testing.assert_close(rank["hutchinson"], hutchinson, rtol=0, atol=1e-4)
+        errors = model.log_prob(x, return_error=True)
+        assert rank["errors"][2] is None  # exact trace: no standard error
+        torch.testing.assert_close(rank["errors"][:2], tuple(errors[:2]), rtol=0, atol=1e-4)
+        torch.testing.assert_close(rank["hutchinson_errors"],
+                                   tuple(model.log_prob(x, trace="hutchinson", probes=2,
+                                                        seed=5, return_error=True)),
+                                   rtol=0, atol=1e-4)
         torch.testing.assert_close(rank["bound"], model.nll_bound(x, draws=4, seed=1),
                                    rtol=0, atol=1e-5)  # per-row draws: the one-process bound
         for fresh in (rank["fresh_hutchinson"], rank["fresh_bound"]):
