@@ -277,8 +277,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="bits/dim of integer data instead of nats")
     sub.add_argument("--errors", action="store_true",
                      help="also each row's solver_error (a bound on the solver's error in "
-                          "nats; NaN for --method dpm) and, with Hutchinson's trace (over 64 "
-                          "columns), trace_stderr (NaN with one probe)")
+                          "nats; an estimate for --method dpm) and, with Hutchinson's trace "
+                          "(over 64 columns), trace_stderr (NaN with one probe)")
     sub.add_argument("--trace", default="auto", choices=list(TRACES),
                      help="the divergence: exact, or Hutchinson's estimate (default: auto, "
                           "exact up to 64 columns)")

@@ -163,7 +163,7 @@ class ScoreModel(DensityModel):
                 heun3, rk4 take steps (default 100).
                 "dpm": the exponential integrator in log-SNR
                 (``likelihood.log_snr_log_prob``), ``steps`` + 1 evaluations (default 60;
-                no error control).
+                no error control: its solver_error estimates the quadrature's error).
                 An option the method does not take, or would ignore, is refused by name.
             batch_size: points per solve, which bounds memory (default: all on a GPU,
                 halved while they do not fit; 2048 on a CPU, see ``sdescore._batching``);
@@ -179,7 +179,9 @@ class ScoreModel(DensityModel):
             solver_error, trace_stderr): solver_error (n,) estimates a bound on the solver's
             error in nats (dopri5: ``likelihood.ERROR_SAFETY`` times the sum over the row's
             steps of each step's estimated error in log p, the sample's through the score,
-            and of its rounding; NaN for the methods without error control), trace_stderr
+            and of its rounding; for "dpm" the cubic quadrature's disagreement with the
+            trapezoid rule, an estimate rather than a bound; NaN for torchdiffeq's
+            solvers), trace_stderr
             (n,) is the standard error of Hutchinson's estimate over its probes (NaN with
             one probe; None for an exact trace).
 
