@@ -50,12 +50,18 @@ RECIPE_NAMES = {"reference (scipy RK45, 1 probe)": "reference (RK45, 1 probe)",
 
 # The recipes whose per-row error estimate is the solver's alone (Hutchinson's noise is not in it).
 ESTIMATED = ("ode dopri5 (default)", "ode dopri5 1e-4")
+# The dpm preset's solver_error was NaN before this date (its "covered" then counted nothing).
+DPM_ESTIMATED = ("dpm 60 (preset)", "dpm 120")
+DPM_ESTIMATE_SINCE = "2026-12-07"
 
 
 def likelihood_rows(payload: dict) -> str:
     rows = []
+    estimated_recipes = ESTIMATED + (DPM_ESTIMATED if payload["date"] >= DPM_ESTIMATE_SINCE
+                                     else ())
     for r in payload["rows"]:
-        estimated = r["recipe"] in ESTIMATED and r["covered"] is not None and not math.isnan(r["covered"])
+        estimated = (r["recipe"] in estimated_recipes and r["covered"] is not None
+                     and not math.isnan(r["covered"]))
         covered = f"{100 * r['covered']:.1f}%" if estimated else "-"
         rows.append([r["dim"], r["sde"], RECIPE_NAMES.get(r["recipe"], r["recipe"]),
                      f"{r['points_per_s']:.0f}", f"{r['speedup']:.2f}",
@@ -130,8 +136,8 @@ U-Net's exact trace, 64 pullbacks per evaluation, limits the digits to a few).
 Reading: at the defaults (dopri5 with a step size and error control per row, each step's
 error measured in log p through the score) every row is within 2e-4 nats of the truth in
 2-16 D and 5e-4 in 64 D, rows three times farther out within 1.3e-3, and a row's value
-moves with its batch only in float32's last digits; at 0.49-0.59x the reference recipe's
-points/s in 2 D, 0.38-0.47x in 6 D, 0.19-0.23x in 16 D and 0.025-0.044x in 64 D (the
+moves with its batch only in float32's last digits; at 0.52-0.59x the reference recipe's
+points/s in 2 D, 0.33-0.42x in 6 D, 0.18-0.27x in 16 D and 0.025-0.044x in 64 D (the
 exact trace costs D vector-Jacobian products per evaluation, the reference one; per row
 the default takes about the reference's steps). Hutchinson's probes are drawn per row from
 the seed and the row's values, so its batch effect is float rounding too (at most 9.2e-5
@@ -149,10 +155,13 @@ evaluations fell at t > 0.1. There a digit's value alone and in a batch of 8 dif
 
 The dpm preset steps evenly in t on VE (in sqrt t on VP and sub-VP): on VE its mean error is
 2-4x and its worst row 1.4-2x below the sqrt(t) grid's of the previous run, yet the worst row
-is still 3.4 nats in 16 D (sub-VP's 2.7). On a trained float32 network the network's own
-arithmetic changes with the batch, so a row moves with it by more: 1.8e-3 nats at worst against
-3.9e-11 for its float64 copy (a throwaway script on a model of the power table, 2026-12-02, in
-this file's git history).
+is still 3.4 nats in 16 D (sub-VP's 2.7). Since 2026-12-07 its solver_error is the cubic
+quadrature's disagreement with the trapezoid rule on the same nodes (before, NaN: the 64-D
+rows, run before, show none): it covers 99.2-100% of the rows in 2-16 D, yet not those two
+worst rows (estimates near 0.3 nats), so it is an estimate, not a bound. On a trained float32
+network the network's own arithmetic changes with the batch, so a row moves with it by more:
+1.8e-3 nats at worst against 3.9e-11 for its float64 copy (a throwaway script on a model of the
+power table, 2026-12-02, in this file's git history).
 
 Float64 rows far out: a float64 model of the two moons (300 steps) scores 5 test rows moved
 1e3, 1e6 and 1e20 times farther from the data's mean, at the defaults and with each step held
