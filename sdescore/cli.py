@@ -39,6 +39,7 @@ from .datasets import paper_split
 from .distributed import is_main
 from .io import load
 from .losses import LOSSES
+from .models.score import ScoreModel
 from .sde import SDES
 from .solvers.likelihood import LIKELIHOODS, TRACES
 from .solvers.samplers import SAMPLERS
@@ -147,14 +148,13 @@ def run_log_prob(args) -> str:
     if args.errors and args.bits_per_dim:
         raise CommandError("--errors goes with log_prob in nats, not with --bits-per-dim")
     model = _load_model(args.model, args.device)
+    options = _score_options(model, args, ("method", "trace", "probes", "y", "errors"))
     x, names = _matching_rows(model, args.data, args.header)
     if args.bits_per_dim:
-        scores = {"bits_per_dim": model.bits_per_dim(x, seed=args.seed, **_conditioning(args))}
+        scores = {"bits_per_dim": model.bits_per_dim(x, seed=args.seed, **options)}
     else:  # shared by the ranks
-        probes = {} if args.probes is None else {"probes": args.probes}
-        answer = distributed.log_prob(model, x, trace=args.trace, method=args.method,
-                                      seed=args.seed, return_error=args.errors, **probes,
-                                      **_conditioning(args))
+        answer = distributed.log_prob(model, x, seed=args.seed, return_error=args.errors,
+                                      **options)
         scores = answer._asdict() if args.errors else {"log_prob": answer}
         scores = {name: value for name, value in scores.items() if value is not None}
     columns = [value.double().cpu().numpy() for value in scores.values()]
@@ -167,17 +167,33 @@ def run_log_prob(args) -> str:
 
 def run_sample(args) -> str:
     model = _load_model(args.model, args.device)
-    options = {} if args.steps is None else {"steps": args.steps}
-    samples = distributed.sample(model, args.n, method=args.method, seed=args.seed,
-                                 **_conditioning(args), **options).double().cpu().numpy()
+    options = _score_options(model, args, ("method", "steps", "y"))
+    samples = distributed.sample(model, args.n, seed=args.seed,
+                                 **options).double().cpu().numpy()
     if is_main():
         write_samples(model, samples, Path(args.output))
     return f"wrote {len(samples)} samples to {args.output}"
 
 
-def _conditioning(args) -> dict:
-    """{"y": K} for --y K (a class-conditional model's label), else nothing."""
-    return {} if args.y is None else {"y": args.y}
+#: The defaults of the options that only a score model takes (a flow's log_prob and sample
+#: are exact draws and densities with no method, trace, steps or labels).
+SCORE_ONLY = {"method": "ode", "trace": "auto", "probes": None, "steps": None, "y": None,
+              "errors": False}
+
+
+def _score_options(model, args, names) -> dict:
+    """The keyword options of ``names`` (keys of SCORE_ONLY) that a score model's call
+    takes, those left at None omitted ("errors" is the caller's); for a flow, nothing, or
+    CommandError naming the ones the user gave."""
+    if isinstance(model, ScoreModel):
+        return {name: getattr(args, name) for name in names
+                if name != "errors" and getattr(args, name) is not None}
+    given = [name for name in names if getattr(args, name) != SCORE_ONLY[name]]
+    if given:
+        flags = ", ".join(f"--{name}" for name in given)
+        raise CommandError(f"{args.model} is a {model.kind} flow: {flags} only apply to "
+                           "score models")
+    return {}
 
 
 def run_compare(args) -> str:
@@ -271,7 +287,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_file_options(sub, reads_table=True)
     sub.add_argument("-o", "--output", required=True, help="CSV to write: the rows, then "
                      "log_prob (or bits_per_dim)")
-    sub.add_argument("--method", default="ode", choices=list(LIKELIHOODS),
+    sub.add_argument("--method", default=SCORE_ONLY["method"], choices=list(LIKELIHOODS),
                      help="likelihood method at its defaults (default: ode)")
     sub.add_argument("--bits-per-dim", action="store_true",
                      help="bits/dim of integer data instead of nats")
@@ -279,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="also each row's solver_error (a bound on the solver's error in "
                           "nats; an estimate for --method dpm) and, with Hutchinson's trace "
                           "(over 64 columns), trace_stderr (NaN with one probe)")
-    sub.add_argument("--trace", default="auto", choices=list(TRACES),
+    sub.add_argument("--trace", default=SCORE_ONLY["trace"], choices=list(TRACES),
                      help="the divergence: exact, or Hutchinson's estimate (default: auto, "
                           "exact up to 64 columns)")
     sub.add_argument("--probes", type=int,
@@ -300,7 +316,7 @@ def _parser() -> argparse.ArgumentParser:
                      help=".csv, .npy, or .png / .pdf / .svg (a figure), written at exactly "
                           "this path")
     _add_file_options(sub, reads_table=False)
-    sub.add_argument("--method", default="ode", choices=list(SAMPLERS),
+    sub.add_argument("--method", default=SCORE_ONLY["method"], choices=list(SAMPLERS),
                      help="sampler (default: ode; ddpm for VP models only)")
     sub.add_argument("--steps", type=int, help="the sampler's steps (default: its own)")
     sub.add_argument("--seed", type=int, help="seed for repeatable draws (default: fresh)")

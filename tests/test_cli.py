@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import sdescore
+from sdescore.baselines import fit_flow
 from sdescore.cli import main, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +138,29 @@ def test_log_prob_on_a_wide_table_takes_seed_errors_probes_and_trace(tmp_path):
     # among fewer rows only float32's batched arithmetic moves a row (about 1e-3 nats)
     np.testing.assert_allclose(scored("few.csv", "--seed", "4"), seeded[5:8], rtol=0, atol=2e-3)
     assert np.abs(scored("wide.csv") - scored("wide.csv")).max() > 1e-6
+
+
+def test_a_flow_file_scores_and_samples_and_refuses_score_model_options(table, capsys):
+    """A flow saved from Python (fit_flow) is a model file the command reads: log-prob and
+    sample give its own log_prob and samples; the options only a score model takes are
+    refused by name."""
+    folder, x = table
+    flow = fit_flow(x, "realnvp", steps=5, hidden=8, layers=1, seed=0, progress=False)
+    flow.save(folder / "flow.pt")
+    np.savetxt(folder / "two_columns.csv", x, delimiter=",")
+    assert main(["log-prob", str(folder / "flow.pt"), str(folder / "two_columns.csv"),
+                 "-o", str(folder / "flow_lp.csv")]) == 0
+    np.testing.assert_allclose(_read_csv(folder / "flow_lp.csv")[1][:, -1],
+                               flow.log_prob(x).double().numpy(), rtol=1e-6)
+    assert main(["sample", str(folder / "flow.pt"), "-n", "4", "--seed", "2",
+                 "-o", str(folder / "flow_s.csv")]) == 0
+    np.testing.assert_allclose(_read_csv(folder / "flow_s.csv")[1],
+                               flow.sample(4, seed=2).double().numpy(), rtol=1e-6)
+    capsys.readouterr()
+    assert main(["log-prob", str(folder / "flow.pt"), str(folder / "two_columns.csv"),
+                 "-o", str(folder / "flow_dpm.csv"), "--method", "dpm", "--errors"]) == 2
+    assert "is a realnvp flow: --method, --errors only apply to score models" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
