@@ -175,20 +175,20 @@ def run_sample(args) -> str:
     return f"wrote {len(samples)} samples to {args.output}"
 
 
-#: The defaults of the options that only a score model takes (a flow's log_prob and sample
-#: are exact draws and densities with no method, trace, steps or labels).
-SCORE_ONLY = {"method": "ode", "trace": "auto", "probes": None, "steps": None, "y": None,
+# The defaults of the options that only a score model takes (a flow's log_prob and sample
+# are exact draws and densities with no method, trace, steps or labels).
+_SCORE_ONLY = {"method": "ode", "trace": "auto", "probes": None, "steps": None, "y": None,
               "errors": False}
 
 
 def _score_options(model, args, names) -> dict:
-    """The keyword options of ``names`` (keys of SCORE_ONLY) that a score model's call
+    """The keyword options of ``names`` (keys of _SCORE_ONLY) that a score model's call
     takes, those left at None omitted ("errors" is the caller's); for a flow, nothing, or
     CommandError naming the ones the user gave."""
     if isinstance(model, ScoreModel):
         return {name: getattr(args, name) for name in names
                 if name != "errors" and getattr(args, name) is not None}
-    given = [name for name in names if getattr(args, name) != SCORE_ONLY[name]]
+    given = [name for name in names if getattr(args, name) != _SCORE_ONLY[name]]
     if given:
         flags = ", ".join(f"--{name}" for name in given)
         raise CommandError(f"{args.model} is a {model.kind} flow: {flags} only apply to "
@@ -287,7 +287,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_file_options(sub, reads_table=True)
     sub.add_argument("-o", "--output", required=True, help="CSV to write: the rows, then "
                      "log_prob (or bits_per_dim)")
-    sub.add_argument("--method", default=SCORE_ONLY["method"], choices=list(LIKELIHOODS),
+    sub.add_argument("--method", default=_SCORE_ONLY["method"], choices=list(LIKELIHOODS),
                      help="likelihood method at its defaults (default: ode)")
     sub.add_argument("--bits-per-dim", action="store_true",
                      help="bits/dim of integer data instead of nats")
@@ -295,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="also each row's solver_error (a bound on the solver's error in "
                           "nats; an estimate for --method dpm) and, with Hutchinson's trace "
                           "(over 64 columns), trace_stderr (NaN with one probe)")
-    sub.add_argument("--trace", default=SCORE_ONLY["trace"], choices=list(TRACES),
+    sub.add_argument("--trace", default=_SCORE_ONLY["trace"], choices=list(TRACES),
                      help="the divergence: exact, or Hutchinson's estimate (default: auto, "
                           "exact up to 64 columns)")
     sub.add_argument("--probes", type=int,
@@ -316,7 +316,7 @@ def _parser() -> argparse.ArgumentParser:
                      help=".csv, .npy, or .png / .pdf / .svg (a figure), written at exactly "
                           "this path")
     _add_file_options(sub, reads_table=False)
-    sub.add_argument("--method", default=SCORE_ONLY["method"], choices=list(SAMPLERS),
+    sub.add_argument("--method", default=_SCORE_ONLY["method"], choices=list(SAMPLERS),
                      help="sampler (default: ode; ddpm for VP models only)")
     sub.add_argument("--steps", type=int, help="the sampler's steps (default: its own)")
     sub.add_argument("--seed", type=int, help="seed for repeatable draws (default: fresh)")
