@@ -143,9 +143,9 @@ the default takes about the reference's steps). Hutchinson's probes are drawn pe
 the seed and the row's values, so its batch effect is float rounding too (at most 9.2e-5
 nats; 4.6-33 nats with probes drawn for the batch, in this file's history);
 on the trained models it scores about a thousandth of NSF's rows per second on the 30-column
-table (rerun 2026-12-07: 5.6 rows/s, 1.6e-3x, worst row 2.3e-4 nats; 4.4 rows/s on
-2026-12-03, before the trace ran on plain autograd) and 1.3e-4 of them on the digits (run
-2026-12-03), within 2.3e-4 nats of the truth. Until
+table (5.6 rows/s, 1.6e-3x, worst row 2.3e-4 nats; 4.4 rows/s on 2026-12-03, before the
+trace ran on plain autograd) and 2.0e-4 of them on the digits (0.28 rows/s against 0.14 on
+2026-12-03, each for its own 60-s fit; worst of the 4 rows checked 3.1e-4 nats). Until
 2026-12-03 the U-Net's time embedding reached frequency 1000 in t (the MLP's stops at 30):
 the same command (at commit 7e91939, 2 rows checked) then scored 0.021 digits per second. In a
 throwaway script (two 60-s digits fits side by side, 2026-12-03) the flow of a row took 198
