@@ -156,8 +156,8 @@ evaluations fell at t > 0.1. There a digit's value alone and in a batch of 8 dif
 The dpm preset steps evenly in t on VE (in sqrt t on VP and sub-VP): on VE its mean error is
 2-4x and its worst row 1.4-2x below the sqrt(t) grid's of the previous run, yet the worst row
 is still 3.4 nats in 16 D (sub-VP's 2.7). Since 2026-12-07 its solver_error is the cubic
-quadrature's disagreement with the trapezoid rule on the same nodes (before, NaN: the 64-D
-rows, run before, show none): it covers 99.2-100% of the rows in 2-16 D, yet not those two
+quadrature's disagreement with the trapezoid rule on the same nodes (NaN before; the 64-D
+rows, from an earlier run, show none): it covers 99.2-100% of the rows in 2-16 D, yet not those two
 worst rows (estimates near 0.3 nats), so it is an estimate, not a bound. On a trained float32
 network the network's own arithmetic changes with the batch, so a row moves with it by more:
 1.8e-3 nats at worst against 3.9e-11 for its float64 copy (a throwaway script on a model of the

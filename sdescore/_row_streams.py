@@ -32,17 +32,16 @@ def _splitmix64(z: np.ndarray) -> np.ndarray:
 class RowStreams:
     """One stream of random numbers per row of ``rows`` ``(n, ...)``, a function of ``seed``
     (an int in [0, 2**64)), ``purpose`` (bytes, at most 56) and that row's bytes alone.
-    Numbers come back as (n, count) tensors on ``device`` in ``dtype``."""
+    Numbers come back as (n, count) tensors on rows' device, normals and signs in rows'
+    dtype."""
 
-    def __init__(self, rows: torch.Tensor, seed: int, purpose: bytes = b"", *,
-                 dtype: torch.dtype | None = None, device: torch.device | None = None):
+    def __init__(self, rows: torch.Tensor, seed: int, purpose: bytes = b""):
         raw = rows.detach().reshape(rows.shape[0], -1).contiguous().cpu().view(torch.uint8)
         salt = int(seed).to_bytes(8, "little") + purpose
         self.keys = np.array([int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8,
                                                              key=salt).digest(), "little")
                               for row in raw.numpy()], dtype=np.uint64)
-        self.dtype = rows.dtype if dtype is None else dtype
-        self.device = rows.device if device is None else device
+        self.dtype, self.device = rows.dtype, rows.device
 
     def _bits(self, start: int, count: int) -> np.ndarray:
         steps = np.arange(start + 1, start + count + 1, dtype=np.uint64)

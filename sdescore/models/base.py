@@ -3,9 +3,8 @@
 The contract: samples of ``shape``; a ``DataMap`` between the data's coordinates and the
 model's, so that ``log_prob(x, seed=...)`` (``(n, *shape)`` -> (n,) nats, the map's
 log-determinant included) and ``sample(n, seed=...)`` (``(n, *shape)``) speak the data's
-coordinates; a training
-``history``; ``config()``/``from_config`` and ``save(path)`` in the model kind's file format,
-read back by ``sdescore.load``. ``tests/test_contract.py`` checks it for every kind.
+coordinates; a training ``history``; ``config()``/``from_config`` and ``save(path)`` in the
+model kind's file format, read back by ``sdescore.load``. ``tests/test_contract.py`` checks it for every kind.
 """
 from __future__ import annotations
 
@@ -179,8 +178,8 @@ class DensityModel(nn.Module):
         seed = seed_or_fresh(seed)
         repeated = rows.repeat(draws, *[1] * len(self.shape))  # (draws * n, *shape)
         if integer:  # draw j of a row: numbers j * D to (j + 1) * D - 1 of its stream
-            streams = RowStreams(rows, seed, b"dequantise")
-            noise = torch.cat([streams.uniform(j * self.dim, self.dim) for j in range(draws)])
+            noise = RowStreams(rows, seed, b"dequantise").uniform(0, draws * self.dim)
+            noise = noise.reshape(rows.shape[0], draws, self.dim).transpose(0, 1)
             repeated = (repeated + noise.reshape(repeated.shape).to(rows.dtype)) / self.levels
             repeated = repeated.clamp(max=1 - torch.finfo(rows.dtype).eps / 2)  # below 1
         nll = -self.log_prob(repeated, seed=seed, **log_prob_options).double()

@@ -181,9 +181,8 @@ class ScoreModel(DensityModel):
             steps of each step's estimated error in log p, the sample's through the score,
             and of its rounding; for "dpm" the cubic quadrature's disagreement with the
             trapezoid rule, an estimate rather than a bound; NaN for torchdiffeq's
-            solvers), trace_stderr
-            (n,) is the standard error of Hutchinson's estimate over its probes (NaN with
-            one probe; None for an exact trace).
+            solvers), trace_stderr (n,) is the standard error of Hutchinson's estimate
+            over its probes (NaN with one probe; None for an exact trace).
 
         ``last_score_evals`` sums the batched evaluations of all batches (with dopri5 a
         batched evaluation covers only the rows still solving).

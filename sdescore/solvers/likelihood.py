@@ -343,14 +343,11 @@ def log_snr_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace,
     evaluate D alone. score_of(rows) -> the score of those rows; row_trace: a ``RowTrace``
     (each Hutchinson probe's integral is kept, for its standard error).
 
-    ``solver_error`` is the sum over the intervals between traced nodes of the absolute
-    difference between the cubic's integral and the trapezoid rule's, on the same nodes (no
-    extra evaluation). On the benchmark mixtures (2-16 D, VP, sub-VP and VE, 1000 rows) it
-    exceeded the true error on 99.2-100% of rows, at a median 7-52 times the error, and it
-    was above 1e-2 nats on every row whose error was; a feature of the divergence narrower
-    than the nodes' spacing escapes it (the two worst 16-D rows, 2.7 and 3.4 nats off, had
-    estimates near 0.3). On a trained model of a 30-column table it covered 92% of 114 test
-    rows (all off by more than 1e-2, and all above 1e-2)."""
+    ``solver_error`` (n,) nats is the sum over the intervals between traced nodes of the
+    absolute difference between the cubic's integral and the trapezoid rule's, on the same
+    nodes (no extra evaluation): an estimate of the quadrature's error, not a bound, since a
+    feature of the divergence narrower than the nodes' spacing escapes both rules. How often
+    it covers the true error is measured in the benchmarks' likelihood table."""
     n, dim = x.shape[0], x[0].numel()
     score = score_of(slice(None))
     times = step_times(sde, eps, steps, sde.likelihood_spacing, x).flip(0)  # eps -> T
