@@ -157,8 +157,9 @@ The dpm preset steps evenly in t on VE (in sqrt t on VP and sub-VP): on VE its m
 2-4x and its worst row 1.4-2x below the sqrt(t) grid's of the previous run, yet the worst row
 is still 3.4 nats in 16 D (sub-VP's 2.7). Since 2026-12-07 its solver_error is the cubic
 quadrature's disagreement with the trapezoid rule on the same nodes (NaN before; the 64-D
-rows, from an earlier run, show none): it covers 99.2-100% of the rows in 2-16 D, yet not those two
-worst rows (estimates near 0.3 nats), so it is an estimate, not a bound. On a trained float32
+rows, from an earlier run, show none): it covers 99.2-100% of the rows in 2-16 D, yet not
+those two worst rows (estimates near 0.3 nats in a throwaway script of 2026-12-07 on the
+same mixtures), so it is an estimate, not a bound. On a trained float32
 network the network's own arithmetic changes with the batch, so a row moves with it by more:
 1.8e-3 nats at worst against 3.9e-11 for its float64 copy (a throwaway script on a model of the
 power table, 2026-12-02, in this file's git history).
