@@ -347,13 +347,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _join_torchrun() -> None:
+def _join_torchrun() -> bool:
     """Under ``torchrun`` (WORLD_SIZE > 1 in the environment), join its process group:
-    NCCL with one GPU per local rank when CUDA is present, else gloo."""
+    NCCL with one GPU per local rank when CUDA is present, else gloo. True when it joined
+    one, which the caller then destroys before the process exits."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return True
+    return False
 
 
 def _check_outputs(args) -> None:
@@ -381,9 +384,10 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _run(argv) -> int:
+    joined = False
     try:
         args = _parser().parse_args(argv)
-        _join_torchrun()
+        joined = _join_torchrun()
         if getattr(args, "output", None) and is_main():
             _check_outputs(args)
         report = args.run(args)
@@ -401,6 +405,9 @@ def _run(argv) -> int:
         message = str(err)
     except (ValueError, TypeError, OSError, RuntimeError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    finally:
+        if joined:  # a gloo group left to the interpreter's teardown can abort the process
+            dist.destroy_process_group()
     print(f"sdescore: error: {message}", file=sys.stderr)
     return 2
 
