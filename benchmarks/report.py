@@ -29,9 +29,32 @@ def load(name: str) -> dict:
     return json.loads((RESULTS / f"{name}.json").read_text())
 
 
+COMMAND_WIDTH = 76
+
+
+def shell_lines(command: str) -> str:
+    """``command`` as an indented code block of lines at most COMMAND_WIDTH long where it
+    can be, broken before an option (``--name`` and its values stay together) with a
+    backslash, so the docs page shows it without a scroll bar and it still pastes."""
+    groups = []
+    for word in command.split(" "):
+        if word.startswith("--") or not groups:
+            groups.append(word)
+        else:
+            groups[-1] += f" {word}"
+    lines = [groups[0]]
+    for group in groups[1:]:
+        if len(lines[-1]) + 1 + len(group) > COMMAND_WIDTH:
+            lines[-1] += " \\"
+            lines.append(f"    {group}")
+        else:
+            lines[-1] += f" {group}"
+    return "\n".join(f"    {line}" for line in lines)
+
+
 def provenance(*payloads: dict) -> str:
     """The commands, dates and machine of one table."""
-    commands = "\n".join(f"    {p['command']}" for p in payloads)
+    commands = "\n".join(shell_lines(p["command"]) for p in payloads)
     dates = sorted({p["date"] for p in payloads})
     machines = sorted({p["machine"] for p in payloads})
     return (f"Regenerate with:\n\n{commands}\n\nRun {', '.join(dates)} on {MACHINE}; "

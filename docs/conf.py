@@ -51,6 +51,7 @@ if os.environ.get("SDESCORE_DOCS_MATHJAX2"):
 html_theme = "furo"
 html_title = f"sdescore {release}"
 html_static_path = ["_static"]
+html_css_files = ["tables.css"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"

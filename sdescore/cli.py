@@ -292,8 +292,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--bits-per-dim", action="store_true",
                      help="bits/dim of integer data instead of nats")
     sub.add_argument("--errors", action="store_true",
-                     help="also each row's solver_error (a bound on the solver's error in "
-                          "nats; an estimate for --method dpm) and, with Hutchinson's trace "
+                     help="also each row's solver_error (an estimate of a bound on the solver's "
+                          "error in nats; rougher for --method dpm) and, with Hutchinson's trace "
                           "(over 64 columns), trace_stderr (NaN with one probe)")
     sub.add_argument("--trace", default=_SCORE_ONLY["trace"], choices=list(TRACES),
                      help="the divergence: exact, or Hutchinson's estimate (default: auto, "

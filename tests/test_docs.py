@@ -116,6 +116,22 @@ def test_the_benchmarks_page_is_the_result_files():
     assert run.returncode == 0, run.stderr
 
 
+def test_the_benchmark_commands_are_shown_whole_and_paste_back():
+    """Each result file's command, as BENCHMARKS.md shows it (broken before options with a
+    backslash), is the same words when the shell joins its lines, and only a line that is
+    one option with its values runs past the width."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.report import COMMAND_WIDTH, shell_lines
+    for result in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        command = json.loads(result.read_text())["command"]
+        shown = shell_lines(command)
+        assert shown.replace(" \\\n", " ").split() == command.split(), result.name
+        for line in shown.splitlines():
+            words = line.rstrip(" \\").split()
+            assert len(line) <= COMMAND_WIDTH + 6 or words[0].startswith("--") and not any(
+                word.startswith("--") for word in words[1:]), (result.name, line)
+
+
 @pytest.mark.parametrize("page", [str(p.relative_to(DOCS)) for p in pages()])
 def test_the_examples_on_a_page_run(page, page_results):
     assert page in page_results

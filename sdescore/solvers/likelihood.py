@@ -161,9 +161,9 @@ def resolve_trace(trace: str, dim: int) -> str:
 
 
 class LogDensity(NamedTuple):
-    """log p_eps(x) (n,) in nats, with per-row error estimates (n,): ``solver_error`` bounds
-    the solver's error (the adaptive dopri5; an estimate for the dpm preset, which
-    ``log_snr_log_prob`` measures; NaN for the other solvers), ``trace_stderr`` is the
+    """log p_eps(x) (n,) in nats, with per-row error estimates (n,): ``solver_error``
+    estimates a bound on the solver's error (the adaptive dopri5's; a rougher estimate for
+    the dpm preset, which ``log_snr_log_prob`` measures; NaN for the other solvers), ``trace_stderr`` is the
     standard error of Hutchinson's estimate over its probes (None for an exact trace, NaN
     with one probe)."""
 
