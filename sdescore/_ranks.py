@@ -6,6 +6,7 @@ no-op that returns its input.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import torch
 import torch.distributed as dist
@@ -18,6 +19,13 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def launched_processes() -> int:
+    """The number of processes a launcher (``torchrun``) started, from WORLD_SIZE in the
+    environment; 1 when it is unset or not a whole number."""
+    value = os.environ.get("WORLD_SIZE", "1").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 def is_main() -> bool:

@@ -32,6 +32,7 @@ import torch.distributed as dist
 
 from . import distributed
 from ._checks import check_seed
+from ._ranks import launched_processes
 from ._tables import CommandError, check_outputs, read_table, write_csv, write_samples
 from ._version import __version__
 from .comparison import MODELS, compare, write_report
@@ -351,7 +352,7 @@ def _join_torchrun() -> bool:
     """Under ``torchrun`` (WORLD_SIZE > 1 in the environment), join its process group:
     NCCL with one GPU per local rank when CUDA is present, else gloo. True when it joined
     one, which the caller then destroys before the process exits."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+    if launched_processes() > 1 and not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -238,7 +239,27 @@ def test_the_command_runs_under_torchrun_unchanged(tmp_path):
          "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-8000:]
     assert done.stdout.count("training:") == 1 and "20 steps" in done.stdout
+    assert "no process group" not in done.stderr
     assert sdescore.load(tmp_path / "m.pt").feature_names == ["a", "b"]
+
+
+def test_a_launched_process_without_a_process_group_is_told_it_trains_alone(monkeypatch):
+    """A script under torchrun that fits before init_process_group trains each process on
+    its own: it is told so, and how to train data-parallel; a process no launcher started
+    (WORLD_SIZE unset, or 1) is not."""
+    for size, told in (("3", True), ("1", False), (None, False)):
+        if size is None:
+            monkeypatch.delenv("WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("WORLD_SIZE", size)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sdescore.fit(_data(), steps=3, validation=0, progress=False, seed=0)
+        alone = [w for w in caught if "no process group is initialised" in str(w.message)]
+        assert bool(alone) == told, size
+        if told:
+            assert "3 processes were launched" in str(alone[0].message)
+            assert "init_process_group()" in str(alone[0].message)
 
 
 def _disagreeing_worker(rank):

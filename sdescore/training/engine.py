@@ -18,8 +18,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .._checks import warn
-from .._ranks import (any_rank, broadcast_module, from_rank0, is_main, max_over_ranks,
-                      mean_over_ranks, per_rank_generator_seed, world)
+from .._ranks import (any_rank, broadcast_module, from_rank0, is_main, launched_processes,
+                      max_over_ranks, mean_over_ranks, per_rank_generator_seed, world)
 from .optim import budget_spent, lr_factor
 
 __all__ = ["clearly_worse", "records_every", "train_loop", "validation_loss"]
@@ -98,6 +98,10 @@ def train_loop(module, optimizer, loss_fn, train: tuple, config, *, batch_size: 
     parameters = list(module.parameters())
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     rank, processes = world()
+    if processes == 1 and launched_processes() > 1:
+        warn(f"{launched_processes()} processes were launched (WORLD_SIZE) but no process "
+             "group is initialised: this process trains alone on all the rows; call "
+             "torch.distributed.init_process_group() first to train data-parallel")
     objective = _Objective(loss_fn, module)
     if processes > 1:  # data-parallel: gradients averaged over the ranks' own batches
         device = parameters[0].device
