@@ -179,8 +179,9 @@ class ScoreModel(DensityModel):
             solver_error, trace_stderr): solver_error (n,) estimates a bound on the solver's
             error in nats (dopri5: ``likelihood.ERROR_SAFETY`` times the sum over the row's
             steps of each step's estimated error in log p, the sample's through the score,
-            and of its rounding; for "dpm" the cubic quadrature's disagreement with the
-            trapezoid rule, an estimate rather than a bound; NaN for torchdiffeq's
+            and of its rounding, reliable at the default tolerances and less so at looser
+            ones, see the likelihood guide; for "dpm" the cubic quadrature's disagreement
+            with the trapezoid rule, an estimate rather than a bound; NaN for torchdiffeq's
             solvers), trace_stderr (n,) is the standard error of Hutchinson's estimate
             over its probes (NaN with one probe; None for an exact trace).
 

@@ -42,7 +42,7 @@ AUTO_EXACT_MAX_DIM = 64
 DPM_STEPS = 60
 #: The reported ``solver_error`` is this multiple of the sum over a row's steps of each
 #: step's estimated error in log p and of its rounding (it then covered the true error on at
-#: least 95% of the benchmark rows).
+#: least 95% of the benchmark rows at the default tolerances; fewer at looser ones).
 ERROR_SAFETY = 2.0
 #: The default solver holds each step's error in log p to atol nats per GOAL_SCALE nats of
 #: the state's effect on it, ``sum_j abs(d log p / d y_j) abs(y_j)``, where that effect is
