@@ -1,16 +1,19 @@
 """How fast is the exact log_prob of a trained model beside a flow's, and how exact per row?
 
 Fits sdescore (``fit``) and NSF (``fit_flow``) for --max-time seconds each on one torch
-thread, on scikit-learn's breast-cancer table (569 rows x 30 columns, 20% test) and on its
-8 x 8 digits as 1 x 8 x 8 images (uint8 levels 17; the score model's U-Net). Then, on the
-same --rows test rows: rows/s of the score model's ``log_prob`` at its defaults and with
-``method="dpm"``, and of NSF's ``log_prob``; each score recipe's error per row against a
-float64 solve of the same network (per-row dopri5 at rtol = atol = --truth-tol, default
-1e-8) on the first --truth-rows of them (default: all), mean and worst. Run from the
-project root:
+thread, on scikit-learn's breast-cancer table (569 rows x 30 columns, 20% test), on its
+8 x 8 digits as 1 x 8 x 8 images (uint8 levels 17; the score model's U-Net) and on the UCI
+power-plant table (``load_benchmark("power")``, read from --data-dir or $SDESCORE_DATA).
+Then, on the same --rows test rows (table, digits, power): rows/s of the score model's
+``log_prob`` at its defaults, with ``method="dpm"`` and, with --extra-atol, a float64 copy
+at that atol, and of NSF's ``log_prob``; each score recipe's error per row against a float64 solve of the
+same network (per-row dopri5 at rtol = atol = --truth-tol, default 1e-8) on the first
+--truth-rows of them (default: all), mean and worst, and the share of those rows whose
+error is at most the reported ``solver_error``. Run from the project root:
 
-    python -m benchmarks.likelihood_trained [--max-time 60] [--rows 200 32] [--sets table digits]
-        [--truth-tol 1e-8] [--truth-rows 200 32]
+    python -m benchmarks.likelihood_trained [--max-time 60] [--rows 200 32 1000]
+        [--sets table digits power] [--truth-tol 1e-8] [--truth-rows 200 32 1000]
+        [--extra-atol 1e-7] [--data-dir ../shared/data]
 """
 from __future__ import annotations
 
@@ -23,12 +26,18 @@ import torch
 
 import sdescore
 from sdescore.baselines import fit_flow
+from sdescore.datasets import load_benchmark
 
 from .common import rerun_command, timed, write
 
 
-def tables(rows: list[int], sets: list[str]):
-    """(set, name, train, test, fit options) of each of ``sets``, the test rows cut to ``rows``."""
+SETS = ["table", "digits", "power"]
+DEFAULT_ROWS = [200, 32, 1000]
+
+
+def tables(rows: list[int], sets: list[str], data_dir=None):
+    """(set, name, train, test, fit options) of each of ``sets``, the test rows cut to ``rows``
+    (one count per name of SETS)."""
     from sklearn.datasets import load_breast_cancer, load_digits
     from sklearn.model_selection import train_test_split
 
@@ -40,26 +49,37 @@ def tables(rows: list[int], sets: list[str]):
         digits = load_digits().data.astype(np.uint8).reshape(-1, 1, 8, 8)
         train, test = train_test_split(digits, test_size=0.2, random_state=0)
         yield "digits", "digits (1 x 8 x 8 U-Net)", train, test[:rows[1]], {"levels": 17}
+    if "power" in sets:
+        split = load_benchmark("power", data_dir)
+        yield ("power", f"power plant ({split.train.shape[1]} columns)",
+               split.train.astype(np.float64), split.test[:rows[2]].astype(np.float64), {})
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-time", type=float, default=60.0, help="seconds per fit")
-    parser.add_argument("--rows", type=int, nargs=2, default=[200, 32],
-                        help="test rows scored: table, digits")
-    parser.add_argument("--sets", nargs="+", default=["table", "digits"],
-                        choices=["table", "digits"])
+    parser.add_argument("--rows", type=int, nargs="+", default=[],
+                        help="test rows scored: table, digits, power (default 200 32 1000)")
+    parser.add_argument("--sets", nargs="+", default=["table", "digits"], choices=SETS)
     parser.add_argument("--truth-tol", type=float, default=1e-8,
                         help="rtol = atol of the float64 reference solve")
-    parser.add_argument("--truth-rows", type=int, nargs=2, default=None,
+    parser.add_argument("--truth-rows", type=int, nargs="+", default=[],
                         help="rows of each set checked against the reference (default: --rows)")
+    parser.add_argument("--extra-atol", type=float, default=None,
+                        help="also score at the defaults with this atol")
+    parser.add_argument("--data-dir", default=None, help="the power table's folder "
+                        "(default: $SDESCORE_DATA)")
     parser.add_argument("--out", default="likelihood_trained")
     args = parser.parse_args(argv)
-    truth_rows = dict(zip(["table", "digits"], args.truth_rows or args.rows))
+    counts = args.rows + DEFAULT_ROWS[len(args.rows):]
+    truth_rows = dict(zip(SETS, args.truth_rows + counts[len(args.truth_rows):]))
+    recipes = {"default": {}, "dpm 60": {"method": "dpm"}}
+    if args.extra_atol is not None:  # below what float32 resolves: a float64 copy
+        recipes[f"float64, atol {args.extra_atol:g}"] = {"atol": args.extra_atol}
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows = []
-    for key, name, train, test, options in tables(args.rows, args.sets):
+    for key, name, train, test, options in tables(counts, args.sets, args.data_dir):
         score = sdescore.fit(train, max_time=args.max_time, seed=0, progress=False, **options)
         flow = fit_flow(train.reshape(len(train), -1), "nsf", max_time=args.max_time, seed=0,
                         progress=False, **options)
@@ -74,17 +94,22 @@ def main(argv=None):
         flow_speed = len(test) / flow_s
         rows.append({"data": name, "model": "nsf", "recipe": "log_prob", "rows_per_s": flow_speed,
                      "vs_nsf": 1.0, "mean_nll": float(-flow_lp.double().mean()),
-                     "checked_rows": 0, "mean_err": float("nan"), "worst_err": float("nan")})
+                     "checked_rows": 0, "mean_err": float("nan"), "worst_err": float("nan"),
+                     "covered": float("nan")})
         print(rows[-1], flush=True)
-        for recipe, opts in (("default", {}), ("dpm 60", {"method": "dpm"})):
-            log_p, seconds = timed(lambda: score.log_prob(test, **opts), 1)
+        for recipe, opts in recipes.items():
+            model, rows_in = ((copy.deepcopy(score).double(), test.double())
+                              if recipe.startswith("float64") else (score, test))
+            result, seconds = timed(lambda: model.log_prob(rows_in, return_error=True, **opts), 1)
+            log_p = result.log_prob
             error = (log_p[:checked].double() - truth).abs()
+            covered = (error <= result.solver_error[:checked].double()).double().mean()
             rows.append({"data": name, "model": "sdescore", "recipe": recipe,
                          "rows_per_s": len(test) / seconds,
                          "vs_nsf": len(test) / seconds / flow_speed,
                          "mean_nll": float(-log_p.double().mean()),
                          "checked_rows": checked, "mean_err": error.mean().item(),
-                         "worst_err": error.max().item()})
+                         "worst_err": error.max().item(), "covered": covered.item()})
             print(rows[-1], flush=True)
     command = rerun_command("likelihood_trained", argv)
     print(write(args.out, rows, list(rows[0]), command))

@@ -95,13 +95,19 @@ def likelihood_rows(payload: dict) -> str:
                   "worst err", "far out", "batch effect", "covered"], rows)
 
 
+def _share(value) -> str:
+    """A share as a percentage; "-" where none was measured (None, NaN, or a run before the
+    benchmark kept it)."""
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
 def trained_rows(*payloads: dict) -> str:
     rows = [[r["data"], r["model"], r["recipe"], number(r["rows_per_s"], 3), number(r["vs_nsf"], 2),
              f"{r['mean_nll']:.2f}", r["checked_rows"] or "-", number(r["mean_err"], 2),
-             number(r["worst_err"], 2)]
+             number(r["worst_err"], 2), _share(r.get("covered"))]
             for payload in payloads for r in payload["rows"]]
     return table(["data", "model", "recipe", "rows/s", "x NSF", "mean test NLL", "rows checked",
-                  "mean err", "worst err"], rows)
+                  "mean err", "worst err", "covered"], rows)
 
 
 def far_rows(payload: dict) -> str:
@@ -114,7 +120,8 @@ def far_rows(payload: dict) -> str:
 
 def likelihood_section() -> str:
     main, wide = load("likelihood_rows"), load("likelihood_rows_64")
-    trained = load("likelihood_trained_table"), load("likelihood_trained_digits")
+    trained = (load("likelihood_trained_table"), load("likelihood_trained_digits"),
+               load("likelihood_trained_power"))
     far = load("far_rows")
     return f"""## Likelihood: accuracy and speed
 
@@ -147,10 +154,14 @@ then, in this file's history, overstate sdescore's speed by that much.
 
 On trained models: sdescore and NSF fitted for 60 s each (one thread) on scikit-learn's
 breast-cancer table (455 training rows x 30 columns; sdescore's MLP), scored on its 114 test
-rows, and on its 8 x 8 digits (1437 training images at 17 levels, dequantised; sdescore's
-U-Net), scored on 32 test images. Errors are against a float64 solve of the same network
-(rtol = atol = 1e-8 on the table, 1e-7 on the digits) on the rows checked (the float64
-U-Net's exact trace, 64 pullbacks per evaluation, limits the digits to a few).
+rows, on its 8 x 8 digits (1437 training images at 17 levels, dequantised; sdescore's
+U-Net), scored on 32 test images, and on the UCI power-plant table (`load_benchmark("power")`:
+7751 training rows x 5 columns), scored on its 956 test rows. Errors are against a float64
+solve of the same network (rtol = atol = 1e-8 on the breast-cancer table, 1e-7 on the
+digits, 1e-9 on the power plant) on the rows checked (the float64 U-Net's exact trace, 64
+pullbacks per evaluation, limits the digits to a few); "covered" is the share of those rows
+whose error is at most the reported `solver_error` ("-" for runs made before the benchmark
+measured it).
 
 {provenance(*trained)}
 
@@ -187,6 +198,17 @@ throwaway script (two 60-s digits fits side by side, 2026-12-03) the flow of a r
 steps at frequency 1000 against 26 at 30, and on a 20-s fit at frequency 1000 four in five
 evaluations fell at t > 0.1. There a digit's value alone and in a batch of 8 differed by
 6.9e-5 nats at most (frequency 30, float32).
+
+On the power-plant table the default is not exact row by row: its worst row is 8.1e-3 nats
+off and its solver_error covers 17.9% of the rows; a float64 copy at atol = 1e-7 brings the
+worst row to 4.6e-5 (covered 95.9%) at a fifth of the rows/s. In throwaway 60-s fits of the
+same file (2026-12-07, another split; seeds 0 and 1: worst rows 6.5e-3 and 3.9e-3, covered
+9.3% and 23%; on kin8nm 1.0e-2 and 30%) the network's departure from the Gaussian is
+constant below t = 0.028 and above t = 0.6 (its SiLUs saturated, the residual stream near
+1e3) and switches on within about 0.002 of t at both ends, its rate in t reaching 1717
+against at most 84 for the breast-cancer network's: a step of 0.026 passes over the switch,
+and both of dopri5's embedded rules miss it alike (5.5e-3 nats in one step, estimated at
+6e-6).
 
 The dpm preset steps evenly in t on VE (in sqrt t on VP and sub-VP): on VE its mean error is
 2-4x and its worst row 1.4-2x below the sqrt(t) grid's of the previous run, yet the worst row
