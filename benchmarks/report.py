@@ -216,10 +216,16 @@ is still 3.4 nats in 16 D (sub-VP's 2.7). Since 2026-12-07 its solver_error is t
 quadrature's disagreement with the trapezoid rule on the same nodes (NaN before; the 64-D
 rows, from an earlier run, show none): it covers 99.2-100% of the rows in 2-16 D, yet not
 those two worst rows (estimates near 0.3 nats in a throwaway script of 2026-12-07 on the
-same mixtures), so it is an estimate, not a bound. On a trained float32
-network the network's own arithmetic changes with the batch, so a row moves with it by more:
-1.8e-3 nats at worst against 3.9e-11 for its float64 copy (a throwaway script on a model of the
-power table, 2026-12-02, in this file's git history).
+same mixtures), so it is an estimate, not a bound.
+
+On a trained float32 network the network's own arithmetic changes with the batch (a row's
+score by about 2e-7 of its size), so a row moves with it by more: 1.8e-3 nats at worst
+against 3.9e-11 for its float64 copy (a throwaway script on a model of the power table,
+2026-12-02, in this file's git history). That much only where a row's steps pass over a
+switch in t like the power plant's, whose error then shifts with them: in throwaway scripts
+of 2026-12-07, 2.5e-3 nats on a power-plant fit (its first 20 of 1000 test rows alone, all
+reversed, in two halves; 2.1e-8 for its float64 copy), 4.9e-3 on another with its float32
+network in a float64 solve, against 3.4e-5 on the breast-cancer fit.
 
 Float64 rows far out: a float64 model of the two moons (300 steps) scores 5 test rows moved
 1e3, 1e6 and 1e20 times farther from the data's mean, at the defaults and with each step held
