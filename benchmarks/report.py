@@ -160,8 +160,7 @@ U-Net), scored on 32 test images, and on the UCI power-plant table (`load_benchm
 solve of the same network (rtol = atol = 1e-8 on the breast-cancer table, 1e-7 on the
 digits, 1e-9 on the power plant) on the rows checked (the float64 U-Net's exact trace, 64
 pullbacks per evaluation, limits the digits to a few); "covered" is the share of those rows
-whose error is at most the reported `solver_error` ("-" for runs made before the benchmark
-measured it).
+whose error is at most the reported `solver_error`.
 
 {provenance(*trained)}
 
@@ -181,18 +180,18 @@ throwaway float64 solve of the 2-D VP mixture at 1e-3 (2026-12-07) the worst-cov
 second step, t from 0.07 to 0.37, passed over the fall of a bump of the divergence (3.8 at
 t = 0.08, 0.3 at 0.18) and carried 4.5e-2 nats of quadrature error against an estimate of
 2e-4, which both of dopri5's embedded rules missed alike.
-on the trained models it scores about a thousandth of NSF's rows per second on the 30-column
-table (5.6 rows/s, 1.6e-3x, worst row 2.3e-4 nats; 4.4 rows/s on 2026-12-03, before the
-trace ran on plain autograd) and 2.0e-4 of them on the digits (0.28 rows/s against 0.14 on
-2026-12-03, each for its own 60-s fit; worst of the 4 rows checked 3.1e-4 nats). The
+On the trained models it scores about a thousandth of NSF's rows per second on the 30-column
+table (6.1 rows/s, 1.3e-3x, worst row 1.7e-4 nats, solver_error covering every row; 4.4
+rows/s on 2026-12-03, before the trace ran on plain autograd) and 1.7e-4 of them on the
+digits (0.25 rows/s against 0.14 on 2026-12-03, each for its own 60-s fit; worst of the 4
+rows checked 1.8e-4 nats, all 4 covered). The
 table's exact likelihood is compute-bound: in a throwaway count on a 60-s fit of it
 (2026-12-07; the MLP 480 wide, 2.4 M parameters) a row took 179 evaluations, and an
 evaluation with the exact trace 90 MFLOP per row (the forward pass 4.7, each of the 30
 pullbacks 2.8, by torch's FlopCounterMode) at 70 GFLOP/s, against 91 for one thread's
 480-wide matrix product; 10x NSF's rows/s would need about 65 times fewer operations per
 row, more than one Hutchinson probe (7.6 MFLOP per evaluation) or any step count measured
-here removes. Until
-2026-12-03 the U-Net's time embedding reached frequency 1000 in t (the MLP's stops at 30):
+here removes. Until 2026-12-03 the U-Net's time embedding reached frequency 1000 in t (the MLP's stops at 30):
 the same command (at commit 7e91939, 2 rows checked) then scored 0.021 digits per second. In a
 throwaway script (two 60-s digits fits side by side, 2026-12-03) the flow of a row took 198
 steps at frequency 1000 against 26 at 30, and on a 20-s fit at frequency 1000 four in five
