@@ -149,7 +149,10 @@ def run_log_prob(args) -> str:
     if args.errors and args.bits_per_dim:
         raise CommandError("--errors goes with log_prob in nats, not with --bits-per-dim")
     model = _load_model(args.model, args.device)
-    options = _score_options(model, args, ("method", "trace", "probes", "y", "errors"))
+    options = _score_options(model, args, ("method", "trace", "probes", "y", "errors", "rtol",
+                                           "atol", "float64"))
+    if args.float64:
+        model = model.double()
     x, names = _matching_rows(model, args.data, args.header)
     if args.bits_per_dim:
         scores = {"bits_per_dim": model.bits_per_dim(x, seed=args.seed, **options)}
@@ -179,16 +182,16 @@ def run_sample(args) -> str:
 # The defaults of the options that only a score model takes (a flow's log_prob and sample
 # are exact draws and densities with no method, trace, steps or labels).
 _SCORE_ONLY = {"method": "ode", "trace": "auto", "probes": None, "steps": None, "y": None,
-              "errors": False}
+              "errors": False, "rtol": None, "atol": None, "float64": False}
 
 
 def _score_options(model, args, names) -> dict:
     """The keyword options of ``names`` (keys of _SCORE_ONLY) that a score model's call
-    takes, those left at None omitted ("errors" is the caller's); for a flow, nothing, or
-    CommandError naming the ones the user gave."""
+    takes, those left at None omitted ("errors" and "float64" are the caller's); for a flow,
+    nothing, or CommandError naming the ones the user gave."""
     if isinstance(model, ScoreModel):
         return {name: getattr(args, name) for name in names
-                if name != "errors" and getattr(args, name) is not None}
+                if name not in ("errors", "float64") and getattr(args, name) is not None}
     given = [name for name in names if getattr(args, name) != _SCORE_ONLY[name]]
     if given:
         flags = ", ".join(f"--{name}" for name in given)
@@ -301,6 +304,14 @@ def _parser() -> argparse.ArgumentParser:
                           "exact up to 64 columns)")
     sub.add_argument("--probes", type=int,
                      help="Hutchinson's probes per row (default: 1)")
+    sub.add_argument("--rtol", type=float,
+                     help="--method ode's relative tolerance per row (default: 1e-5)")
+    sub.add_argument("--atol", type=float,
+                     help="--method ode's absolute tolerance per row, in nats for log_prob "
+                          "(default: 1e-5; below 1.2e-6 needs --float64)")
+    sub.add_argument("--float64", action="store_true",
+                     help="score on a float64 copy of the model: with a tight --atol, a check "
+                          "of the default's values")
     sub.add_argument("--seed", type=int,
                      help="seed of Hutchinson's probes (tables of over 64 columns) and of "
                           "--bits-per-dim's dequantisation; a row's draws depend on the seed "

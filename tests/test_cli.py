@@ -1,5 +1,6 @@
 """The ``sdescore`` command (issue 18): its files match the Python API, and bad input ends
 with status 2 and one line that names the problem."""
+import copy
 import csv
 import os
 import subprocess
@@ -140,6 +141,27 @@ def test_log_prob_on_a_wide_table_takes_seed_errors_probes_and_trace(tmp_path):
     assert np.abs(scored("wide.csv") - scored("wide.csv")).max() > 1e-6
 
 
+def test_log_prob_checks_rows_on_a_float64_copy_at_a_tight_tolerance(tmp_path):
+    """--float64 --atol 1e-7 scores on a float64 copy of the model at that tolerance (the
+    check the likelihood guide shows): the values and solver_error are the Python API's on
+    copy.deepcopy(model).double(), and the default's values are within the check's reach."""
+    x = np.random.default_rng(4).normal(size=(40, 3))
+    np.savetxt(tmp_path / "rows.csv", x, delimiter=",")
+    sdescore.fit(x, steps=3, progress=False, validation=0).save(tmp_path / "m.pt")
+    model = sdescore.load(tmp_path / "m.pt")
+    assert main(["log-prob", str(tmp_path / "m.pt"), str(tmp_path / "rows.csv"), "-o",
+                 str(tmp_path / "checked.csv"), "--float64", "--atol", "1e-7", "--rtol", "1e-7",
+                 "--errors"]) == 0
+    header, values = _read_csv(tmp_path / "checked.csv")
+    assert header[-2:] == ["log_prob", "solver_error"]
+    tight = copy.deepcopy(model).double().log_prob(torch.as_tensor(x), atol=1e-7, rtol=1e-7,
+                                                   return_error=True)
+    np.testing.assert_array_equal(values[:, -2], tight.log_prob.numpy())
+    np.testing.assert_array_equal(values[:, -1], tight.solver_error.numpy())
+    default = model.log_prob(x).double().numpy()
+    assert np.abs(default - values[:, -2]).max() <= 2e-3
+
+
 def test_a_flow_file_scores_and_samples_and_refuses_score_model_options(table, capsys):
     """A flow saved from Python (fit_flow) is a model file the command reads: log-prob and
     sample give its own log_prob and samples; the options only a score model takes are
@@ -161,6 +183,9 @@ def test_a_flow_file_scores_and_samples_and_refuses_score_model_options(table, c
                  "-o", str(folder / "flow_dpm.csv"), "--method", "dpm", "--errors"]) == 2
     assert "is a realnvp flow: --method, --errors only apply to score models" in \
         capsys.readouterr().err
+    assert main(["log-prob", str(folder / "flow.pt"), str(folder / "two_columns.csv"),
+                 "-o", str(folder / "flow_f64.csv"), "--float64", "--atol", "1e-7"]) == 2
+    assert "--atol, --float64 only apply to score models" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -179,6 +204,10 @@ def test_a_flow_file_scores_and_samples_and_refuses_score_model_options(table, c
       "--bits-per-dim"], "--errors goes with log_prob in nats, not with --bits-per-dim"),
     (["log-prob", "model.pt", "two.csv", "-o", "refused_lp.csv", "--probes", "2"],
      "probes"),
+    (["log-prob", "model.pt", "two.csv", "-o", "refused_lp.csv", "--atol", "1e-7"],
+     "atol=1e-07 is below what float32 resolves"),
+    (["log-prob", "model.pt", "two.csv", "-o", "refused_lp.csv", "--method", "dpm", "--atol",
+      "1e-6"], "unexpected keyword argument 'atol' for method 'dpm'"),
     (["sample", "model.pt", "-n", "5", "-o", "refused_s.csv", "--method", "magic"],
      "argument --method: invalid choice: 'magic'"),
     (["fit", "train.csv", "-o", "refused.pt", "--steps", "5", "--lr-schedule", "warm"],
