@@ -5,11 +5,12 @@ thread, on scikit-learn's breast-cancer table (569 rows x 30 columns, 20% test),
 8 x 8 digits as 1 x 8 x 8 images (uint8 levels 17; the score model's U-Net) and on the UCI
 power-plant table (``load_benchmark("power")``, read from --data-dir or $SDESCORE_DATA).
 Then, on the same --rows test rows (table, digits, power): rows/s of the score model's
-``log_prob`` at its defaults, with ``method="dpm"`` and, with --extra-atol, a float64 copy
-at that atol, and of NSF's ``log_prob``; each score recipe's error per row against a float64 solve of the
-same network (per-row dopri5 at rtol = atol = --truth-tol, default 1e-8) on the first
---truth-rows of them (default: all), mean and worst, and the share of those rows whose
-error is at most the reported ``solver_error``. Run from the project root:
+``log_prob`` at its defaults, with ``method="dpm"`` and, with --extra-atol, on a float64
+copy at that atol, and of NSF's ``log_prob``; each score recipe's error per row against a
+float64 solve of the same network (per-row dopri5 at rtol = atol = --truth-tol, default
+1e-8) on the first --truth-rows of them (default: all), mean and worst, and the share of
+those rows whose error is at most the reported ``solver_error``. Run from the project
+root:
 
     python -m benchmarks.likelihood_trained [--max-time 60] [--rows 200 32 1000]
         [--sets table digits power] [--truth-tol 1e-8] [--truth-rows 200 32 1000]
@@ -66,16 +67,21 @@ def main(argv=None):
     parser.add_argument("--truth-rows", type=int, nargs="+", default=[],
                         help="rows of each set checked against the reference (default: --rows)")
     parser.add_argument("--extra-atol", type=float, default=None,
-                        help="also score at the defaults with this atol")
+                        help="also score a float64 copy of the model at this atol")
     parser.add_argument("--data-dir", default=None, help="the power table's folder "
                         "(default: $SDESCORE_DATA)")
     parser.add_argument("--out", default="likelihood_trained")
     args = parser.parse_args(argv)
+    for name in ("rows", "truth_rows"):
+        if len(getattr(args, name)) > len(SETS):
+            parser.error(f"--{name.replace('_', '-')} takes at most {len(SETS)} counts "
+                         f"({', '.join(SETS)})")
     counts = args.rows + DEFAULT_ROWS[len(args.rows):]
     truth_rows = dict(zip(SETS, args.truth_rows + counts[len(args.truth_rows):]))
-    recipes = {"default": {}, "dpm 60": {"method": "dpm"}}
-    if args.extra_atol is not None:  # below what float32 resolves: a float64 copy
-        recipes[f"float64, atol {args.extra_atol:g}"] = {"atol": args.extra_atol}
+    # name -> (log_prob options, on a float64 copy): an atol below float32's needs float64
+    recipes = {"default": ({}, False), "dpm 60": ({"method": "dpm"}, False)}
+    if args.extra_atol is not None:
+        recipes[f"float64, atol {args.extra_atol:g}"] = ({"atol": args.extra_atol}, True)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows = []
@@ -97,9 +103,9 @@ def main(argv=None):
                      "checked_rows": 0, "mean_err": float("nan"), "worst_err": float("nan"),
                      "covered": float("nan")})
         print(rows[-1], flush=True)
-        for recipe, opts in recipes.items():
-            model, rows_in = ((copy.deepcopy(score).double(), test.double())
-                              if recipe.startswith("float64") else (score, test))
+        for recipe, (opts, float64) in recipes.items():
+            model, rows_in = ((copy.deepcopy(score).double(), test.double()) if float64
+                              else (score, test))
             result, seconds = timed(lambda: model.log_prob(rows_in, return_error=True, **opts), 1)
             log_p = result.log_prob
             error = (log_p[:checked].double() - truth).abs()

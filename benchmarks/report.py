@@ -78,6 +78,11 @@ DPM_ESTIMATED = ("dpm 60 (preset)", "dpm 120")
 DPM_ESTIMATE_SINCE = "2026-12-07"
 
 
+def _share(value: float) -> str:
+    """A share as a percentage; "-" where none was measured (NaN)."""
+    return "-" if math.isnan(value) else f"{100 * value:.1f}%"
+
+
 def likelihood_rows(payload: dict) -> str:
     rows = []
     estimated_recipes = ESTIMATED + (DPM_ESTIMATED if payload["date"] >= DPM_ESTIMATE_SINCE
@@ -85,7 +90,7 @@ def likelihood_rows(payload: dict) -> str:
     for r in payload["rows"]:
         estimated = (r["recipe"] in estimated_recipes and r["covered"] is not None
                      and not math.isnan(r["covered"]))
-        covered = f"{100 * r['covered']:.1f}%" if estimated else "-"
+        covered = _share(r["covered"]) if estimated else "-"
         rows.append([r["dim"], r["sde"], RECIPE_NAMES.get(r["recipe"], r["recipe"]),
                      f"{r['points_per_s']:.0f}", f"{r['speedup']:.2f}",
                      *(number(r[key], 2) for key in ("mean_err", "p99_err", "worst_err")),
@@ -95,16 +100,10 @@ def likelihood_rows(payload: dict) -> str:
                   "worst err", "far out", "batch effect", "covered"], rows)
 
 
-def _share(value) -> str:
-    """A share as a percentage; "-" where none was measured (None, NaN, or a run before the
-    benchmark kept it)."""
-    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
-
-
 def trained_rows(*payloads: dict) -> str:
     rows = [[r["data"], r["model"], r["recipe"], number(r["rows_per_s"], 3), number(r["vs_nsf"], 2),
              f"{r['mean_nll']:.2f}", r["checked_rows"] or "-", number(r["mean_err"], 2),
-             number(r["worst_err"], 2), _share(r.get("covered"))]
+             number(r["worst_err"], 2), _share(r["covered"])]
             for payload in payloads for r in payload["rows"]]
     return table(["data", "model", "recipe", "rows/s", "x NSF", "mean test NLL", "rows checked",
                   "mean err", "worst err", "covered"], rows)
