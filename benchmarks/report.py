@@ -206,7 +206,18 @@ constant below t = 0.028 and above t = 0.6 (its SiLUs saturated, the residual st
 1e3) and switches on within about 0.002 of t at both ends, its rate in t reaching 1717
 against at most 84 for the breast-cancer network's: a step of 0.026 passes over the switch,
 and both of dopri5's embedded rules miss it alike (5.5e-3 nats in one step, estimated at
-6e-6).
+6e-6). The switch is in the network's time path, the same for every row: on another 60-s
+fit (throwaway scripts of 2026-12-07, seed 0, 600 test rows) the time embedding's rate in t
+rose from about 17 to 600 at t = 0.55-0.6, and above 0.6 the departure did not move with t
+at any of 64 whitened inputs drawn at random (there the data are close to the fitted
+Gaussian, and the network has switched itself off). The same seed stopped at 3250 steps
+had a worst row of 5.4e-4 (covered 74.7%), against 3.3e-3 (28.5%) for the 9118 steps of
+60 s. Tried on the model side, neither pays:
+penalising the departure's rate in t while training (1e-3 per squared unit) brought the
+worst row to 2.7-3.7e-4 (seeds 0 and 1) and log_prob's time from 1.31 to 0.56 s, but cost
+0.13 nats of test NLL at about equal steps (3212 against 3250) and 0.35 in 60 s;
+layer-normalised residual blocks cost 0.09-0.10 nats, for worst rows of 8.0e-4 and 2.4e-3
+(seeds 0 and 1).
 
 The dpm preset steps evenly in t on VE (in sqrt t on VP and sub-VP): on VE its mean error is
 2-4x and its worst row 1.4-2x below the sqrt(t) grid's of the previous run, yet the worst row
@@ -214,7 +225,13 @@ is still 3.4 nats in 16 D (sub-VP's 2.7). Since 2026-12-07 its solver_error is t
 quadrature's disagreement with the trapezoid rule on the same nodes (NaN before; the 64-D
 rows, from an earlier run, show none): it covers 99.2-100% of the rows in 2-16 D, yet not
 those two worst rows (estimates near 0.3 nats in a throwaway script of 2026-12-07 on the
-same mixtures), so it is an estimate, not a bound.
+same mixtures), so it is an estimate, not a bound. The worst 16-D VE row's divergence has
+a notch about 0.02 wide in sqrt(t) at t = 0.5, narrower than the traced nodes' spacing
+there (0.024 at 60 steps): no fixed grid of this cost resolves it. Refining each row by
+doubling its steps from 60 until two grids agree within 1e-2 (throwaway, 2026-12-07) held
+the worst row to 1.0e-2 in 2 and 6 D at 0.14-0.42 s per 1000 rows, each refinement charged
+a whole batch's time, against the default's 0.13-0.54 s (less only on VE) for worst rows
+23-103 times closer; in 16 D nearly every row would be refined.
 
 On a trained float32 network the network's own arithmetic changes with the batch (a row's
 score by about 2e-7 of its size), so a row moves with it by more: 1.8e-3 nats at worst
