@@ -23,7 +23,7 @@ from torch import nn
 from ._tensors import append_dims
 from ._checks import check_positive, symmetric_eigh
 
-__all__ = ["DirectScore", "GaussianResidual", "noise_to_score", "NoisePrediction",
+__all__ = ["DirectScore", "ENVELOPES", "GaussianResidual", "noise_to_score", "NoisePrediction",
            "Parameterization", "parameterization_name", "PARAMETERIZATIONS",
            "score_to_noise"]
 
@@ -75,6 +75,10 @@ class DirectScore(Parameterization):
         return std * self.output(x_t, t, y) + noise
 
 
+#: The ``envelope`` options of ``GaussianResidual``: what multiplies the network's departure.
+ENVELOPES = ("none", "snr")
+
+
 class GaussianResidual(Parameterization):
     """score(x, t[, y]) = -(s C_t^-1 x + net(clip(C_t^-1/2 x), t[, y])) / s(t),
     C_t = m^2 Sigma + s^2 I.
@@ -92,13 +96,24 @@ class GaussianResidual(Parameterization):
     the training rows' best Gaussian (``training.reference``). It is kept in ``config``
     (saved with the model) and applied through its eigendecomposition, two (n, d) x (d, d)
     products. A network whose output is zero makes the score that Gaussian's exactly.
+
+    envelope: "none" (the default, and what files saved before the option load with): the
+    departure is net(...) itself; "snr": it is m^2 / (m^2 + s^2) net(...), the signal's
+    share of x_t's variance for unit-variance data, which falls from 1 at t = 0 towards 0
+    where x_t is noise and every standardised table is close to its Gaussian, so the network
+    need not learn to switch itself off there. Kept in ``config``. ValueError for another
+    value.
     """
 
-    def __init__(self, net: nn.Module, sde, input_clip: float = 3.0, covariance=None):
+    def __init__(self, net: nn.Module, sde, input_clip: float = 3.0, covariance=None,
+                 envelope: str = "none"):
         super().__init__(net, sde)
         check_positive(input_clip, name="input_clip")
-        self.input_clip = float(input_clip)
-        self.config = {"input_clip": self.input_clip}
+        if not isinstance(envelope, str) or envelope not in ENVELOPES:
+            raise ValueError(f"Unknown envelope {envelope!r}; choose one of: "
+                             f"{', '.join(ENVELOPES)}")
+        self.input_clip, self.envelope = float(input_clip), envelope
+        self.config = {"input_clip": self.input_clip, "envelope": envelope}
         # Sigma's eigendecomposition, held in float64 like a DataMap, with copies in each
         # input's dtype and device; the config, not the state dict, saves Sigma
         self._eigen, self._eigen_copies = None, {}
@@ -137,7 +152,10 @@ class GaussianResidual(Parameterization):
             gaussian_noise = (s * rotated / variance) @ eigenvectors.T
             whitened = (rotated / variance.sqrt()) @ eigenvectors.T
         clipped = self.input_clip * torch.tanh(whitened / self.input_clip)
-        return std, gaussian_noise, self.output(clipped, t, y)
+        departure = self.output(clipped, t, y)
+        if self.envelope == "snr":
+            departure = m**2 / (m**2 + s**2) * departure
+        return std, gaussian_noise, departure
 
     def forward(self, x, t, y=None):
         std, gaussian_noise, departure = self._gaussian_noise_and_output(x, t, y)

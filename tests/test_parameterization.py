@@ -205,14 +205,15 @@ def test_files_saved_before_the_clip_was_an_option_load_with_clip_five(tmp_path)
     assert sdescore.load(path).score_fn.input_clip == 5.0
 
 
-@pytest.mark.parametrize("kind", list(PARAMETERIZATIONS))
-def test_each_target_is_the_output_that_gives_the_kernels_score(kind):
+@pytest.mark.parametrize("kind, options", [(kind, {}) for kind in PARAMETERIZATIONS]
+                         + [("residual", {"envelope": "snr"})])
+def test_each_target_is_the_output_that_gives_the_kernels_score(kind, options):
     """denoising_residual, the output's distance from its training target, is s(t) score + z
     for the parameterisation's own score: zero exactly when the score is the kernel's -z / s.
     So denoising score matching on the target and on the score are one loss."""
     sde = make_sde("subvp")
     gen = torch.Generator().manual_seed(1)
-    score = PARAMETERIZATIONS[kind](MLPScoreNet(3, hidden=16).double(), sde)
+    score = PARAMETERIZATIONS[kind](MLPScoreNet(3, hidden=16).double(), sde, **options)
     x0 = torch.randn(40, 3, dtype=torch.float64, generator=gen)
     noise = torch.randn(40, 3, dtype=torch.float64, generator=gen)
     t = torch.rand(40, dtype=torch.float64, generator=gen) * 0.99 + 0.01
@@ -225,3 +226,69 @@ def test_each_target_is_the_output_that_gives_the_kernels_score(kind):
     torch.testing.assert_close(loss(score, x0, t=t, generator=torch.Generator().manual_seed(2)),
                                loss(through_score, x0, t=t,
                                     generator=torch.Generator().manual_seed(2)))
+
+
+class _Ones(torch.nn.Module):
+    """A network whose output is 1 everywhere: under an envelope, the departure is the
+    envelope itself."""
+
+    def forward(self, x, t):
+        return torch.ones_like(x)
+
+
+@pytest.mark.parametrize("name", ["ve", "vp", "subvp"])
+def test_the_snr_envelope_shrinks_no_faster_than_a_real_departure(name):
+    """The exact departure of a standardised non-Gaussian table (an asymmetric mixture, mean
+    0 and unit variance per column) from its Gaussian vanishes where x_t is noise at least
+    as fast as m^2 / (m^2 + s^2): the network's target under the envelope, departure /
+    envelope, stays within the departure's own peak at every t, and where the envelope is
+    small the network is spared most of the departure's fall."""
+    sde = make_sde(name)
+    means = torch.tensor([[1.2, 0.3], [-0.4, -0.1]], dtype=torch.float64)
+    weights = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    centre = (weights[:, None] * means).sum(0)
+    spread = (weights[:, None] * (means - centre) ** 2).sum(0)
+    mixture = GaussianMixture(means - centre, (1 - spread).expand(2, 2).clone(), weights)
+    x0 = mixture.sample(2000, seed=0).double()
+    gen = torch.Generator().manual_seed(3)
+    gaussian = GaussianResidual(_silent_net(2), sde)
+    ones = GaussianResidual(_Ones(), sde, envelope="snr")
+    peaks, targets, envelopes = [], [], []
+    for t_value in torch.linspace(1e-3, sde.T, 25).tolist():
+        t = torch.full((len(x0),), t_value, dtype=torch.float64)
+        x_t = sde.perturb(x0, t, torch.randn(x0.shape, dtype=torch.float64, generator=gen))
+        gaussian_noise = score_to_noise(gaussian(x_t, t), sde.marginal_std(t))
+        envelope = score_to_noise(ones(x_t, t), sde.marginal_std(t)) - gaussian_noise
+        m, s = sde.mean_scale(t)[:, None], sde.marginal_std(t)[:, None]
+        torch.testing.assert_close(envelope, (m**2 / (m**2 + s**2)).expand_as(x_t))
+        departure = score_to_noise(mixture.marginal_score(x_t, t, sde),
+                                   sde.marginal_std(t)) - gaussian_noise
+        peaks.append(departure.abs().max().item())
+        targets.append((departure / envelope).abs().max().item())
+        envelopes.append(envelope[0, 0].item())
+    assert max(targets) <= 2 * max(peaks), (targets, peaks)
+    small = [i for i, e in enumerate(envelopes) if e < 1e-2]
+    assert small and all(targets[i] > 10 * peaks[i] for i in small)
+
+
+def test_the_envelope_is_saved_and_files_without_it_load_without_it(tmp_path):
+    wrap = functools.partial(GaussianResidual, envelope="snr")
+    data = torch.randn(200, 2) * torch.tensor([2.0, 0.5])
+    model = sdescore.fit(data, parameterization=wrap, steps=20, seed=0, progress=False)
+    path = tmp_path / "model.sdes"
+    model.save(path)
+    loaded = sdescore.load(path)
+    assert loaded.score_fn.envelope == "snr"
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(loaded.log_prob(x, progress=False),
+                               model.log_prob(x, progress=False))
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["parameterization_config"]["envelope"]  # a file from before
+    torch.save(payload, path)
+    assert sdescore.load(path).score_fn.envelope == "none"
+
+
+@pytest.mark.parametrize("bad", ["SNR", None, 1.0])
+def test_an_unknown_envelope_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="envelope"):
+        GaussianResidual(_silent_net(2), make_sde("vp"), envelope=bad)

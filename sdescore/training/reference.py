@@ -132,7 +132,7 @@ def gaussian_candidate(score_net: GaussianResidual, reference: Reference) -> dic
     except TypeError:
         return None
     gaussian = GaussianResidual(net, score_net.sde, score_net.input_clip,
-                                covariance=reference.covariance)
+                                covariance=reference.covariance, envelope=score_net.envelope)
     record = {"reference": "gaussian", "shrinkage": reference.shrinkage}
     if reference.covariance is None:
         record["diagonal"] = True
@@ -198,5 +198,5 @@ def gaussian_of_all_rows(untrained: GaussianResidual, data, standardize: bool,
     covariance = (reference_covariance(rows, shrinkage) if rows.shape[1] <= MAX_FULL_DIM
                   else None)  # the identity: the diagonal Gaussian of standardised rows
     gaussian = GaussianResidual(untrained.net, untrained.sde, untrained.input_clip,
-                                covariance=covariance)
+                                covariance=covariance, envelope=untrained.envelope)
     return gaussian.to(data.device, data.dtype), datamap
