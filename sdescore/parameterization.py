@@ -75,7 +75,8 @@ class DirectScore(Parameterization):
         return std * self.output(x_t, t, y) + noise
 
 
-#: The ``envelope`` options of ``GaussianResidual``: what multiplies the network's departure.
+#: The ``envelope`` options of ``GaussianResidual``, which say what multiplies the
+#: network's departure.
 ENVELOPES = ("none", "snr")
 
 
