@@ -207,8 +207,8 @@ constant below t = 0.028 and above t = 0.6 (its SiLUs saturated, the residual st
 against at most 84 for the breast-cancer network's: a step of 0.026 passes over the switch,
 and both of dopri5's embedded rules miss it alike (5.5e-3 nats in one step, estimated at
 6e-6). The switch is in the network's time path, the same for every row: on another 60-s
-fit (throwaway scripts of 2026-12-07, seed 0, 600 test rows) the time embedding's rate in t
-rose from about 17 to 600 at t = 0.55-0.6, and above 0.6 the departure did not move with t
+fit (seed 0; throwaway scripts of 2026-12-07, the fits below scored on 600 test rows) the
+time embedding's rate in t rose from about 17 to 600 at t = 0.55-0.6, and above 0.6 the departure did not move with t
 at any of 64 whitened inputs drawn at random (there the data are close to the fitted
 Gaussian, and the network has switched itself off). The same seed stopped at 3250 steps
 had a worst row of 5.4e-4 (covered 74.7%), against 3.3e-3 (28.5%) for the 9118 steps of

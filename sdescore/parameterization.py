@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ._tensors import append_dims
-from ._checks import check_positive, symmetric_eigh
+from ._checks import check_positive, choose, symmetric_eigh
 
 __all__ = ["DirectScore", "ENVELOPES", "GaussianResidual", "noise_to_score", "NoisePrediction",
            "Parameterization", "parameterization_name", "PARAMETERIZATIONS",
@@ -75,9 +75,14 @@ class DirectScore(Parameterization):
         return std * self.output(x_t, t, y) + noise
 
 
-#: The ``envelope`` options of ``GaussianResidual``, which say what multiplies the
-#: network's departure.
-ENVELOPES = ("none", "snr")
+def _signal_share(m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """m^2 / (m^2 + s^2), the signal's share of x_t's variance for unit-variance data."""
+    return m**2 / (m**2 + s**2)
+
+
+#: The ``envelope`` options of ``GaussianResidual``, each the factor (m, s) -> (n, 1, ...)
+#: that multiplies the network's departure, or None for the departure itself.
+ENVELOPES = {"none": None, "snr": _signal_share}
 
 
 class GaussianResidual(Parameterization):
@@ -110,9 +115,7 @@ class GaussianResidual(Parameterization):
                  envelope: str = "none"):
         super().__init__(net, sde)
         check_positive(input_clip, name="input_clip")
-        if not isinstance(envelope, str) or envelope not in ENVELOPES:
-            raise ValueError(f"Unknown envelope {envelope!r}; choose one of: "
-                             f"{', '.join(ENVELOPES)}")
+        self._envelope = choose(envelope, ENVELOPES, name="envelope")
         self.input_clip, self.envelope = float(input_clip), envelope
         self.config = {"input_clip": self.input_clip, "envelope": envelope}
         # Sigma's eigendecomposition, held in float64 like a DataMap, with copies in each
@@ -154,8 +157,8 @@ class GaussianResidual(Parameterization):
             whitened = (rotated / variance.sqrt()) @ eigenvectors.T
         clipped = self.input_clip * torch.tanh(whitened / self.input_clip)
         departure = self.output(clipped, t, y)
-        if self.envelope == "snr":
-            departure = m**2 / (m**2 + s**2) * departure
+        if self._envelope is not None:
+            departure = self._envelope(m, s) * departure
         return std, gaussian_noise, departure
 
     def forward(self, x, t, y=None):
