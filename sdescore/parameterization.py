@@ -107,8 +107,8 @@ class GaussianResidual(Parameterization):
     departure is net(...) itself; "snr": it is m^2 / (m^2 + s^2) net(...), the signal's
     share of x_t's variance for unit-variance data, which falls from 1 at t = 0 towards 0
     where x_t is noise and every standardised table is close to its Gaussian, so the network
-    need not learn to switch itself off there. Kept in ``config``. ValueError for another
-    value.
+    need not learn to switch itself off there (``fit`` uses it for vectors). Kept in
+    ``config``. ValueError for another value.
     """
 
     def __init__(self, net: nn.Module, sde, input_clip: float = 3.0, covariance=None,

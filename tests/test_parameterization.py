@@ -98,7 +98,8 @@ def test_a_covariance_must_be_symmetric_positive_definite():
 def test_fit_gives_vectors_their_fitted_gaussian(tmp_path):
     """The network's reference in a fit on vectors: the standardised rows' covariance shrunk
     toward its diagonal by the cross-validated amount, at least LEARNING_SHRINKAGE
-    (``training.reference``), saved with the model; images keep N(0, I)."""
+    (``training.reference``), with the departure under the "snr" envelope, both saved with
+    the model; images keep N(0, I) and the departure unscaled."""
     gen = torch.Generator().manual_seed(0)
     data = torch.randn(400, 2, generator=gen) @ torch.tensor([[3.0, 2.9], [0.0, 0.5]]) + 7
     model = sdescore.fit(data, steps=5, validation=0, seed=0, progress=False)
@@ -112,9 +113,11 @@ def test_fit_gives_vectors_their_fitted_gaussian(tmp_path):
     assert abs(shrinkage - LEARNING_SHRINKAGE) < 1e-5
     model.save(tmp_path / "model.sdes")
     loaded = sdescore.load(tmp_path / "model.sdes")
+    assert model.score_fn.envelope == loaded.score_fn.envelope == "snr"
     torch.testing.assert_close(loaded.log_prob(data[:5]), model.log_prob(data[:5]), rtol=0, atol=0)
     images = sdescore.fit(torch.rand(8, 1, 4, 4), steps=2, validation=0, seed=0, progress=False)
     assert "covariance" not in images.score_fn.config
+    assert images.score_fn.envelope == "none"
 
 
 def test_far_from_the_data_the_log_density_is_the_gaussians():

@@ -51,7 +51,9 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
             soft-clipped to 3 standard deviations; see ``parameterization.GaussianResidual``):
             for vectors the standardised training rows' covariance shrunk toward its
             diagonal by the cross-validated amount, at least halfway
-            (``training.reference.LEARNING_SHRINKAGE``), for images N(0, I); "noise"
+            (``training.reference.LEARNING_SHRINKAGE``), with the departure scaled by the
+            signal's share m^2 / (m^2 + s^2) (``envelope="snr"``), for images N(0, I) with
+            the departure unscaled; "noise"
             (score = -output / s(t)), "score", or a callable (net, sde) -> score module.
         standardize: map the data to zero mean, unit variance inside the model.
         eps: smallest training time (default ``sde.likelihood_eps``).
@@ -117,7 +119,8 @@ def fit(data, sde="subvp", *, loss="dsm", net=None, parameterization="residual",
         initial, reference = None, None
         if parameterization == "residual" and rows.ndim == 2:  # vectors: their best Gaussian
             reference = fitted_reference(rows, None if data.held is None else data.held[0])
-            wrap = functools.partial(GaussianResidual, covariance=reference.network_covariance)
+            wrap = functools.partial(GaussianResidual, covariance=reference.network_covariance,
+                                     envelope="snr")
         score_net = wrap(net if net is not None else default_net(data.shape, data.classes),
                          sde_obj)
         score_net.to(data.device, data.dtype)
