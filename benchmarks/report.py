@@ -469,6 +469,14 @@ Reading: at both seeds sdescore has the lowest bits/dim, NSF next (0.07-0.09 bit
 3.1-4.0 nats per image, behind), RealNVP and Glow far behind. Before the U-Net's time
 embedding stopped at frequency 30 (2026-12-03) sdescore led by 0.03 bits/dim, at 2.217-2.228
 (the run this file's history holds).
+
+Images keep the network's departure unscaled (envelope "none"; the tables' envelope is in
+the likelihood section). In a throwaway check of 2026-12-07 the command above with
+`--models score` ran at both seeds side by side with GaussianResidual's default patched to
+"snr", then unpatched: 2.024 and 2.038 bits/dim with the envelope against 2.026 and 2.050
+without (2286 and 2276 steps against 2122 and 2101; that machine trained about twice as
+many steps in 60 s as the run above), but the energy distance of its dpm samples was 0.113
+and 0.313 against 0.035 and 0.057 (standard errors 0.03-0.05).
 """
 
 
