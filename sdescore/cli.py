@@ -109,8 +109,9 @@ def _summary(model, data_line: str | None = None) -> str:
     if "sde" in config:
         net = config["net"]
         parameters = sum(p.numel() for p in model.parameters())
+        envelope = config.get("parameterization_config", {}).get("envelope", "none")
         lines += [f"model:      score model, {model.sde!r}, {config['parameterization']} "
-                  f"parameterisation",
+                  f"parameterisation" + ("" if envelope == "none" else f", envelope {envelope}"),
                   f"network:    {net['name']} {json.dumps(net['config'])}, {parameters} "
                   "parameters"]
     else:

@@ -88,6 +88,7 @@ def test_fit_log_prob_and_sample_match_the_python_api(table, capsys):
     assert main(["info", str(folder / "model.pt")]) == 0
     info = capsys.readouterr().out
     assert "format sdescore-model-2" in info and "columns height, width" in info
+    assert "residual parameterisation, envelope snr" in info  # a table's default
     scale = ", ".join(f"{v:.4g}" for v in model.datamap.scale.tolist())
     assert f"scale [{scale}]" in info and "60 steps" in info
 
