@@ -4,11 +4,12 @@ The bare loop is what a user would write: the default network for d-dimensional 
 (``MLPScoreNet`` under the Gaussian-residual parameterisation with fit's envelope for
 vectors), the same DSM loss, random batches, ``torch.optim.Adam``, nothing else; once with
 Adam's default implementation and once with the fused kernel that ``fit`` uses (where the
-device has it), which isolates what the library adds. ``fit`` adds its weight average, gradient clipping, the finite-loss check
-and history (held-out selection off, ``validation=0``, so that both see the same rows); it
-is also timed with ``ema=0, grad_clip=None``, which shows what those two cost, and as a
-user calls it, with held-out selection (its wall clock, the selection's scoring and the
-fitted Gaussian's exact check included). All run ``--steps`` steps after a short warm-up;
+device has it), which isolates what the library adds. ``fit`` adds its weight average,
+gradient clipping, the finite-loss check and history (held-out selection off,
+``validation=0``, so that both see the same rows); it is also timed with ``ema=0,
+grad_clip=None``, which shows what those two cost, and as a user calls it, with held-out
+selection (its wall clock, the selection's scoring and the fitted Gaussian's exact check
+included; per step taken). All run ``--steps`` steps after a short warm-up;
 steps per second are medians of ``--repeats`` runs, alternated. Run from the project root:
 
     python -m benchmarks.fit_overhead [--device cpu] [--dim 6] [--rows 20000]

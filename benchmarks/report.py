@@ -210,8 +210,8 @@ against at most 84 for the breast-cancer network's: a step of 0.026 passes over 
 and both of dopri5's embedded rules miss it alike (5.5e-3 nats in one step, estimated at
 6e-6). The switch is in the network's time path, the same for every row: on another 60-s
 fit (seed 0; throwaway scripts of 2026-12-07, the fits below scored on 600 test rows) the
-time embedding's rate in t rose from about 17 to 600 at t = 0.55-0.6, and above 0.6 the departure did not move with t
-at any of 64 whitened inputs drawn at random (there the data are close to the fitted
+time embedding's rate in t rose from about 17 to 600 at t = 0.55-0.6, and above 0.6 the
+departure did not move with t at any of 64 whitened inputs drawn at random (there the data are close to the fitted
 Gaussian, and the network has switched itself off). The same seed stopped at 3250 steps
 had a worst row of 5.4e-4 (covered 74.7%), against 3.3e-3 (28.5%) for the 9118 steps of
 60 s. Tried on the model side, neither pays:
@@ -265,7 +265,10 @@ against 3.9e-11 for its float64 copy (a throwaway script on a model of the power
 switch in t like the power plant's, whose error then shifts with them: in throwaway scripts
 of 2026-12-07, 2.5e-3 nats on a power-plant fit (its first 20 of 1000 test rows alone, all
 reversed, in two halves; 2.1e-8 for its float64 copy), 4.9e-3 on another with its float32
-network in a float64 solve, against 3.4e-5 on the breast-cancer fit.
+network in a float64 solve, against 3.4e-5 on the breast-cancer fit. With the envelope
+(throwaway, 2026-12-07, the same three comparisons): 4.6e-3 on the enveloped 60-s power fit
+above (400 test rows; 9.8e-8 for its float64 copy; worst row 6.3e-3), 3.4e-5 on a 30-s
+breast-cancer fit (114 test rows; 1.3e-13; worst row 1.1e-4).
 
 Float64 rows far out: a float64 model of the two moons (300 steps) scores 5 test rows moved
 1e3, 1e6 and 1e20 times farther from the data's mean, at the defaults and with each step held
@@ -406,8 +409,8 @@ trained network (0.40-0.77), the official 3M at 20-40 steps in 6 and 16-D (1.13-
 On the trained network that is since its fit's departure is enveloped (the likelihood
 section): the run of 2026-12-02, before, had 3M closer there (1.05-1.22x), and both
 formulas' errors 2.0-5.7x larger at order 3 (0.034 against 0.0063 for the exact integral
-at 40 steps). The exact integral stays the default: its error falls 8x per doubling of the steps (tests/test_dpm_solver.py), the
-official 3M's about 5x from 20 to 40 steps on that test's 2-D mixture (the test run with
+at 40 steps). The exact integral stays the default: its error falls 8x per doubling of the
+steps (tests/test_dpm_solver.py), the official 3M's about 5x from 20 to 40 steps on that test's 2-D mixture (the test run with
 order 3 "dpmsolver" added, 2026-12-02). `formula="dpmsolver"` selects the official one.
 """
 
@@ -455,8 +458,8 @@ Reading: sdescore has the lower mean on {wins[0]} of {len(body)} sets at seed 0 
 Against the run of 2026-12-02 (this file's history), before the departure's envelope became
 fit's default for vectors (the likelihood section), no set-seed's mean moved by more than
 one standard error (the 15 but protein at seed 0 by +0.015 nats on average, the power
-plant by +0.04 and +0.01), and the one far test row of protein at seed 0 no longer collapses (47.20, SE 1.675, then;
-45.55, SE 0.146, now); `log_prob` scored 1.07-2.05x the points per
+plant by +0.04 and +0.01), and the one far test row of protein at seed 0 no longer
+collapses (47.20, SE 1.675, then; 45.55, SE 0.146, now); `log_prob` scored 1.07-2.05x the points per
 second (median 1.35x; the machine's speed may differ between the days).
 
 ## Images: the 8 x 8 digits
@@ -551,10 +554,16 @@ def training_section() -> str:
     small_batch, large = (next(r for r in overhead["rows"] if r["batch_size"] == size)
                           for size in (256, 4096))
     bare_fit = small_batch["fit_no_average_no_clip_steps_per_s"]
+    average_and_clip = 100 * (1 - small_batch["fit_steps_per_s"] / bare_fit)
+    over_bare = [r["fit_over_bare"] for r in overhead["rows"] + small["rows"]]
     tiny = small["rows"][0]
+    tiny_selecting = tiny["fit_selecting_steps_per_s"]
     parallel = [[r["processes"], r["batch_per_rank"], r["fit_steps_per_s"], r["fit_examples_per_s"],
                  r["log_prob_points_per_s"]] for r in ranks["rows"]]
     one, two = (next(r for r in ranks["rows"] if r["processes"] == n) for n in (1, 2))
+    log_prob_speedup = two["log_prob_points_per_s"] / one["log_prob_points_per_s"]
+    step_cost = one["fit_steps_per_s"] / two["fit_steps_per_s"]
+    examples_lost = 100 * (1 - two["fit_examples_per_s"] / one["fit_examples_per_s"])
     return f"""## Training cost
 
 Does `fit` cost more per step than a bare PyTorch loop of the same network, loss and
@@ -568,16 +577,16 @@ its wall clock; "-": not measured in that run).
 {table(["device", "D", "rows", "batch", "bare steps/s", "bare fused steps/s", "fit steps/s",
         "fit, selecting steps/s", "fit / bare", "fit / bare fused"], cost)}
 
-Reading: `fit` runs at {large["fit_over_bare_fused"]:.2f}x the bare fused loop's steps/s at batch 4096 and {small_batch["fit_over_bare_fused"]:.2f}x at
-batch 256, where its weight average and clipping cost about {100 * (1 - small_batch["fit_steps_per_s"] / bare_fit):.0f}% ({bare_fit:.0f} steps/s
-without them); against the loop with Adam's default implementation it runs at
-{min(r["fit_over_bare"] for r in overhead["rows"] + small["rows"]):.2f}-{max(r["fit_over_bare"] for r in overhead["rows"] + small["rows"]):.2f}x.
+Reading: `fit` runs at {large["fit_over_bare_fused"]:.2f}x the bare fused loop's steps/s at batch 4096 and
+{small_batch["fit_over_bare_fused"]:.2f}x at batch 256, where its weight average and clipping cost about
+{average_and_clip:.0f}% ({bare_fit:.0f} steps/s without them); against the loop with Adam's default
+implementation it runs at {min(over_bare):.2f}-{max(over_bare):.2f}x.
 On a 100-row table a history record (and a held-out scoring) comes every 10 steps; scoring
 the held-out rows' draws in one batched call instead of one call per draw (2026-12-03) took
 the default fit there from 0.50x the fit without selection (the same command at commit
 884517d, on 2026-12-03: 174.2 steps/s selecting against 350.1 without) to
-{tiny["fit_selecting_steps_per_s"] / tiny["fit_steps_per_s"]:.2f}x ({tiny["fit_selecting_steps_per_s"]:.0f} steps/s in this run). Since 2026-12-07 the selecting
-fit's rate is per step taken: on these N(0, I) rows its patience can stop it long before
+{tiny_selecting / tiny["fit_steps_per_s"]:.2f}x ({tiny_selecting:.0f} steps/s in this run). Since 2026-12-07
+the selecting fit's rate is per step taken: on these N(0, I) rows its patience can stop it long before
 the steps asked for (at step 530 of 1500 in a check that day).
 
 ## Several processes (torch.distributed)
@@ -589,10 +598,10 @@ and examples per second, and `distributed.log_prob` points per second.
 
 {table(["processes", "batch per rank", "fit steps/s", "fit examples/s", "log_prob points/s"], parallel)}
 
-Reading: two processes on two cores evaluate `log_prob` {two["log_prob_points_per_s"] / one["log_prob_points_per_s"]:.1f}x faster (each row is solved on
-its own, so the two shards need no exchange until the end); a training step costs {one["fit_steps_per_s"] / two["fit_steps_per_s"]:.1f}x as
-much with two processes (gradient averaging over gloo on a machine with no core to spare),
-so examples per second fall by {100 * (1 - two["fit_examples_per_s"] / one["fit_examples_per_s"]):.0f}%.
+Reading: two processes on two cores evaluate `log_prob` {log_prob_speedup:.1f}x faster (each row is
+solved on its own, so the two shards need no exchange until the end); a training step costs
+{step_cost:.1f}x as much with two processes (gradient averaging over gloo on a machine with no core
+to spare), so examples per second fall by {examples_lost:.0f}%.
 
 ## On a GPU
 
