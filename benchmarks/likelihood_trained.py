@@ -9,12 +9,14 @@ Then, on the same --rows test rows (table, digits, power): rows/s of the score m
 copy at that atol, and of NSF's ``log_prob``; each score recipe's error per row against a
 float64 solve of the same network (per-row dopri5 at rtol = atol = --truth-tol, default
 1e-8) on the first --truth-rows of them (default: all), mean and worst, and the share of
-those rows whose error is at most the reported ``solver_error``. Run from the project
-root:
+those rows whose error is at most the reported ``solver_error``. With --widths, each table
+(not the digits) is also fitted with the default MLP at each of those widths
+(``net=MLPScoreNet(d, hidden=width)``) and scored at the defaults beside it. Run from the
+project root:
 
     python -m benchmarks.likelihood_trained [--max-time 60] [--rows 200 32 1000]
         [--sets table digits power] [--truth-tol 1e-8] [--truth-rows 200 32 1000]
-        [--extra-atol 1e-7] [--data-dir ../shared/data]
+        [--extra-atol 1e-7] [--widths 128 64] [--data-dir ../shared/data]
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import torch
 import sdescore
 from sdescore.baselines import fit_flow
 from sdescore.datasets import load_benchmark
+from sdescore.nets import MLPScoreNet
 
 from .common import rerun_command, timed, write
 
@@ -68,6 +71,8 @@ def main(argv=None):
                         help="rows of each set checked against the reference (default: --rows)")
     parser.add_argument("--extra-atol", type=float, default=None,
                         help="also score a float64 copy of the model at this atol")
+    parser.add_argument("--widths", type=int, nargs="+", default=[],
+                        help="also fit each table's MLP at these widths (default recipe only)")
     parser.add_argument("--data-dir", default=None, help="the power table's folder "
                         "(default: $SDESCORE_DATA)")
     parser.add_argument("--out", default="likelihood_trained")
@@ -86,7 +91,13 @@ def main(argv=None):
     warnings.simplefilter("ignore")
     rows = []
     for key, name, train, test, options in tables(counts, args.sets, args.data_dir):
-        score = sdescore.fit(train, max_time=args.max_time, seed=0, progress=False, **options)
+        fits = {"sdescore": (sdescore.fit(train, max_time=args.max_time, seed=0,
+                                          progress=False, **options), recipes)}
+        for width in args.widths if train.ndim == 2 else []:
+            net = MLPScoreNet(train.shape[1], hidden=width)
+            fits[f"sdescore, {width} wide"] = (
+                sdescore.fit(train, max_time=args.max_time, seed=0, progress=False, net=net),
+                {"default": recipes["default"]})
         flow = fit_flow(train.reshape(len(train), -1), "nsf", max_time=args.max_time, seed=0,
                         progress=False, **options)
         if options:  # both fitted to (k + u) / 17: score one dequantised draw of the test rows
@@ -94,8 +105,6 @@ def main(argv=None):
         test = torch.as_tensor(test, dtype=torch.float32)
         flow_rows = test.reshape(len(test), -1)
         checked = min(truth_rows[key], len(test))
-        truth = copy.deepcopy(score).double().log_prob(test[:checked].double(),
-                                                       rtol=args.truth_tol, atol=args.truth_tol)
         (flow_lp, flow_s) = timed(lambda: flow.log_prob(flow_rows), 1)
         flow_speed = len(test) / flow_s
         rows.append({"data": name, "model": "nsf", "recipe": "log_prob", "rows_per_s": flow_speed,
@@ -103,20 +112,25 @@ def main(argv=None):
                      "checked_rows": 0, "mean_err": float("nan"), "worst_err": float("nan"),
                      "covered": float("nan")})
         print(rows[-1], flush=True)
-        for recipe, (opts, float64) in recipes.items():
-            model, rows_in = ((copy.deepcopy(score).double(), test.double()) if float64
-                              else (score, test))
-            result, seconds = timed(lambda: model.log_prob(rows_in, return_error=True, **opts), 1)
-            log_p = result.log_prob
-            error = (log_p[:checked].double() - truth).abs()
-            covered = (error <= result.solver_error[:checked].double()).double().mean()
-            rows.append({"data": name, "model": "sdescore", "recipe": recipe,
-                         "rows_per_s": len(test) / seconds,
-                         "vs_nsf": len(test) / seconds / flow_speed,
-                         "mean_nll": float(-log_p.double().mean()),
-                         "checked_rows": checked, "mean_err": error.mean().item(),
-                         "worst_err": error.max().item(), "covered": covered.item()})
-            print(rows[-1], flush=True)
+        for label, (score, score_recipes) in fits.items():
+            truth = copy.deepcopy(score).double().log_prob(test[:checked].double(),
+                                                           rtol=args.truth_tol,
+                                                           atol=args.truth_tol)
+            for recipe, (opts, float64) in score_recipes.items():
+                model, rows_in = ((copy.deepcopy(score).double(), test.double()) if float64
+                                  else (score, test))
+                result, seconds = timed(
+                    lambda: model.log_prob(rows_in, return_error=True, **opts), 1)
+                log_p = result.log_prob
+                error = (log_p[:checked].double() - truth).abs()
+                covered = (error <= result.solver_error[:checked].double()).double().mean()
+                rows.append({"data": name, "model": label, "recipe": recipe,
+                             "rows_per_s": len(test) / seconds,
+                             "vs_nsf": len(test) / seconds / flow_speed,
+                             "mean_nll": float(-log_p.double().mean()),
+                             "checked_rows": checked, "mean_err": error.mean().item(),
+                             "worst_err": error.max().item(), "covered": covered.item()})
+                print(rows[-1], flush=True)
     command = rerun_command("likelihood_trained", argv)
     print(write(args.out, rows, list(rows[0]), command))
 

@@ -122,6 +122,14 @@ def likelihood_section() -> str:
     trained = (load("likelihood_trained_table"), load("likelihood_trained_digits"),
                load("likelihood_trained_power"))
     far = load("far_rows")
+    widths = load("likelihood_trained_widths")
+    flow, default, *narrower = (r for r in widths["rows"] if r["recipe"] != "dpm 60")
+    gains = ", ".join(f"{r['rows_per_s'] / default['rows_per_s']:.1f}x at "
+                      f"{r['model'].split(', ')[1].removesuffix(' wide')}" for r in narrower)
+    costs = ", ".join(f"{r['mean_nll'] - default['mean_nll']:.2f}" for r in narrower)
+    fastest = max(narrower, key=lambda r: r["rows_per_s"])
+    fastest_gap = flow["rows_per_s"] / fastest["rows_per_s"]
+    worst_narrower = f"{max(r['worst_err'] for r in narrower):.1e}".replace("e-0", "e-")
     return f"""## Likelihood: accuracy and speed
 
 How close is `log_prob` to the true log-density for every row, does a row's value depend on
@@ -197,6 +205,26 @@ throwaway script (two 60-s digits fits side by side, 2026-12-03) the flow of a r
 steps at frequency 1000 against 26 at 30, and on a 20-s fit at frequency 1000 four in five
 evaluations fell at t > 0.1. There a digit's value alone and in a batch of 8 differed by
 6.9e-5 nats at most (frequency 30, float32).
+
+Would a narrower network close the gap to NSF? The same table, fitted at the default width
+(16 d = 480 for 30 columns) and at narrower ones (`net=MLPScoreNet(30, hidden=width)`), each
+for 60 s with seed 0, scored at the defaults:
+
+{provenance(widths)}
+
+{trained_rows(widths)}
+
+Reading: narrower networks score more rows per second
+({gains}), every row still within {worst_narrower} nats,
+yet the fastest is {fastest_gap:.0f} times slower than NSF, and the test NLL rises by
+{costs} nats against the default's (one fit each). On the small-tables split of the
+same table (throwaway runs of 2026-12-07: `small_tables --tables breast-cancer` with
+`nets.default_width` capped, each beside an unpatched run, seeds 0 and 1, 20 s) a cap at
+256 cost 1.64 and 0.75 nats, one at 128 1.64 and 3.48 (SE 3.3 at seed 1: a collapsed test
+row); on the 11-15-column tables the cap at 128 moved the 20-s NLL by -0.27 and +0.08
+(redwine-raw), -0.08 and -0.12 (whitewine-raw) and +0.04 and -0.01 (parkinsons). The
+default width stays: on the 30-column table its NLL is what the narrower networks give up
+for speed.
 
 On the power-plant table the default is not exact row by row: its worst row is 6.6e-3 nats
 off and its solver_error covers 19.9% of the rows (8.1e-3 and 17.9% before the envelope
