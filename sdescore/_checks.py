@@ -69,6 +69,18 @@ def as_times(t, n: int, T: float, *, name: str = "t", dtype=None, device=None) -
     return tensor
 
 
+def check_flag(value, *, name: str, none: bool = False) -> bool | None:
+    """True or False (a NumPy bool too), returned as a Python bool; with ``none``, None as
+    well. Anything else is refused with TypeError, so that a string such as "no" is not
+    read as true."""
+    if none and value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False{' or None' if none else ''}; got "
+                        f"{type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def check_count(n, *, name: str = "n") -> int:
     """An integer >= 0."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):

@@ -19,7 +19,7 @@ import torch
 
 from .baselines import FLOWS, fit_flow
 from ._files import atomic_write
-from ._checks import check_positive, choose, warn
+from ._checks import check_flag, check_positive, choose, warn
 from .metrics import bits_per_dim, energy_distance, energy_distance_se, mean_and_se
 from .plot import comparison
 from .solvers.likelihood import LIKELIHOODS
@@ -68,6 +68,7 @@ def compare(split, models=("score", "nsf"), *, max_time: float = 60.0, seed: int
     check_positive(test_points, name="test_points", integer=True)
     check_positive(max_time, name="max_time")
     choose(method, LIKELIHOODS, name="method")
+    progress = check_flag(progress, name="progress")
     test = torch.as_tensor(split.test[:test_points])
     dim = test[0].numel()
     rows = []

@@ -24,7 +24,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from ._checks import check_count, check_seed
+from ._checks import check_count, check_flag, check_seed
 from ._ranks import (agree, agreed_seed, collective_device, fingerprint, is_main, on_every_rank,
                      world)
 from .solvers.likelihood import LogDensity
@@ -87,6 +87,7 @@ def log_prob(model, x, *, seed: int | None = None, return_error: bool = False,
     rank, not on the one whose share holds it while the others wait for it."""
     rows = on_every_rank(lambda: _checked(model, x))
     seed = agreed_seed(on_every_rank(lambda: check_seed(seed)))
+    return_error = on_every_rank(lambda: check_flag(return_error, name="return_error"))
     agree("log_prob", rows=fingerprint(rows), seed=seed, return_error=return_error,
           options=options, weights=_weights(model))
     if not return_error:

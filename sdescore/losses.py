@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from ._tensors import append_dims, sum_except_batch
-from ._checks import choose
+from ._checks import check_flag, choose
 
 __all__ = ["DenoisingScoreMatching", "get_loss", "ImportanceTimes", "LadderTimes", "LOSSES",
            "PROBES", "SlicedScoreMatching", "training_objective", "UniformTimes", "WEIGHTINGS",
@@ -162,7 +162,7 @@ class SlicedScoreMatching(_ScoreMatchingLoss):
         super().__init__(sde, **kw)
         if probe not in PROBES:
             raise ValueError(f"Unknown probe {probe!r}; choose one of: {', '.join(PROBES)}")
-        self.variance_reduced = variance_reduced
+        self.variance_reduced = check_flag(variance_reduced, name="variance_reduced")
         self.probe = "gaussian" if variance_reduced else probe
 
     def per_time(self, score_fn, x_t, t, noise, generator, y=None):

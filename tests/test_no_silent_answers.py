@@ -265,6 +265,41 @@ def test_more_arguments_are_checked_by_name(exact_vp):
     assert shaped.shape == (2,) and type(shaped.shape[0]) is int
 
 
+def test_flags_take_true_or_false_not_a_truthy_stand_in(exact_vp):
+    """A string such as "no" reads as true: every flag refuses what is not a bool, naming
+    it, before any work; a NumPy bool is a bool."""
+    from sdescore.comparison import compare
+    from sdescore.datasets import Split
+    from sdescore.distributed import log_prob as sharded_log_prob
+    from sdescore.losses import SlicedScoreMatching
+
+    split = Split("tiny", X[:200].astype(np.float32), X[200:250].astype(np.float32),
+                  X[250:].astype(np.float32))
+    holes = [[0.5, math.nan]]
+    calls = {
+        "standardize": [lambda v: sdescore.fit(X, steps=1, progress=False, standardize=v),
+                        lambda v: fit_flow(X, steps=1, progress=False, standardize=v)],
+        "return_error": [lambda v: exact_vp.log_prob(X[:2], return_error=v),
+                         lambda v: sharded_log_prob(exact_vp, X[:2], return_error=v)],
+        "return_stderr": [lambda v: exact_vp.nll_bound(X[:2], draws=2, return_stderr=v)],
+        "denoise": [lambda v: exact_vp.sample(2, denoise=v)],
+        "progress": [lambda v: exact_vp.sample(2, progress=v),
+                     lambda v: exact_vp.log_prob(X[:2], progress=v),
+                     lambda v: exact_vp.impute(holes, noise_levels=2, progress=v),
+                     lambda v: compare(split, ["score"], max_time=0.1, progress=v)],
+        "variance_reduced": [lambda v: SlicedScoreMatching(exact_vp.sde, variance_reduced=v)],
+    }
+    for name, uses in calls.items():
+        for use in uses:
+            for bad in ("no", 0, 1.0):
+                with pytest.raises(TypeError, match=f"{name} must be True or False"):
+                    use(bad)
+    with_error = exact_vp.log_prob(X[:2], return_error=np.bool_(True))
+    assert with_error.solver_error.shape == (2,)
+    assert torch.equal(exact_vp.log_prob(X[:2], return_error=np.bool_(False)),
+                       with_error.log_prob)
+
+
 def test_nan_and_inf_are_errors_not_results(exact_vp):
     """Langevin at a huge snr and the score at t = 0 (where s(t) = 0 divides a network's
     noise) used to come back as NaN or inf."""

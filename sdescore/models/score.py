@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from .._batching import CPU_BATCH_ROWS, in_batches
-from .._checks import (as_labels, as_times, check_count, check_positive, check_seed, choose,
-                       warn)
+from .._checks import (as_labels, as_times, check_count, check_flag, check_positive, check_seed,
+                       choose, warn)
 from .._tensors import make_generator, seed_or_fresh
 from ..bounds import nll_bound_terms
 from ..datamap import DataMap
@@ -189,6 +189,8 @@ class ScoreModel(DensityModel):
         batched evaluation covers only the rows still solving).
         """
         x = self.model_rows(x)
+        return_error = check_flag(return_error, name="return_error")
+        progress = check_flag(progress, name="progress", none=True)
         eps = self._check_eps(eps, self.sde.likelihood_eps)
         likelihood = choose(method, LIKELIHOODS, name="method")
         likelihood.check("log_prob", method, self.sde, options)
@@ -243,6 +245,7 @@ class ScoreModel(DensityModel):
         """
         x = self.model_rows(x)
         check_positive(draws, name="draws", integer=True)
+        return_stderr = check_flag(return_stderr, name="return_stderr")
         rows = self._batch_rows(x.shape[0], batch_size)
         draws_stacked = 1 if batch_size else max(1, CPU_BATCH_ROWS // rows)
         seed = seed_or_fresh(seed)  # one for all batches of this call
@@ -287,6 +290,8 @@ class ScoreModel(DensityModel):
         guidance_scale = 1 targets p(x | y); larger values sharpen it.
         """
         n = check_count(n)
+        denoise = check_flag(denoise, name="denoise")
+        progress = check_flag(progress, name="progress", none=True)
         self._check_weights()
         sampler = choose(method, SAMPLERS, name="method")
         sampler.check("sample", method, self.sde, options)
@@ -392,6 +397,7 @@ class ScoreModel(DensityModel):
                             (steps_per_level, "steps_per_level")):
             check_positive(value, name=name, integer=True)
         check_positive(snr, name="snr")
+        progress = check_flag(progress, name="progress")
         eps = self._check_eps(eps, self.sde.sampling_eps)
         generator = make_generator(seed, self.device)
         self._score_evals = 0

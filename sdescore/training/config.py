@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import torch
 
-from .._checks import check_compute_dtype, check_device, check_positive, check_seed, choose
+from .._checks import (check_compute_dtype, check_device, check_flag, check_positive, check_seed,
+                       choose)
 from .._ranks import on_every_rank
 from .optim import LR_SCHEDULES, default_lr
 
@@ -112,8 +113,7 @@ class TrainConfig:
         check_seed(self.seed)
         check_device(self.device)
         object.__setattr__(self, "dtype", check_compute_dtype(self.dtype))
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be True or False; got {type(self.progress).__name__}")
+        object.__setattr__(self, "progress", check_flag(self.progress, name="progress"))
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable(record) or None; got "
                             f"{type(self.callback).__name__}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import as_dataset, as_labels, check_positive, count_classes
+from .._checks import as_dataset, as_labels, check_flag, check_positive, count_classes
 from .._ranks import agree, agreed_seed, fingerprint, on_every_rank
 from .._tensors import seeded
 from ..datamap import DataMap
@@ -55,6 +55,7 @@ def prepared(data, config, *, labels=None, levels: int | None = None, standardiz
     block running on the seeded global generator. labels: (n,) integer classes 0..K-1 or
     None; levels: as ``discrete_levels``; datamap: a map to reuse (else fitted on the
     training rows when ``standardize``, the identity otherwise)."""
+    standardize = on_every_rank(lambda: check_flag(standardize, name="standardize"))
     levels, x, labels, classes = on_every_rank(lambda: _checked(data, levels, labels))
     device, dtype = config.resolved_device(), config.dtype
     agree("fit", data=fingerprint(x), labels=None if labels is None else fingerprint(labels),
