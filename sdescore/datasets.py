@@ -100,7 +100,7 @@ TOYS = {
 def dequantize(data, levels: int = 256, seed: int | None = None) -> np.ndarray:
     """Uniform dequantisation of integers k in {0, ..., levels - 1}: x = (k + u) / levels with
     u ~ U[0, 1), so x lies in [0, 1). Report likelihoods of x with
-    ``sdescore.likelihood.bits_per_dim(nll, D, levels=levels)``."""
+    ``sdescore.bits_per_dim(nll, D, levels=levels)``."""
     k = np.asarray(data)
     if k.dtype.kind not in "iu" and not (k.dtype.kind == "f" and np.all(k == np.round(k))):
         raise TypeError(f"data must hold integers to dequantise; got dtype {k.dtype}")

@@ -3,8 +3,11 @@ statistics for judging samples against data."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
+
+from ._checks import check_positive
 
 __all__ = ["bits_per_dim", "energy_distance", "energy_distance_se", "mean_and_se", "mmd"]
 
@@ -72,5 +75,15 @@ def bits_per_dim(nll_nats, dim: int, *, levels: int = 256, log_scale: float = 0.
     the model saw y = a x + b instead of x (then ``NLL_x = NLL_y - D ln|a|``). The density of x on
     [0, 1)^D is levels^D times the probability of the bin, hence the log2(levels) term:
     bits/dim = NLL_x / (D ln 2) + log2(levels).
+
+    TypeError or ValueError, named, for a dim that is not an integer > 0, levels that are
+    not an integer >= 2, or a log_scale that is not a finite number.
     """
+    dim = check_positive(dim, name="dim", integer=True)
+    if check_positive(levels, name="levels", integer=True) < 2:
+        raise ValueError(f"levels must be >= 2 (data k in {{0, ..., levels - 1}}); got {levels}")
+    if isinstance(log_scale, bool) or not isinstance(log_scale, numbers.Real):
+        raise TypeError(f"log_scale must be a number; got {type(log_scale).__name__}")
+    if not math.isfinite(log_scale):
+        raise ValueError(f"log_scale must be finite; got {log_scale}")
     return (nll_nats - dim * log_scale) / (dim * math.log(2)) + math.log2(levels)

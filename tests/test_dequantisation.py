@@ -32,6 +32,16 @@ def test_bits_per_dim_of_an_exact_gaussian_matches_its_closed_form():
         model.bits_per_dim(np.array([[16]]))
     with pytest.raises(ValueError, match="bits_per_dim needs a model of integer data"):
         sdescore.ScoreModel(sde, gaussian.score_fn(sde), (1,)).bits_per_dim(k)
+    # the converter refuses what would give inf, NaN or a math domain error
+    for options, error, message in [({"levels": 1}, ValueError, "levels must be >= 2"),
+                                    ({"levels": 0}, ValueError, "levels must be > 0"),
+                                    ({"levels": 2.5}, TypeError, "levels must be an integer"),
+                                    ({"dim": 0}, ValueError, "dim must be > 0"),
+                                    ({"log_scale": math.inf}, ValueError, "log_scale must be finite"),
+                                    ({"log_scale": "1"}, TypeError, "log_scale must be a number")]:
+        arguments = {"dim": 1, "levels": levels, **options}
+        with pytest.raises(error, match=message):
+            sdescore.bits_per_dim(torch.tensor([1.0]), **arguments)
 
 
 def test_bits_per_dim_of_a_row_does_not_depend_on_its_batch():

@@ -173,6 +173,9 @@ def test_guidance_and_imputation_reject_bad_input(labelled):
         model.sample(3, y=0)
     with pytest.raises(ValueError, match="classifier needs labels"):
         model.sample(3, classifier=log_q)
+    for scale in (3.0, math.nan):  # nothing to guide towards: it would be ignored
+        with pytest.raises(ValueError, match="needs labels to guide towards: pass y="):
+            model.sample(3, guidance_scale=scale)
     with pytest.raises(ValueError, match="guidance_scale must be a finite number >= 0"):
         model.sample(3, y=0, classifier=log_q, guidance_scale=-1.0)
     with pytest.raises(TypeError, match="classifier must be a NoisyClassifier or a callable"):

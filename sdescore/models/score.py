@@ -345,6 +345,9 @@ class ScoreModel(DensityModel):
         if y is None:
             if classifier is not None:
                 raise ValueError("classifier needs labels: pass y=...")
+            if not (isinstance(guidance_scale, numbers.Real) and guidance_scale == 1.0):
+                raise ValueError(f"guidance_scale={guidance_scale!r} needs labels to guide "
+                                 "towards: pass y=...")
             return None
         if (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real)
                 or not math.isfinite(guidance_scale) or guidance_scale < 0):
