@@ -5,7 +5,8 @@
     sdescore fit DATA -o MODEL [--sde subvp] [--loss dsm] [--max-time S] [--steps N]
                  [--columns C ...] [--labels COLUMN] [every TrainConfig field: --lr, --seed, ...]
     sdescore log-prob MODEL DATA -o OUT.csv [--method ode] [--bits-per-dim] [--errors]
-                      [--trace auto] [--probes K] [--seed K] [--y K]
+                      [--trace auto] [--probes K] [--rtol R] [--atol A] [--float64]
+                      [--method dpm --steps S] [--seed K] [--y K]
     sdescore sample MODEL -n N -o OUT.csv|OUT.npy|OUT.png [--method ode] [--steps S] [--seed K]
                     [--y K]
     sdescore compare DATA --models score nsf --max-time S -o DIR
@@ -149,9 +150,12 @@ def run_log_prob(args) -> str:
     check_seed(args.seed)  # before any file is read
     if args.errors and args.bits_per_dim:
         raise CommandError("--errors goes with log_prob in nats, not with --bits-per-dim")
+    if args.steps is not None and args.method != "dpm":
+        raise CommandError(f"--steps goes with --method dpm (--method {args.method} is "
+                           "adaptive: --rtol, --atol)")
     model = _load_model(args.model, args.device)
-    options = _score_options(model, args, ("method", "trace", "probes", "y", "errors", "rtol",
-                                           "atol", "float64"))
+    options = _score_options(model, args, ("method", "steps", "trace", "probes", "y", "errors",
+                                           "rtol", "atol", "float64"))
     if args.float64:
         model = model.double()
     x, names = _matching_rows(model, args.data, args.header)
@@ -305,6 +309,8 @@ def _parser() -> argparse.ArgumentParser:
                           "exact up to 64 columns)")
     sub.add_argument("--probes", type=int,
                      help="Hutchinson's probes per row (default: 1)")
+    sub.add_argument("--steps", type=int,
+                     help="--method dpm's steps, S + 1 network evaluations (default: 60)")
     sub.add_argument("--rtol", type=float,
                      help="--method ode's relative tolerance per row (default: 1e-5)")
     sub.add_argument("--atol", type=float,

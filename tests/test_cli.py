@@ -163,6 +163,27 @@ def test_log_prob_checks_rows_on_a_float64_copy_at_a_tight_tolerance(tmp_path):
     assert np.abs(default - values[:, -2]).max() <= 2e-3
 
 
+def test_log_prob_takes_the_dpm_presets_steps(tmp_path, capsys):
+    """--method dpm --steps S is the Python API's log_prob(method="dpm", steps=S), values and
+    solver_error; --steps without --method dpm is refused in one line."""
+    x = np.random.default_rng(5).normal(size=(30, 2))
+    np.savetxt(tmp_path / "rows.csv", x, delimiter=",")
+    sdescore.fit(x, steps=3, progress=False, validation=0).save(tmp_path / "m.pt")
+    model = sdescore.load(tmp_path / "m.pt")
+    assert main(["log-prob", str(tmp_path / "m.pt"), str(tmp_path / "rows.csv"), "-o",
+                 str(tmp_path / "dpm.csv"), "--method", "dpm", "--steps", "120",
+                 "--errors"]) == 0
+    values = _read_csv(tmp_path / "dpm.csv")[1]
+    expected = model.log_prob(x, method="dpm", steps=120, return_error=True)
+    np.testing.assert_array_equal(values[:, -2], expected.log_prob.double().numpy())
+    np.testing.assert_array_equal(values[:, -1], expected.solver_error.double().numpy())
+    capsys.readouterr()
+    assert main(["log-prob", str(tmp_path / "m.pt"), str(tmp_path / "rows.csv"), "-o",
+                 str(tmp_path / "ode.csv"), "--steps", "120"]) == 2
+    assert "--steps goes with --method dpm" in capsys.readouterr().err
+    assert not (tmp_path / "ode.csv").exists()
+
+
 def test_a_flow_file_scores_and_samples_and_refuses_score_model_options(table, capsys):
     """A flow saved from Python (fit_flow) is a model file the command reads: log-prob and
     sample give its own log_prob and samples; the options only a score model takes are
