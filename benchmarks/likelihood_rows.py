@@ -9,11 +9,13 @@ halves as two ranks would), how often the reported ``solver_error`` covers the t
 and points/s against the reference recipe of the original implementation (scipy RK45 on the
 whole batch at rtol = atol = 1e-5, one Rademacher probe; ``log_prob_levers``), timed in the
 same run, each the median of --repeats runs alternated; and the worst error on --far-rows
-rows far out (the mixture's draws times 3, as anomalies would be; not timed). Run from the
-project root:
+rows far out (the mixture's draws times 3, as anomalies would be; not timed). With
+--exact-reference, the reference's integrator with the exact trace is timed and scored
+beside them (its batch effect too). Run from the project root:
 
     python -m benchmarks.likelihood_rows [--points 1000] [--dims 2 6 16 64]
                                          [--sdes vp subvp ve] [--repeats 3]
+                                         [--recipes default] [--exact-reference]
 """
 from __future__ import annotations
 
@@ -40,15 +42,17 @@ RECIPES = {
     "dpm 120": {"method": "dpm", "steps": 120},
 }
 SDES = {"vp": {}, "subvp": {}, "ve": {"sigma_max": 50.0}}
+#: The reference recipe's integrator (scipy RK45 on the whole batch) with the exact trace.
+EXACT_REFERENCE = "reference integrator, exact trace"
 
 
-def batch_effect(model, x, value, options) -> float:
-    """The largest |change| of a row's log_prob between ``value`` (its batch) and: alone (the
-    first 20 rows), the batch reversed, and the batch in two halves."""
-    alone = torch.cat([model.log_prob(x[i:i + 1], **options) for i in range(min(20, len(x)))])
-    reversed_ = model.log_prob(x.flip(0), **options).flip(0)
+def batch_effect(log_prob, x, value) -> float:
+    """The largest |change| of a row's ``log_prob(rows)`` between ``value`` (its batch) and:
+    alone (the first 20 rows), the batch reversed, and the batch in two halves."""
+    alone = torch.cat([log_prob(x[i:i + 1]) for i in range(min(20, len(x)))])
+    reversed_ = log_prob(x.flip(0)).flip(0)
     half = len(x) // 2
-    halves = torch.cat([model.log_prob(x[:half], **options), model.log_prob(x[half:], **options)])
+    halves = torch.cat([log_prob(x[:half]), log_prob(x[half:])])
     return max((alone - value[:len(alone)]).abs().max().item(),
                (reversed_ - value).abs().max().item(), (halves - value).abs().max().item())
 
@@ -62,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--far-rows", type=int, default=50)
     parser.add_argument("--recipes", nargs="+", default=None,
                         help="only the recipes whose names contain one of these")
+    parser.add_argument("--exact-reference", action="store_true",
+                        help="also the reference's integrator with the exact trace")
     parser.add_argument("--out", default="likelihood_rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -86,25 +92,36 @@ def main(argv=None):
             def far_worst(log_prob):
                 return (log_prob.double() - truth_far).abs().max().item()
             model.log_prob(x[:10])  # warm torch.func up before any timing
-            seconds = {name: [] for name in ["reference", *recipes]}
+            references = {"reference": {}, **({EXACT_REFERENCE: {"exact": True}}
+                                                 if args.exact_reference else {})}
+            seconds = {name: [] for name in [*references, *recipes]}
             results = {}
             for _ in range(args.repeats):  # alternated, so that drifts hit all alike
-                start = time.perf_counter()
-                reference, _ = reference_log_prob(model, x)
-                seconds["reference"].append(time.perf_counter() - start)
+                for name, options in references.items():
+                    start = time.perf_counter()
+                    results[name], _ = reference_log_prob(model, x, **options)
+                    seconds[name].append(time.perf_counter() - start)
                 for name, options in recipes.items():
                     start = time.perf_counter()
                     results[name] = model.log_prob(x, return_error=True, **options)
                     seconds[name].append(time.perf_counter() - start)
             reference_speed = len(x) / statistics.median(seconds["reference"])
-            error = (reference.double() - truth).abs()
-            rows.append({"dim": dim, "sde": sde_name, "recipe": "reference (scipy RK45, 1 probe)",
-                         "points_per_s": reference_speed, "speedup": 1.0,
-                         "mean_err": error.mean().item(),
-                         "p99_err": error.quantile(0.99).item(), "worst_err": error.max().item(),
-                         "batch_effect": float("nan"), "covered": float("nan"),
-                         "far_worst_err": far_worst(reference_log_prob(model, far)[0])})
-            print(rows[-1], flush=True)
+            for name, options in references.items():
+                error = (results[name].double() - truth).abs()
+                speed = len(x) / statistics.median(seconds[name])
+                effect = (float("nan") if not options else batch_effect(
+                    lambda rows: reference_log_prob(model, rows, **options)[0], x,
+                    results[name]))
+                rows.append({"dim": dim, "sde": sde_name,
+                             "recipe": "reference (scipy RK45, 1 probe)" if not options else name,
+                             "points_per_s": speed, "speedup": speed / reference_speed,
+                             "mean_err": error.mean().item(),
+                             "p99_err": error.quantile(0.99).item(),
+                             "worst_err": error.max().item(), "batch_effect": effect,
+                             "covered": float("nan"),
+                             "far_worst_err": far_worst(reference_log_prob(model, far,
+                                                                           **options)[0])})
+                print(rows[-1], flush=True)
             for name, options in recipes.items():
                 result = results[name]
                 error = (result.log_prob.double() - truth).abs()
@@ -115,7 +132,9 @@ def main(argv=None):
                              "mean_err": error.mean().item(),
                              "p99_err": error.quantile(0.99).item(),
                              "worst_err": error.max().item(),
-                             "batch_effect": batch_effect(model, x, result.log_prob, options),
+                             "batch_effect": batch_effect(
+                                 lambda rows: model.log_prob(rows, **options), x,
+                                 result.log_prob),
                              "covered": covered,
                              "far_worst_err": far_worst(model.log_prob(far, **options))})
                 print(rows[-1], flush=True)

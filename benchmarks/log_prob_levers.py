@@ -31,11 +31,12 @@ from sdescore.solvers.adapters import LogDensityODE, ProbabilityFlowODE, solve_o
 from .common import rerun_command, timed, write
 
 
-def reference_log_prob(model, x, seed=0):
+def reference_log_prob(model, x, seed=0, *, exact=False):
     """scipy RK45 (rtol = atol = 1e-5) from eps = 1e-5 to T with one Rademacher probe v, the
     divergence as score_sde_pytorch's ``get_div_fn`` takes it (one autograd pullback of
-    sum(drift * v) per evaluation); the score runs on x's device, the solver's state lives in
-    NumPy on the CPU."""
+    sum(drift * v) per evaluation), or with ``exact`` the exact trace (``exact_divergence``,
+    D pullbacks) in the same integrator; the score runs on x's device, the solver's state
+    lives in NumPy on the CPU."""
     sde, n = model.sde, x.shape[0]
     y0 = model.datamap.to_model(x).reshape(n, -1)
     flow = ProbabilityFlowODE(sde, model._score, model.shape)
@@ -46,11 +47,14 @@ def reference_log_prob(model, x, seed=0):
         counter["evals"] += 1
         y = torch.as_tensor(state[: y0.numel()], dtype=x.dtype,
                             device=x.device).reshape(y0.shape)
-        with torch.enable_grad():
-            y.requires_grad_(True)
-            drift = flow(torch.tensor(t), y)
-            (pullback,) = torch.autograd.grad((drift * probe).sum(), y)
-        div = (pullback * probe).sum(1)
+        if exact:
+            drift, div = exact_divergence(lambda v: flow(torch.tensor(t), v), y)
+        else:
+            with torch.enable_grad():
+                y.requires_grad_(True)
+                drift = flow(torch.tensor(t), y)
+                (pullback,) = torch.autograd.grad((drift * probe).sum(), y)
+            div = (pullback * probe).sum(1)
         return np.concatenate([drift.detach().reshape(-1).cpu().numpy(),
                                div.cpu().numpy()]).astype(np.float64)
 
