@@ -134,20 +134,27 @@ def equal_trace_readings(payload: dict) -> dict:
     default's are closer ("closer"); over every row, the default's worst ("default_worst") and
     the exact-trace reference's largest batch effect ("effect")."""
     exact, default = "reference integrator, exact trace", "ode dopri5 (default)"
-    pairs = {}  # dim -> [(exact-trace reference's row, default's row)] per SDE
-    for row in payload["rows"]:
-        if row["recipe"] == exact:
-            pairs.setdefault(row["dim"], []).append([row])
-        elif row["recipe"] == default:
-            pairs[row["dim"]][-1].append(row)
+    rows = {(r["dim"], r["sde"], r["recipe"]): r for r in payload["rows"]}
+    pairs = {}  # dim -> [(exact-trace reference's row, default's row)], one pair per SDE
+    for (dim, sde, recipe), row in rows.items():
+        if recipe == exact:
+            pairs.setdefault(dim, []).append((row, rows[dim, sde, default]))
 
     def spans(value, text):
+        """text(lowest, highest) of value(exact-trace row, default row) over each
+        dimension's SDEs, one span per dimension."""
         return _per_dimension([f"{text(min(v), max(v))} ({dim} D)" for dim, v in
                                ((dim, [value(e, d) for e, d in both]) for dim, both in
                                 sorted(pairs.items()))])
-    ratio = lambda low, high: f"{low:.2f}-{high:.2f}x"  # noqa: E731
-    interval = lambda low, high: f"{_exponent(low)} to {_exponent(high)}"  # noqa: E731
-    times = lambda low, high: f"{low:.{1 if low < 10 else 0}f}-{high:.0f} times"  # noqa: E731
+
+    def ratio(low, high):
+        return f"{low:.2f}-{high:.2f}x"
+
+    def interval(low, high):
+        return f"{_exponent(low)} to {_exponent(high)}"
+
+    def times(low, high):
+        return f"{low:.{1 if low < 10 else 0}f}-{high:.0f} times"
     everything = [row for both in pairs.values() for row in both]
     return {"exact": spans(lambda e, d: e["speedup"], ratio),
             "default": spans(lambda e, d: d["points_per_s"] / e["points_per_s"], ratio),
