@@ -287,7 +287,8 @@ class ScoreModel(DensityModel):
         score becomes score + guidance_scale * grad_x log q(y | x_t, t) (classifier
         guidance); without one the model must be class-conditional, and the score is
         uncond + guidance_scale * (cond - uncond) (classifier-free guidance).
-        guidance_scale = 1 targets p(x | y); larger values sharpen it.
+        guidance_scale = 1 targets p(x | y); larger values sharpen it (without y, a value other
+        than 1 is refused).
         """
         n = check_count(n)
         denoise = check_flag(denoise, name="denoise")
