@@ -42,6 +42,7 @@ RECIPES = {
     "dpm 120": {"method": "dpm", "steps": 120},
 }
 SDES = {"vp": {}, "subvp": {}, "ve": {"sigma_max": 50.0}}
+REFERENCE = "reference (scipy RK45, 1 probe)"
 #: The reference recipe's integrator (scipy RK45 on the whole batch) with the exact trace.
 EXACT_REFERENCE = "reference integrator, exact trace"
 
@@ -92,8 +93,8 @@ def main(argv=None):
             def far_worst(log_prob):
                 return (log_prob.double() - truth_far).abs().max().item()
             model.log_prob(x[:10])  # warm torch.func up before any timing
-            references = {"reference": {}, **({EXACT_REFERENCE: {"exact": True}}
-                                                 if args.exact_reference else {})}
+            references = {REFERENCE: {}, **({EXACT_REFERENCE: {"exact": True}}
+                                            if args.exact_reference else {})}
             seconds = {name: [] for name in [*references, *recipes]}
             results = {}
             for _ in range(args.repeats):  # alternated, so that drifts hit all alike
@@ -105,15 +106,14 @@ def main(argv=None):
                     start = time.perf_counter()
                     results[name] = model.log_prob(x, return_error=True, **options)
                     seconds[name].append(time.perf_counter() - start)
-            reference_speed = len(x) / statistics.median(seconds["reference"])
+            reference_speed = len(x) / statistics.median(seconds[REFERENCE])
             for name, options in references.items():
                 error = (results[name].double() - truth).abs()
                 speed = len(x) / statistics.median(seconds[name])
                 effect = (float("nan") if not options else batch_effect(
-                    lambda rows: reference_log_prob(model, rows, **options)[0], x,
+                    lambda part: reference_log_prob(model, part, **options)[0], x,
                     results[name]))
-                rows.append({"dim": dim, "sde": sde_name,
-                             "recipe": "reference (scipy RK45, 1 probe)" if not options else name,
+                rows.append({"dim": dim, "sde": sde_name, "recipe": name,
                              "points_per_s": speed, "speedup": speed / reference_speed,
                              "mean_err": error.mean().item(),
                              "p99_err": error.quantile(0.99).item(),
@@ -133,7 +133,7 @@ def main(argv=None):
                              "p99_err": error.quantile(0.99).item(),
                              "worst_err": error.max().item(),
                              "batch_effect": batch_effect(
-                                 lambda rows: model.log_prob(rows, **options), x,
+                                 lambda part: model.log_prob(part, **options), x,
                                  result.log_prob),
                              "covered": covered,
                              "far_worst_err": far_worst(model.log_prob(far, **options))})
