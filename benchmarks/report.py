@@ -179,7 +179,7 @@ def likelihood_section() -> str:
                       f"{label.removeprefix('sdescore, ')}" for label, r in narrower.items())
     costs = ", ".join(f"{r['mean_nll'] - default['mean_nll']:.2f}" for r in narrower.values())
     fastest_gap = flow["rows_per_s"] / max(r["rows_per_s"] for r in narrower.values())
-    worst_narrower = f"{max(r['worst_err'] for r in narrower.values()):.1e}".replace("e-0", "e-")
+    worst_narrower = _exponent(max(r["worst_err"] for r in narrower.values()))
     return f"""## Likelihood: accuracy and speed
 
 How close is `log_prob` to the true log-density for every row, does a row's value depend on
