@@ -238,6 +238,22 @@ pullbacks took 1.35, 3.5 and 6.5 ms, forward-mode (`vmap` of `jvp`) 4.7, 6.7 and
 and one pullback of a batch repeated D times 1.4, 5.2 and 15.4. A higher order takes more
 evaluations, not fewer: torchdiffeq's dopri8 on each of 40 rows alone took 1.5-1.7 times
 dopri5's at rtol = atol = 1e-5 and 1e-6 (2-D VP, 16-D sub-VP) and about 4 times at 1e-7.
+Would scipy RK45's step-size controller (a step that passed close to its tolerance shrinks
+the next; none grows right after a rejection) pay, in place of torchdiffeq's, which never
+shrinks after an accepted step and so meets a rising error with rejections? In a throwaway
+comparison (2026-12-07, 1000 rows, the two alternated three times) it made 0-12% fewer
+batched calls on the nine mixtures of 2-16 D (80 against 86 in 2-D VP, 248 against 266 in
+16-D VE, equal only in 6-D VP) at 0.89-1.15 times the time, with worst rows alike (5.2e-5
+to 2.7e-4 against 6.0e-5 to 1.9e-4), and 170 against 182 calls on 114 test rows of a 30-s
+breast-cancer fit; on two 60-s power-plant fits its worst rows were 9.1e-3 and 3.0e-3
+against 8.4e-3 and 7.4e-3. A growth cap of 5 or a safety factor of 0.8 on top of it saved
+no further call. The tables here, run again with it at commit e6fd8bb (JSON not kept),
+gave the default 0.54-0.62x the reference in 2 D, 0.36-0.46x in 6 D and 0.21-0.22x in 16 D,
+but in 64 D a batch effect of 3.1e-4 nats on VP (4.6e-5 with torchdiffeq's controller,
+above), over the 1e-4 a row may move with its batch (a likely cause, not checked: its next
+step moves with the error ratio after every accepted step, where torchdiffeq's keeps the
+step for ratios of 0.59-1, so float rounding in a batch reaches more of the later steps).
+The controller stays torchdiffeq's.
 
 On trained models: sdescore and NSF fitted for 60 s each (one thread) on scikit-learn's
 breast-cancer table (455 training rows x 30 columns; sdescore's MLP), scored on its 114 test
