@@ -136,7 +136,7 @@ def _summary(model, data_line: str | None = None) -> str:
             lines.append("reference:  the training rows' diagonal Gaussian (too many columns "
                          f"for a full covariance, over {MAX_FULL_DIM})" if initial.get("diagonal")
                          else f"reference:  the training rows' Gaussian, covariance shrunk "
-                              f"{initial['shrinkage']:.0%} of the way to its diagonal")
+                              f"{100 * initial['shrinkage']:.3g}% of the way to its diagonal")
         weights = ("the fitted Gaussian (step 0)" if chosen is initial and chosen is not None
                    else f"step {chosen['step']}" if chosen else None)
         held = (f"; weights of {weights}, held-out score {chosen['val_loss']:.4g} nats per row"

@@ -91,6 +91,8 @@ def test_fit_log_prob_and_sample_match_the_python_api(table, capsys):
     assert "residual parameterisation, envelope snr" in info  # a table's default
     scale = ", ".join(f"{v:.4g}" for v in model.datamap.scale.tolist())
     assert f"scale [{scale}]" in info and "60 steps" in info
+    shrinkage = model.history[0]["shrinkage"]  # the reference's, as a percentage
+    assert f"covariance shrunk {100 * shrinkage:.3g}% of the way to its diagonal" in info
 
 
 def test_labels_column_trains_a_conditional_model(table):
