@@ -242,15 +242,17 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     """log p_eps(x) in nats: x and the running divergence solved together from eps up to T.
 
     solver "dopri5" (the default): Dormand-Prince with a step size and an error control per
-    row (``per_row.solve_per_row``), so that a row's value does not depend on its batch; per
-    step the sample is held to ``atol + rtol |x|``, the log-density to atol nats whatever its
-    size (a relative tolerance on it loosens with the dimension), and so is the step's error
-    in the final answer: the log-density's own error plus the sample's through the score at
-    the step's end (a sample off by delta at time t ends as log p_t(x_t + delta), to first
+    row (``per_row.solve_per_row``), so that a row's value does not depend on its batch; its
+    stages evaluate the drift alone, and each step's divergence integral is a Gauss-Lobatto
+    quadrature on the step's dense output (the trace at three points per step). Per step
+    the sample is held to ``atol + rtol |x|``, the divergence integral to atol nats whatever
+    its size (a relative tolerance on it loosens with the dimension), and so is the step's
+    error in the final answer: the quadrature's plus the sample's through the score at the
+    step's end (a sample off by delta at time t ends as log p_t(x_t + delta), to first
     order score . delta off), or, where the state's effect on the answer is above
     GOAL_SCALE nats (a float64 row far out), to atol per GOAL_SCALE nats of it. Its
     ``solver_error`` is ERROR_SAFETY times the sum over the row's steps of that last
-    estimate (from the 4th-order embedded solution).
+    estimate (the sample's from the 4th-order embedded solution).
     The other solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun:
     rtol, atol, max_steps; one step size for the whole batch) or fixed-grid (euler, midpoint,
     heun3, rk4: ``steps`` equal steps), without an error estimate. score_of(rows) -> the score of
@@ -259,33 +261,26 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     _check_tolerances(rtol, atol, x.dtype)
     n = x.shape[0]
     y = x.reshape(n, -1)
-    dim, count = y.shape[1], row_trace.count
     if solver == "dopri5":
-        def derivative(t, state, rows, quadrature=True, goal=False):
+        def flat_drift(t, rows):  # the drift of those rows, and the score it was built from
             score, m = score_of(rows), len(rows)
 
-            def flat_drift(v):  # the drift, and the score it was built from
+            def drift(v):
                 x_t = v.reshape((m,) + tuple(shape))
                 score_t = score(x_t, t)
                 drift = probability_flow_drift(sde, lambda *_: score_t, x_t, t)
                 return drift.reshape(m, -1), score_t.reshape(m, -1)
-            if not quadrature:  # a stage whose divergence no solution uses
-                return torch.cat([flat_drift(state[:, :dim])[0], state.new_zeros(m, count)], 1)
-            out, div, score_t = row_trace(flat_drift, state[:, :dim], rows, has_aux=True)
-            derivative = torch.cat([out, div.T], 1)
-            if not goal:
-                return derivative
-            # d log p / d state: the score for the sample, the probes' mean for the deltas
-            return derivative, torch.cat([score_t, state.new_full((m, count), 1 / count)], 1)
+            return drift
 
-        state0 = torch.cat([y, y.new_zeros(n, count)], 1)
-        solution = solve_per_row(derivative, state0, eps, sde.T,
-                                 parts=[slice(0, dim), slice(dim, dim + count)],
-                                 rtol=rtol, atol=atol, max_steps=max_steps,
-                                 absolute=slice(dim, dim + count),
-                                 quadrature=slice(dim, dim + count), goal=True,
-                                 goal_rtol=atol / GOAL_SCALE)
-        y_T, deltas = solution.y1[:, :dim], solution.y1[:, dim:]
+        def flow(t, v, rows):  # d log p / d x_t is the score: the goal's weights
+            return flat_drift(t, rows)(v)
+
+        def divergence(t, v, rows):
+            return row_trace(flat_drift(t, rows), v, rows, has_aux=True)[1]
+
+        solution = solve_per_row(flow, divergence, y, eps, sde.T, rtol=rtol, atol=atol,
+                                 max_steps=max_steps, goal_rtol=atol / GOAL_SCALE)
+        y_T, deltas = solution.y1, solution.integrals
         prior = sde.prior_log_prob(y_T.reshape(x.shape))
         solver_error = ERROR_SAFETY * solution.goal_errors
         return _finish(prior + deltas.mean(1), solver_error, deltas, row_trace)

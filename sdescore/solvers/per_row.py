@@ -1,4 +1,5 @@
-"""Dormand-Prince 5(4) with a time, a step size and an error control of its own for every row.
+"""Dormand-Prince 5(4) with a time, a step size and an error control of its own for every row,
+and running integrals along each row's solution by Gauss-Lobatto quadrature.
 
 An adaptive solver that steps a whole batch together (torchdiffeq's) makes each row's value
 depend on the rows beside it: one hard row shrinks everyone's step, an easy batch lets a
@@ -10,22 +11,32 @@ result is then the same alone, in any batch and in any order, up to the float ro
 batched arithmetic, and the batch costs the sum of its rows' steps, not its hardest row's
 steps for every row.
 
-The tableau, the error norm (the root mean square of each part of the state, the largest
-part deciding), the step-size controller (safety 0.9, growth at most 10x, shrinkage at most
-5x) and the initial step (Hairer, Norsett and Wanner's rule) follow torchdiffeq's dopri5, so a
-row solved here matches that row solved alone by torchdiffeq. On top of that norm a caller
-may hold each step's error in one quantity computed from the solution to atol (a ``goal``:
-the log-density, through its sensitivity to each column), which no torchdiffeq solver does.
+The tableau, the step-size controller (safety 0.9, growth at most 10x, shrinkage at most 5x),
+the initial step (Hairer, Norsett and Wanner's rule) and the dense output (Shampine's
+4th-order interpolant) follow torchdiffeq's dopri5. The running integrals, I_k = integral of
+g_k(t, y(t)) dt, are not part of the Runge-Kutta state: their integrand may cost many times
+the derivative (a divergence, D pullbacks against one forward pass), so the stages evaluate
+the derivative alone and each accepted step integrates g by the 4-point Gauss-Lobatto rule
+(nodes 0, (5 -+ sqrt 5) / 10, 1 of the step; exact for quintics) on the dense output: three
+evaluations of g per step, the end's value reused as the next step's start, where integrals
+carried in the state take five. The rule's error is estimated by the degree-6 polynomial
+through its four nodes and the previous step's first three (on a row's first step, or where
+the previous step was more than HISTORY_SPAN times longer, three more nodes inside the step)
+and held to atol with the state's. On top of that a caller holds each step's error in one
+quantity computed from the solution (a log-density: the integrals' mean plus a function of
+y, through its sensitivity to each column) to atol, which no torchdiffeq solver does.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PerRowSolution", "solve_per_row"]
+__all__ = ["HISTORY_SPAN", "PerRowSolution", "solve_per_row"]
 
-# Dormand and Prince (1980): nodes, stages, 5th-order weights, and 5th minus 4th-order weights.
+# Dormand and Prince (1980): nodes, stages, and 5th minus 4th-order weights; the last stage is
+# evaluated at the 5th-order solution (first same as last).
 _C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
 _A = ((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
       (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
@@ -34,50 +45,58 @@ _A = ((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
 _B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
 _B_LOW = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
 _E = tuple(b - low for b, low in zip(_B, _B_LOW))
+# Shampine's weights for the solution at the step's midpoint (torchdiffeq's DPS_C_MID).
+_MID = (6025192743 / 30085553152 / 2, 0.0, 51252292925 / 65400821598 / 2,
+        -2691868925 / 45128329728 / 2, 187940372067 / 1594534317056 / 2,
+        -1776094331 / 19743644256 / 2, 11237099 / 235043384 / 2)
 _SAFETY, _GROW, _SHRINK, _ORDER = 0.9, 10.0, 0.2, 5
+# 4-point Gauss-Lobatto: interior nodes and the weights of (0, interior, 1) on a unit step.
+_LOBATTO = ((5 - math.sqrt(5)) / 10, (5 + math.sqrt(5)) / 10)
+_LOBATTO_WEIGHTS = (1 / 12, 5 / 12, 5 / 12, 1 / 12)
+# Where a row has no usable previous step: three more nodes of its step for the estimate.
+_FRESH_NODES = (0.1, 0.5, 0.9)
+#: A previous step more than this many times the current one is not used for the quadrature's
+#: error estimate (the current step's own extra nodes are): interpolating through far nodes
+#: is ill-conditioned and says little about the current step.
+HISTORY_SPAN = 4.0
 
 
 @dataclass
 class PerRowSolution:
-    """y1: (n, S) the state at t1; goal_errors: (n,) the sum over each row's accepted steps
-    of ``abs(weights . error)``, error the embedded (4th-order) estimate, a bound on the
-    scale of the 5th-order solution's error that is kept, and of the rounding of the state,
-    ``u sum_j abs(weights_j y_j)``, u the unit roundoff of y's dtype (``solve_per_row``'s goal;
-    zeros without one);
-    steps: (n,) accepted steps; evaluations: batched function calls (all rows together)."""
+    """y1: (n, D) the state at t1; integrals: (n, k) the running integrals over [t0, t1];
+    goal_errors: (n,) the sum over each row's accepted steps of its estimated error in the
+    goal, ``abs(weights . y_error) + abs(mean of the integrals' errors)`` (y_error the
+    embedded 4th-order estimate, a bound on the scale of the 5th-order solution's error that
+    is kept; the integrals' that of the Gauss-Lobatto rule), and of its rounding,
+    ``u effect``, u the unit roundoff of y's dtype; steps: (n,) accepted steps;
+    evaluations: batched calls of the derivative and of the integrand (all rows together)."""
 
     y1: torch.Tensor
+    integrals: torch.Tensor
     goal_errors: torch.Tensor
     steps: torch.Tensor
     evaluations: int
 
 
-def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[slice],
-                  rtol: float, atol: float, max_steps: int,
-                  absolute: slice | None = None,
-                  quadrature: slice | None = None, goal: bool = False,
-                  goal_rtol: float = 0.0) -> PerRowSolution:
-    """Integrate dy/dt = func(t, y, rows) for each row of y0 (n, S) from t0 to t1 > t0.
+def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rtol: float,
+                  atol: float, max_steps: int, goal_rtol: float = 0.0) -> PerRowSolution:
+    """Integrate dy/dt = f(t, y) for each row of y0 (n, D) from t0 to t1 > t0, and the
+    running integrals of g(t, y(t)) along it.
 
-    func(t (m,), y (m, S), rows (m,) int64) -> (m, S): the derivative of the rows ``rows`` of
-    the batch (indices into y0) at their own times t. parts: slices of the S columns whose
-    root-mean-square errors are compared, the largest deciding (torchdiffeq's norm for a
-    tuple state: e.g. the flat sample and its log-density). absolute: columns whose error is
-    held to ``atol`` alone, whatever their size (a log-density in nats, say), where the
-    others are held to ``atol + rtol |y|``. quadrature: columns that ``func`` does not read (a
-    running integral such as a log-density): where a stage's value of them is never used
-    (the second stage of Dormand-Prince has weight 0 in both solutions), ``func`` is called
-    with ``quadrature=False`` and may leave them 0. goal: error control on one quantity
-    computed from the solution (a log-density, say) besides the parts: the last stage of
-    every step (at the step's end) calls ``func(..., goal=True)``, which returns (derivative,
-    weights (m, S)), the first-order sensitivity of that quantity to each column of y there;
-    the step's error in it, ``abs(weights . error)``, is held to ``atol + 2 u effect`` (atol
-    widened by one ulp of the state's effect on the quantity, ``effect = sum_j
-    abs(weights_j y_j)``, u the unit roundoff), or to ``goal_rtol effect`` where that is
-    larger; it is summed, with the rounding ``u effect``, into ``goal_errors``. A row stops
-    at t1 exactly.
+    flow(t (m,), y (m, D), rows (m,) int64) -> (f (m, D), weights (m, D)): the derivative of
+    the rows ``rows`` of the batch (indices into y0) at their own times t, and the goal's
+    first-order sensitivity to each column of y there (read at each step's end).
+    integrand(t (m,), y (m, D), rows) -> (k, m): the k integrands at those rows.
+
+    Each step holds y's error to ``atol + rtol |y|`` (root mean square over the columns),
+    the integrals' to atol (root mean square over the k), and the goal's,
+    ``abs(weights . y_error) + abs(mean_k integral_error_k)``, to ``atol + 2 u effect``
+    (atol widened by one ulp of the state's effect on the goal, ``effect = sum_j
+    abs(weights_j y_j) + mean_k abs(I_k)``, u the unit roundoff), or to ``goal_rtol
+    effect`` where that is larger. A row stops at t1 exactly. Returns a ``PerRowSolution``.
     RuntimeError when a row has taken ``max_steps`` steps (accepted or not) without reaching
-    t1, or when its step shrinks below float resolution.
+    t1, when a derivative or integrand is not finite, or when a row's step shrinks below
+    float resolution.
     """
     n = y0.shape[0]
     rows = torch.arange(n, device=y0.device)
@@ -85,18 +104,22 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
     y, span = y0.clone(), float(t1) - float(t0)
     evaluations = 0
 
-    def call(time, state, which, **options):
+    def call(fn, time, state, which):
         nonlocal evaluations
         evaluations += 1
-        return func(time.to(state.dtype), state, which, **options)
+        return fn(time.to(state.dtype), state, which)
 
-    def norm(value):
-        return torch.stack([value[:, part].square().mean(1).sqrt() for part in parts]).amax(0)
+    def rms(value, dim=1):
+        return value.square().mean(dim).sqrt()
 
-    k1 = call(t, y, rows)
-    h = _initial_step(call, t, y, k1, rows, norm, rtol, atol, span)
+    k1 = call(flow, t, y, rows)[0]
+    g0 = call(integrand, t, y, rows)  # (k, n): the integrands at each row's current time
+    count = g0.shape[0]
+    h = _initial_step(lambda *a: call(flow, *a)[0], t, y, k1, rows, rms, rtol, atol, span)
+    integrals = y.new_zeros(count, n, dtype=torch.float64)
     goal_errors = y.new_zeros(n)
     unit_roundoff = torch.finfo(y.dtype).eps / 2
+    history = _History(count, n, y)
     steps = torch.zeros(n, dtype=torch.long, device=y0.device)
     attempts = torch.zeros(n, dtype=torch.long, device=y0.device)
     active = rows
@@ -106,39 +129,47 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
         ha = torch.where(last, float(t1) - ta, ha)
         hs = ha.to(y.dtype)[:, None]
         stages = [ka]
-        for stage, (c, a) in enumerate(zip(_C[1:], _A[1:]), start=1):
+        for c, a in zip(_C[1:], _A[1:]):
             state = ya + hs * sum(coef * k for coef, k in zip(a, stages) if coef)
-            unused = quadrature is not None and _B[stage] == 0 and _E[stage] == 0
-            if goal and stage == len(_C) - 1:  # the step's end: the goal's weights there
-                derivative, weights = call(ta + c * ha, state, active, goal=True)
-            else:
-                derivative = call(ta + c * ha, state, active,
-                                  **({"quadrature": False} if unused else {}))
+            derivative, weights = call(flow, ta + c * ha, state, active)
             stages.append(derivative)
         y_new = state  # the last stage is evaluated at the 5th-order solution (FSAL)
         error = hs * sum(e * k for e, k in zip(_E, stages) if e)
         scale = atol + rtol * torch.maximum(ya.abs(), y_new.abs())
-        if absolute is not None:
-            scale[:, absolute] = atol
-        ratio = norm(error / scale)
-        if goal:
-            goal_error = (weights * error).sum(1).abs()
-            effect = (weights * y_new).abs().sum(1)
-            rounding = effect * unit_roundoff
-            # no finer than the state's own rounding (an ulp), which no step could beat, nor
-            # than goal_rtol of the state's effect
-            allowed = torch.maximum(atol + 2 * rounding, goal_rtol * effect)
-            ratio = torch.maximum(ratio, goal_error / allowed)
+        goal_error = (weights * error).sum(1).abs()
+        effect = (weights * y_new).abs().sum(1) + integrals[:, active].abs().mean(0).to(y.dtype)
+        rounding = effect * unit_roundoff
+        # no finer than the state's own rounding (an ulp), which no step could beat, nor than
+        # goal_rtol of the state's effect
+        allowed = torch.maximum(atol + 2 * rounding, goal_rtol * effect)
+        ratio = torch.maximum(rms(error / scale), goal_error / allowed)
+        step_integrals = y.new_zeros(count, len(active), dtype=torch.float64)
+        # the quadrature only where the state's error passed: a rejected step costs no g
+        passed = (ratio <= 1).nonzero().squeeze(1)
+        if passed.numel():
+            value, quadrature_error, end_values = _lobatto_step(
+                lambda *a: call(integrand, *a), history, active[passed], ta[passed],
+                ha[passed], ya[passed], y_new[passed], [k[passed] for k in stages],
+                g0[:, active[passed]])
+            step_integrals[:, passed] = value
+            ratio[passed] = torch.maximum(ratio[passed],
+                                          (rms(quadrature_error, 0) / atol).to(ratio.dtype))
+            goal_error[passed] += quadrature_error.mean(0).abs().to(goal_error.dtype)
+            ratio[passed] = torch.maximum(ratio[passed], goal_error[passed] / allowed[passed])
         accept = ratio <= 1
         attempts[active] += 1
         done_now = accept & last
         moved = active[accept]
+        if passed.numel():
+            kept = accept[passed]
+            history.keep(active[passed][kept], ta[passed][kept], ha[passed][kept], kept)
+            g0[:, active[passed][kept]] = end_values[:, kept]
         t[moved] = torch.where(last[accept], torch.full_like(ta[accept], float(t1)),
                                ta[accept] + ha[accept])
         y[moved] = y_new[accept]
         k1[moved] = stages[-1][accept]
-        if goal:
-            goal_errors[moved] += goal_error[accept] + rounding[accept]
+        integrals[:, moved] += step_integrals[:, accept]
+        goal_errors[moved] += goal_error[accept] + rounding[accept]
         steps[moved] += 1
         h[active] = _next_step(ha, ratio)
         if ((attempts[active] >= max_steps) & ~done_now).any():
@@ -154,7 +185,100 @@ def solve_per_row(func, y0: torch.Tensor, t0: float, t1: float, *, parts: list[s
                                "eps, looser rtol/atol, float64 (model.double()), or a "
                                "fixed-step solver")
         active = active[~done_now]
-    return PerRowSolution(y, goal_errors, steps, evaluations)
+    return PerRowSolution(y, integrals.T.to(y.dtype), goal_errors, steps, evaluations)
+
+
+class _History:
+    """Each row's last accepted step: its start and interior Gauss-Lobatto nodes (times,
+    float64) and the integrands there (k values each), for the next step's error estimate."""
+
+    def __init__(self, count: int, n: int, like: torch.Tensor):
+        nodes = 1 + len(_LOBATTO)
+        self.times = torch.full((nodes, n), math.nan, dtype=torch.float64, device=like.device)
+        self.values = like.new_zeros(nodes, count, n)
+        self.pending = like.new_zeros(nodes, count, 0)
+
+    def usable(self, rows: torch.Tensor, start: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """(m,) bool: the row has a previous step at most HISTORY_SPAN times this one."""
+        previous = start - self.times[0, rows]
+        return torch.isfinite(previous) & (previous <= HISTORY_SPAN * h)
+
+    def keep(self, rows, start, h, kept) -> None:
+        """Record the accepted steps of ``rows`` (start, h): their nodes' values are those
+        ``_lobatto_step`` left pending, masked by ``kept``."""
+        for j, tau in enumerate((0.0, *_LOBATTO)):
+            self.times[j, rows] = start + tau * h
+            self.values[j][:, rows] = self.pending[j][:, kept]
+
+
+def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, g_start):
+    """The integrals over one step of each of ``rows`` (m) by 4-point Gauss-Lobatto on the
+    dense output, with the estimate of its error: returns (values (k, m), errors (k, m),
+    the integrands at the step's end (k, m)), and leaves the step's own nodes' values in
+    ``history.pending`` for ``history.keep``; values and errors in float64. One batched call
+    of ``integrand`` on the two interior nodes, the end and, for rows without a usable
+    previous step, three more nodes."""
+    m = len(rows)
+    hs = h.to(y0.dtype)[:, None]
+    dense = _DenseOutput(y0, y1, stages, hs)
+    fresh = (~history.usable(rows, start, h)).nonzero().squeeze(1)
+    taus = [*_LOBATTO, 1.0]
+    points = [dense(tau) for tau in _LOBATTO] + [y1]
+    times = [start + tau * h for tau in taus]
+    which = [rows] * len(taus)
+    for tau in _FRESH_NODES:
+        points.append(dense(tau)[fresh])
+        times.append(start[fresh] + tau * h[fresh])
+        which.append(rows[fresh])
+    values = integrand(torch.cat(times), torch.cat(points), torch.cat(which)).double()
+    own = [g_start.double()] + [values[:, j * m:(j + 1) * m] for j in range(len(taus))]
+    extra = values[:, len(taus) * m:]
+    # the estimate: the degree-6 interpolant's integral over the step, on these four nodes
+    # and the previous step's first three (or three more of this step's), less the rule's,
+    # taken as one sum in float64 with the two rules' weights subtracted first (the two
+    # integrals agree to many digits, and their float32 difference would be rounding)
+    earlier = torch.stack([(history.times[j, rows] - start) / h for j in range(3)], 1)
+    earlier_values = history.values[:, :, rows].double()
+    if fresh.numel():
+        earlier[fresh] = torch.tensor(_FRESH_NODES, dtype=earlier.dtype, device=earlier.device)
+        for j in range(3):
+            earlier_values[j][:, fresh] = extra[:, j * len(fresh):(j + 1) * len(fresh)]
+    nodes = torch.cat([earlier, torch.tensor([0.0, *taus], dtype=earlier.dtype,
+                                             device=earlier.device).expand(m, 4)], 1)
+    rule = torch.tensor((0.0,) * 3 + _LOBATTO_WEIGHTS, dtype=nodes.dtype, device=nodes.device)
+    difference = _interpolatory_weights(nodes) - rule  # (m, 7)
+    samples = [*earlier_values, *own]
+    value = h * sum(w * v for w, v in zip(_LOBATTO_WEIGHTS, own))
+    error = h * sum(difference[:, j] * v for j, v in enumerate(samples))
+    history.pending = torch.stack(own[:3]).to(g_start.dtype)
+    return value, error, own[-1].to(g_start.dtype)
+
+
+def _interpolatory_weights(nodes: torch.Tensor) -> torch.Tensor:
+    """nodes (m, p) in units of the step, float64 -> (m, p) the weights of the integral over
+    [0, 1] of the polynomial of degree p - 1 through them."""
+    p = nodes.shape[1]
+    powers = torch.stack([nodes ** j for j in range(p)], 1)  # (m, power, node)
+    moments = 1 / torch.arange(1, p + 1, dtype=nodes.dtype, device=nodes.device)
+    return torch.linalg.solve(powers, moments.expand(nodes.shape[0], p))
+
+
+class _DenseOutput:
+    """Shampine's 4th-order interpolant of one Dormand-Prince step (torchdiffeq's dopri5
+    dense output): ``dense(tau)`` -> y at start + tau h, tau in [0, 1], (m, D)."""
+
+    def __init__(self, y0, y1, stages, hs):
+        mid = y0 + hs * sum(w * k for w, k in zip(_MID, stages) if w)
+        f0, f1 = hs * stages[0], hs * stages[-1]
+        self.coefficients = (y0, f0, f1 - 4 * f0 - 11 * y0 - 5 * y1 + 16 * mid,
+                             5 * f0 - 3 * f1 + 18 * y0 + 14 * y1 - 32 * mid,
+                             2 * (f1 - f0) - 8 * (y1 + y0) + 16 * mid)
+
+    def __call__(self, tau: float) -> torch.Tensor:
+        total = self.coefficients[-1]
+        for coefficient in reversed(self.coefficients[:-1]):
+            total = coefficient + tau * total
+        return total
 
 
 def _next_step(h: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
@@ -167,16 +291,16 @@ def _next_step(h: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     return h * factor
 
 
-def _initial_step(call, t, y, f0, rows, norm, rtol, atol, span: float) -> torch.Tensor:
+def _initial_step(flow, t, y, f0, rows, rms, rtol, atol, span: float) -> torch.Tensor:
     """Hairer, Norsett and Wanner's first step (Solving ODEs I, II.4), row by row, as
     torchdiffeq chooses it, with its trial step held within the ``span`` of the solve (no
     derivative is asked for beyond t1): one more evaluation of the batch."""
     scale = atol + y.abs() * rtol
-    d0, d1 = norm(y / scale).double(), norm(f0 / scale).double()
+    d0, d1 = rms(y / scale).double(), rms(f0 / scale).double()
     h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6),
                      0.01 * d0 / d1.clamp(min=1e-300)).clamp(max=span)
-    f1 = call(t + h0, y + h0.to(y.dtype)[:, None] * f0, rows)
-    d2 = norm((f1 - f0) / scale).double() / h0
+    f1 = flow(t + h0, y + h0.to(y.dtype)[:, None] * f0, rows)
+    d2 = rms((f1 - f0) / scale).double() / h0
     largest = torch.maximum(d1, d2)
     h1 = torch.where(largest <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6),
                      (0.01 / largest.clamp(min=1e-300)) ** (1 / (_ORDER + 1)))

@@ -1,0 +1,79 @@
+"""The per-row Dormand-Prince solver's running integrals (solvers/per_row.py): Gauss-Lobatto
+quadrature on each step's dense output, its error estimated and held to atol, on integrals
+with closed forms."""
+import math
+
+import pytest
+import torch
+
+from sdescore.solvers.per_row import solve_per_row
+
+
+def _decay(t, y, rows):
+    """dy/dt = -k y with a rate k per row, and no goal (zero weights)."""
+    rates = (1 + rows.to(y.dtype))[:, None]
+    return -rates * y, torch.zeros_like(y)
+
+
+@pytest.mark.parametrize("atol", [1e-5, 1e-8])
+def test_the_integral_of_a_function_of_the_solution_matches_its_closed_form(atol):
+    """y' = -k y, y(0) = 1, so y = exp(-k t); the integral of y^2 over [0, 2] is
+    (1 - exp(-4 k)) / (2 k), and of cos(3 t) y it is the same for every row's k in closed
+    form too. Both hold to about atol per unit of t (the error estimate that covers them is
+    the goal's, tested on the likelihoods of tests/test_likelihood_rows.py)."""
+    n = 6
+    y0 = torch.ones(n, 1, dtype=torch.float64)
+
+    def integrand(t, y, rows):
+        return torch.stack([y[:, 0] ** 2, torch.cos(3 * t) * y[:, 0]])
+
+    solution = solve_per_row(_decay, integrand, y0, 0.0, 2.0, rtol=atol, atol=atol,
+                             max_steps=10_000)
+    k = torch.arange(1, n + 1, dtype=torch.float64)
+    squares = (1 - torch.exp(-4 * k)) / (2 * k)
+    # integral of cos(3t) exp(-kt) over [0, 2]
+    cosine = (k + torch.exp(-2 * k) * (3 * math.sin(6) - k * math.cos(6))) / (k**2 + 9)
+    truth = torch.stack([squares, cosine], 1)
+    error = (solution.integrals - truth).abs()
+    assert error.max() <= 10 * atol, error.max()
+
+
+def test_the_quadratures_own_error_sets_the_step_where_the_state_is_still():
+    """The state does not move (y' = 0), so its error never limits the step, which would grow
+    tenfold each time: only the quadrature's error estimate (a degree-6 interpolant against
+    the Gauss-Lobatto rule) holds the steps to what cos(40 t) needs. Its integral over
+    [0, 1], sin(40) / 40, is met to about atol, and tighter with a tighter atol."""
+    y0 = torch.zeros(3, 1, dtype=torch.float64)
+
+    def still(t, y, rows):
+        return torch.zeros_like(y), torch.zeros_like(y)
+
+    def oscillation(t, y, rows):
+        return torch.cos(40 * t)[None]
+
+    truth = math.sin(40) / 40
+    errors, steps = [], []
+    for atol in (1e-5, 1e-8):
+        solution = solve_per_row(still, oscillation, y0, 0.0, 1.0, rtol=atol, atol=atol,
+                                 max_steps=10_000)
+        errors.append((solution.integrals[:, 0] - truth).abs().max().item())
+        steps.append(solution.steps[0].item())
+        assert errors[-1] <= 10 * atol, (atol, errors[-1])
+    assert steps[1] > steps[0] >= 10  # the steps shrank onto the oscillation
+
+
+def test_a_rows_integral_does_not_depend_on_the_rows_beside_it():
+    y0 = torch.linspace(0.5, 2.0, 8, dtype=torch.float64)[:, None]
+
+    def integrand(t, y, rows):
+        return (torch.sin(5 * t) * y[:, 0] ** 3)[None]
+
+    together = solve_per_row(_decay, integrand, y0, 0.0, 1.5, rtol=1e-7, atol=1e-7,
+                             max_steps=10_000)
+    for row in (0, 5):
+        alone = solve_per_row(lambda t, y, rows: _decay(t, y, rows + row), integrand,
+                              y0[row:row + 1], 0.0, 1.5, rtol=1e-7, atol=1e-7,
+                              max_steps=10_000)
+        assert alone.steps.item() == together.steps[row].item()
+        torch.testing.assert_close(alone.integrals[0], together.integrals[row], rtol=0,
+                                   atol=1e-14)
