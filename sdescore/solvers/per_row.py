@@ -90,9 +90,9 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
 
     Each step holds y's error to ``atol + rtol |y|`` (root mean square over the columns),
     the integrals' to atol (root mean square over the k), and the goal's,
-    ``abs(weights . y_error) + abs(mean_k integral_error_k)``, to ``atol + 2 u effect``
-    (atol widened by one ulp of the state's effect on the goal, ``effect = sum_j
-    abs(weights_j y_j) + mean_k abs(I_k)``, u the unit roundoff), or to ``goal_rtol
+    ``abs(weights . y_error) + abs(mean_k integral_error_k)``, to ``atol + u effect``
+    (atol widened by the largest rounding of the state's effect on the goal, ``effect =
+    sum_j abs(weights_j y_j) + mean_k abs(I_k)``, u the unit roundoff), or to ``goal_rtol
     effect`` where that is larger. A row stops at t1 exactly. Returns a ``PerRowSolution``.
     RuntimeError when a row has taken ``max_steps`` steps (accepted or not) without reaching
     t1, when a derivative or integrand is not finite, or when a row's step shrinks below
@@ -139,9 +139,9 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
         goal_error = (weights * error).sum(1).abs()
         effect = (weights * y_new).abs().sum(1) + integrals[:, active].abs().mean(0).to(y.dtype)
         rounding = effect * unit_roundoff
-        # no finer than the state's own rounding (an ulp), which no step could beat, nor than
-        # goal_rtol of the state's effect
-        allowed = torch.maximum(atol + 2 * rounding, goal_rtol * effect)
+        # no finer than the state's own rounding (at most u of each column's effect), which no
+        # step could beat, nor than goal_rtol of the state's effect
+        allowed = torch.maximum(atol + rounding, goal_rtol * effect)
         ratio = torch.maximum(rms(error / scale), goal_error / allowed)
         step_integrals = y.new_zeros(count, len(active), dtype=torch.float64)
         # the quadrature only where the state's error passed: a rejected step costs no g
@@ -265,9 +265,14 @@ def _interpolatory_weights(nodes: torch.Tensor) -> torch.Tensor:
 
 class _DenseOutput:
     """Shampine's 4th-order interpolant of one Dormand-Prince step (torchdiffeq's dopri5
-    dense output): ``dense(tau)`` -> y at start + tau h, tau in [0, 1], (m, D)."""
+    dense output): ``dense(tau)`` -> y at start + tau h, tau in [0, 1], (m, D) in y's dtype.
+    Its coefficients are taken in float64: they are differences of nearly equal multiples of
+    the state, whose float32 rounding would move a point by tens of ulps."""
 
     def __init__(self, y0, y1, stages, hs):
+        self.dtype = y0.dtype
+        y0, y1, hs = y0.double(), y1.double(), hs.double()
+        stages = [k.double() for k in stages]
         mid = y0 + hs * sum(w * k for w, k in zip(_MID, stages) if w)
         f0, f1 = hs * stages[0], hs * stages[-1]
         self.coefficients = (y0, f0, f1 - 4 * f0 - 11 * y0 - 5 * y1 + 16 * mid,
@@ -278,7 +283,7 @@ class _DenseOutput:
         total = self.coefficients[-1]
         for coefficient in reversed(self.coefficients[:-1]):
             total = coefficient + tau * total
-        return total
+        return total.to(self.dtype)
 
 
 def _next_step(h: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
