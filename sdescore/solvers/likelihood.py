@@ -48,8 +48,8 @@ ERROR_SAFETY = 2.0
 #: the state's effect on it, ``sum_j abs(d log p / d y_j) abs(y_j)``, where that effect is
 #: larger (``solve_per_row``'s ``goal_rtol = atol / GOAL_SCALE``): a float64 row far out
 #: (log p about -1e11 nats) is held to about 1e-12 of its size at the default atol rather
-#: than to float64's last digit. Rows whose effect is below GOAL_SCALE nats are held to atol,
-#: widened by the largest rounding of that effect (its unit roundoff).
+#: than to float64's last digit. Rows whose effect is below GOAL_SCALE nats are held to atol
+#: (and one ulp of that effect).
 GOAL_SCALE = 1e7
 #: The exact trace pulls back at most this many rows at once (basis vectors times rows of
 #: the batch): larger vectorised backward passes outgrow the CPU's caches and run slower.

@@ -90,9 +90,9 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
 
     Each step holds y's error to ``atol + rtol |y|`` (root mean square over the columns),
     the integrals' to atol (root mean square over the k), and the goal's,
-    ``abs(weights . y_error) + abs(mean_k integral_error_k)``, to ``atol + u effect``
-    (atol widened by the largest rounding of the state's effect on the goal, ``effect =
-    sum_j abs(weights_j y_j) + mean_k abs(I_k)``, u the unit roundoff), or to ``goal_rtol
+    ``abs(weights . y_error) + abs(mean_k integral_error_k)``, to ``atol + 2 u effect``
+    (atol widened by one ulp of the state's effect on the goal, ``effect = sum_j
+    abs(weights_j y_j) + mean_k abs(I_k)``, u the unit roundoff), or to ``goal_rtol
     effect`` where that is larger. A row stops at t1 exactly. Returns a ``PerRowSolution``.
     RuntimeError when a row has taken ``max_steps`` steps (accepted or not) without reaching
     t1, when a derivative or integrand is not finite, or when a row's step shrinks below
@@ -139,15 +139,15 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
         goal_error = (weights * error).sum(1).abs()
         effect = (weights * y_new).abs().sum(1) + integrals[:, active].abs().mean(0).to(y.dtype)
         rounding = effect * unit_roundoff
-        # no finer than the state's own rounding (at most u of each column's effect), which no
-        # step could beat, nor than goal_rtol of the state's effect
-        allowed = torch.maximum(atol + rounding, goal_rtol * effect)
+        # no finer than the state's own rounding (an ulp of its effect), which no step could
+        # beat, nor than goal_rtol of the state's effect
+        allowed = torch.maximum(atol + 2 * rounding, goal_rtol * effect)
         ratio = torch.maximum(rms(error / scale), goal_error / allowed)
         step_integrals = y.new_zeros(count, len(active), dtype=torch.float64)
         # the quadrature only where the state's error passed: a rejected step costs no g
         passed = (ratio <= 1).nonzero().squeeze(1)
         if passed.numel():
-            value, quadrature_error, end_values = _lobatto_step(
+            value, quadrature_error, nodes = _lobatto_step(
                 lambda *a: call(integrand, *a), history, active[passed], ta[passed],
                 ha[passed], ya[passed], y_new[passed], [k[passed] for k in stages],
                 g0[:, active[passed]])
@@ -162,8 +162,9 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
         moved = active[accept]
         if passed.numel():
             kept = accept[passed]
-            history.keep(active[passed][kept], ta[passed][kept], ha[passed][kept], kept)
-            g0[:, active[passed][kept]] = end_values[:, kept]
+            history.keep(active[passed][kept], ta[passed][kept], ha[passed][kept],
+                         nodes[:-1, :, kept])
+            g0[:, active[passed][kept]] = nodes[-1][:, kept]
         t[moved] = torch.where(last[accept], torch.full_like(ta[accept], float(t1)),
                                ta[accept] + ha[accept])
         y[moved] = y_new[accept]
@@ -196,28 +197,27 @@ class _History:
         nodes = 1 + len(_LOBATTO)
         self.times = torch.full((nodes, n), math.nan, dtype=torch.float64, device=like.device)
         self.values = like.new_zeros(nodes, count, n)
-        self.pending = like.new_zeros(nodes, count, 0)
 
     def usable(self, rows: torch.Tensor, start: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """(m,) bool: the row has a previous step at most HISTORY_SPAN times this one."""
         previous = start - self.times[0, rows]
         return torch.isfinite(previous) & (previous <= HISTORY_SPAN * h)
 
-    def keep(self, rows, start, h, kept) -> None:
-        """Record the accepted steps of ``rows`` (start, h): their nodes' values are those
-        ``_lobatto_step`` left pending, masked by ``kept``."""
+    def keep(self, rows, start, h, values) -> None:
+        """Record the accepted steps of ``rows`` (m; starts and sizes (m,)), with the
+        integrands at their start and interior nodes, values (3, k, m)."""
         for j, tau in enumerate((0.0, *_LOBATTO)):
             self.times[j, rows] = start + tau * h
-            self.values[j][:, rows] = self.pending[j][:, kept]
+            self.values[j][:, rows] = values[j]
 
 
 def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, g_start):
     """The integrals over one step of each of ``rows`` (m) by 4-point Gauss-Lobatto on the
     dense output, with the estimate of its error: returns (values (k, m), errors (k, m),
-    the integrands at the step's end (k, m)), and leaves the step's own nodes' values in
-    ``history.pending`` for ``history.keep``; values and errors in float64. One batched call
-    of ``integrand`` on the two interior nodes, the end and, for rows without a usable
-    previous step, three more nodes."""
+    both float64, and the integrands at the step's four nodes (4, k, m): its start, the two
+    interior nodes and its end, in g's dtype). One batched call of ``integrand`` on the two
+    interior nodes, the end and, for rows without a usable previous step, three more
+    nodes."""
     m = len(rows)
     hs = h.to(y0.dtype)[:, None]
     dense = _DenseOutput(y0, y1, stages, hs)
@@ -250,8 +250,7 @@ def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, 
     samples = [*earlier_values, *own]
     value = h * sum(w * v for w, v in zip(_LOBATTO_WEIGHTS, own))
     error = h * sum(difference[:, j] * v for j, v in enumerate(samples))
-    history.pending = torch.stack(own[:3]).to(g_start.dtype)
-    return value, error, own[-1].to(g_start.dtype)
+    return value, error, torch.stack(own).to(g_start.dtype)
 
 
 def _interpolatory_weights(nodes: torch.Tensor) -> torch.Tensor:
