@@ -154,7 +154,7 @@ def equal_trace_readings(payload: dict) -> dict:
         return f"{_exponent(low)} to {_exponent(high)}"
 
     def times(low, high):
-        return f"{low:.{1 if low < 10 else 0}f}-{high:.0f} times"
+        return f"{low:.{1 if low < 10 else 0}f}-{high:.{1 if high < 10 else 0}f} times"
     everything = [row for both in pairs.values() for row in both]
     return {"exact": spans(lambda e, d: e["speedup"], ratio),
             "default": spans(lambda e, d: d["points_per_s"] / e["points_per_s"], ratio),
@@ -203,7 +203,8 @@ then, in this file's history, overstate sdescore's speed by that much.
 
 {likelihood_rows(main)}
 
-64 dimensions, one repeat (so its points/s are noisier):
+64 dimensions, one repeat, run beside the trained-model benchmarks below on the machine's
+other core (so its points/s are rough):
 
 {provenance(wide)}
 
@@ -226,14 +227,27 @@ of that integrator's. There its worst rows are
 nats off, against at most {by_dim["default_worst"]} for the default's
 ({by_dim["closer"]} closer),
 and a row's value moves with its batch by up to {by_dim["effect"]} nats: its one step size
-and its error norm are the whole batch's. From 6 dimensions on, the default's gap to the
-reference recipe is thus the exact trace's D pullbacks per evaluation against one probe's;
-in 2 D the per-row stepping costs a share of its own. There a batched call's cost is mostly
-fixed: in a throwaway count (2026-12-07, VP, 1000 rows) the default made 86 batched calls
-(72 traced), its slowest row's 14 attempts setting the count, against the integrator's 56,
-though it evaluated fewer rows in all (50,390 traced row evaluations against 56,000; in 6
-and 16 D 68,000 and 84,000 against 80,000 and 98,000). The trace itself is the cheapest of
-the ways measured that day on the 2-16 D mixtures (1000 rows, one call): the vectorised
+and its error norm are the whole batch's. The default's gap to the reference recipe is the
+exact trace, D pullbacks each time it is taken against one probe's, and in 2 D the per-row
+stepping: a batched call's cost is there mostly fixed, and the batch takes as many calls as
+its slowest row. Since 2026-12-07 the default's stages evaluate the drift alone and each
+step's divergence integral is a 4-point Gauss-Lobatto quadrature on the step's dense output,
+the trace taken at three points per step (the end's reused by the next step) where the
+stages took it at five of their six evaluations; the quadrature's error is estimated by the
+degree-6 polynomial through its nodes and the previous step's and held to atol. In two
+throwaway runs of that day (1000 rows, each alternated three times with the reference) it
+took the default from 0.50-0.59x the reference to 0.55-0.69x in 2 D, from 0.33-0.45x to
+0.41-0.51x in 6 D and from 0.16-0.21x to 0.26-0.29x in 16 D, with worst rows alike (at most
+1.9e-4 nats). Taken in float32, that estimate was the rounding of two nearly equal integrals
+(quantised in steps of 4.8e-7 nats on a 64-D row) and moved the steps with the batch: a
+64-D VP row alone differed from its batch's value by 1.03e-4 nats, 5.3e-5 with the estimate
+summed in float64 as it now is. In a throwaway count (2026-12-08, VP, 1000 rows) the
+default made 101 batched calls in 2 D (15 of them traced), 150 in 6 D (22) and 199 in 16 D
+(29), against the reference's 56, 86 and 110, and traced 34,960, 44,512 and 51,022 row
+evaluations (50,390, 68,000 and 84,000 with the stage quadrature), where the reference
+pulled back 56,000, 86,000 and 110,000 single probes; a row took 9.0, 11.5 and 13.6 steps
+on average and at most 12, 17 and 22. The trace itself is the cheapest of
+the ways measured on the 2-16 D mixtures (1000 rows, one call; 2026-12-07): the vectorised
 pullbacks took 1.35, 3.5 and 6.5 ms, forward-mode (`vmap` of `jvp`) 4.7, 6.7 and 11.4,
 and one pullback of a batch repeated D times 1.4, 5.2 and 15.4. A higher order takes more
 evaluations, not fewer: torchdiffeq's dopri8 on each of 40 rows alone took 1.5-1.7 times
@@ -270,32 +284,38 @@ whose error is at most the reported `solver_error`.
 {trained_rows(*trained)}
 
 Reading: at the defaults (dopri5 with a step size and error control per row, each step's
-error measured in log p through the score) every row is within 2e-4 nats of the truth in
-2-16 D and 5e-4 in 64 D, rows three times farther out within 1.3e-3, and a row's value
-moves with its batch only in float32's last digits; at 0.52-0.59x the reference recipe's
-points/s in 2 D, 0.33-0.42x in 6 D, 0.18-0.27x in 16 D and 0.025-0.044x in 64 D (the
-exact trace costs D vector-Jacobian products per evaluation, the reference one; per row
-the default takes about the reference's steps). Hutchinson's probes are drawn per row from
-the seed and the row's values, so its batch effect is float rounding too (at most 9.2e-5
-nats; 4.6-33 nats with probes drawn for the batch, in this file's history). The default's
-solver_error covers 98.2-100% of the rows, at rtol = atol = 1e-4 only 78.5-99.9%: in a
-throwaway float64 solve of the 2-D VP mixture at 1e-3 (2026-12-07) the worst-covered row's
-second step, t from 0.07 to 0.37, passed over the fall of a bump of the divergence (3.8 at
-t = 0.08, 0.3 at 0.18) and carried 4.5e-2 nats of quadrature error against an estimate of
-2e-4, which both of dopri5's embedded rules missed alike.
-On the trained models it scores about a thousandth of NSF's rows per second on the 30-column
-table (7.2 rows/s, 1.5e-3x, worst row 2.0e-4 nats, solver_error covering every row; 6.1
-rows/s in the first run of 2026-12-07, before the envelope below, and 4.4 on 2026-12-03,
-before the trace ran on plain autograd) and 1.7e-4 of them on the
-digits (0.25 rows/s against 0.14 on 2026-12-03, each for its own 60-s fit; worst of the 4
-rows checked 1.8e-4 nats, all 4 covered). The
-table's exact likelihood is compute-bound: in a throwaway count on a 60-s fit of it
-(2026-12-07; the MLP 480 wide, 2.4 M parameters) a row took 179 evaluations, and an
-evaluation with the exact trace 90 MFLOP per row (the forward pass 4.7, each of the 30
-pullbacks 2.8, by torch's FlopCounterMode) at 70 GFLOP/s, against 91 for one thread's
-480-wide matrix product; 10x NSF's rows/s would need about 65 times fewer operations per
-row, more than one Hutchinson probe (7.6 MFLOP per evaluation) or any step count measured
-here removes. Until 2026-12-03 the U-Net's time embedding reached frequency 1000 in t (the MLP's stops at 30):
+error measured in log p through the score) every row is within 1.9e-4 nats of the truth in
+2-16 D and 6.5e-4 in 64 D, rows three times farther out within 1.8e-3, and a row's
+value moves with its batch only in float32's last digits (at most 6.9e-5 nats); at
+0.52-0.65x the reference recipe's points/s in 2 D, 0.45-0.54x in 6 D, 0.28-0.33x in 16 D and
+0.10-0.12x in 64 D, the last from one repeat beside the trained-model benchmarks on the
+other core, so only roughly (0.025-0.044x in the quiet run of 2026-12-06, with the stage
+quadrature). The exact trace costs D vector-Jacobian products at each of three points per
+step, the reference's one probe one at every evaluation. Hutchinson's probes are drawn
+per row from the seed and the row's values, so its batch effect is float rounding too (at
+most 6.1e-5 nats; 4.6-33 nats with probes drawn for the batch, in this file's history).
+The default's solver_error covers 97.4-100% of the rows, at rtol = atol = 1e-4 94.9-99.9%
+in 2-16 D and 93.5-100% in 64 D (78.5-99.9% with the stage quadrature before 2026-12-07: in a throwaway float64 solve of
+the 2-D VP mixture at 1e-3 that day, the worst-covered row's second step, t from 0.07 to
+0.37, passed over the fall of a bump of the divergence, 3.8 at t = 0.08 and 0.3 at 0.18,
+and carried 4.5e-2 nats of quadrature error against an estimate of 2e-4, which both of
+dopri5's embedded rules missed alike).
+On the trained models it scores about a four-hundredth of NSF's rows per second on the
+30-column table (10.3 rows/s, 2.3e-3x, worst row 1.1e-4 nats, solver_error covering every
+row; 11.2 rows/s in a quieter run earlier on 2026-12-08; 7.2 rows/s in the last run of
+2026-12-07, with the stage quadrature, 6.1 in its first,
+before the envelope below, and 4.4 on 2026-12-03, before the trace ran on plain autograd;
+each for its own 60-s fit) and 3.0e-4 of them on the digits (0.31 rows/s against 0.25 in the
+last run of 2026-12-07 and 0.14 on 2026-12-03; worst of the 4 rows checked 1.2e-4 nats, all
+4 covered). These trained-model runs shared the machine with the 64-D run above, one on each
+core. The table's exact likelihood is compute-bound: in a throwaway count on a 60-s fit of it
+(2026-12-08; the MLP 480 wide, 2.4 M parameters) a row took 145 evaluations of the drift and
+69 of its exact trace (179 evaluations, five in six traced, with the stage quadrature), at
+4.7 and 90 MFLOP per row (the forward pass, and it with the 30 pullbacks of 2.8 each, by
+torch's FlopCounterMode on 2026-12-07), 6.9 GFLOP per row in all at 68 GFLOP/s, against 91
+for one thread's 480-wide matrix product; 10x NSF's rows/s would need about 45 times fewer
+operations per row, more than one Hutchinson probe (7.6 MFLOP per evaluation) or any step
+count measured here removes. Until 2026-12-03 the U-Net's time embedding reached frequency 1000 in t (the MLP's stops at 30):
 the same command (at commit 7e91939, 2 rows checked) then scored 0.021 digits per second. In a
 throwaway script (two 60-s digits fits side by side, 2026-12-03) the flow of a row took 198
 steps at frequency 1000 against 26 at 30, and on a 20-s fit at frequency 1000 four in five
@@ -312,27 +332,32 @@ for 60 s with seed 0, scored at the defaults:
 
 Reading: narrower networks score more rows per second
 ({gains}), every row still within {worst_narrower} nats,
-yet the fastest is {fastest_gap:.0f} times slower than NSF, and the test NLL rises by
-{costs} nats against the default's (one fit each). On the small-tables split of the
+yet the fastest is {fastest_gap:.0f} times slower than NSF, and the test NLL moves by
+{costs} nats against the default's (one fit each; the 256-wide fit's was 0.18 and 0.77 nats
+above the default's in the two runs before this one, of 2026-12-07 and earlier on 2026-12-08,
+and below it in this run, which shared the machine with the 64-D benchmark). On the small-tables split of the
 same table (throwaway runs of 2026-12-07: `small_tables --tables breast-cancer` with
 `nets.default_width` capped, each beside an unpatched run, seeds 0 and 1, 20 s) a cap at
 256 cost 1.64 and 0.75 nats, one at 128 1.64 and 3.48 (SE 3.3 at seed 1: a collapsed test
 row); on the 11-15-column tables the cap at 128 moved the 20-s NLL by -0.27 and +0.08
 (redwine-raw), -0.08 and -0.12 (whitewine-raw) and +0.04 and -0.01 (parkinsons). The
-default width stays: on the 30-column table its NLL is what the narrower networks give up
-for speed.
+default width stays: on the small-tables split and at 128 and 64 wide here its NLL is what
+the narrower networks give up for speed.
 
-On the power-plant table the default is not exact row by row: its worst row is 6.6e-3 nats
-off and its solver_error covers 19.9% of the rows (8.1e-3 and 17.9% before the envelope
-below); a float64 copy at atol = 1e-7 brings the worst row to 3.4e-5 (covered 96.4%) at a
-sixth of the rows/s. In throwaway 60-s fits of the
+On the power-plant table the default is not exact row by row: its worst row is 8.8e-3 nats
+off and its solver_error covers 68.7% of the rows (on another 60-s fit earlier that day
+9.1e-3 and 34.0%; 6.6e-3 and 19.9% in the last run of 2026-12-07, with the stage quadrature;
+8.1e-3 and 17.9% before the envelope below); a float64 copy at atol = 1e-7 brings the worst
+row to 5.9e-5 (covered 95.0%; 79.6% on that other fit, 96.4% with the stage quadrature) at a
+fifth of the rows/s. The Gauss-Lobatto estimate measures the quadrature along each step's
+dense output, not what the step's own error in x does to the divergence along it. In throwaway 60-s fits of the
 same file (2026-12-07, another split; seeds 0 and 1: worst rows 6.5e-3 and 3.9e-3, covered
 9.3% and 23%; on kin8nm 1.0e-2 and 30%) the network's departure from the Gaussian is
 constant below t = 0.028 and above t = 0.6 (its SiLUs saturated, the residual stream near
 1e3) and switches on within about 0.002 of t at both ends, its rate in t reaching 1717
 against at most 84 for the breast-cancer network's: a step of 0.026 passes over the switch,
-and both of dopri5's embedded rules miss it alike (5.5e-3 nats in one step, estimated at
-6e-6). The switch is in the network's time path, the same for every row: on another 60-s
+and both of dopri5's embedded rules (the stage quadrature of then) miss it alike (5.5e-3
+nats in one step, estimated at 6e-6). The switch is in the network's time path, the same for every row: on another 60-s
 fit (seed 0; throwaway scripts of 2026-12-07, the fits below scored on 600 test rows) the
 time embedding's rate in t rose from about 17 to 600 at t = 0.55-0.6, and above 0.6 the
 departure did not move with t at any of 64 whitened inputs drawn at random (there the data are close to the fitted
@@ -353,9 +378,9 @@ to it (from N(0, I), without the fitted Gaussian, through `fit(parameterization=
 functools.partial(GaussianResidual, envelope="snr"))`; 600 test rows) the test NLL fell from
 15.25 and 15.24 to 15.22 and 15.21 (seeds 0 and 1), log_prob's time from 1.31-1.44 s to
 0.78-1.08 s and the mean row error from 4.9e-4 and 7.7e-4 to 1.1e-4 and 2.0e-4, but the
-worst row went from 3.3e-3 and 5.4e-3 to 2.0e-3 and 6.4e-3. With it, the 60-s fit in the
-table above: rows/s 520 against 410 in the first run that day, worst row 6.6e-3 against 8.1e-3,
-and a test NLL of 15.21 against 15.15 (the power set's standard error is about 0.05; in the
+worst row went from 3.3e-3 and 5.4e-3 to 2.0e-3 and 6.4e-3. With it, the 60-s fit of the
+power table in the last run of 2026-12-07 (the stage quadrature): rows/s 520 against 410 in
+the first run that day, worst row 6.6e-3 against 8.1e-3, and a test NLL of 15.21 against 15.15 (the power set's standard error is about 0.05; in the
 flows comparison below, 15.20 and 15.21 against 15.16 and 15.20 at seeds 0 and 1). On
 the breast-cancer table: test NLL -40.81 against -39.68, rows/s 7.2 against 6.1, worst
 row 2.0e-4 against 1.7e-4. The envelope is thus no cure for the switch in t: on another
