@@ -291,7 +291,12 @@ value moves with its batch only in float32's last digits (at most 6.9e-5 nats); 
 0.10-0.12x in 64 D, the last from one repeat beside the trained-model benchmarks on the
 other core, so only roughly (0.025-0.044x in the quiet run of 2026-12-06, with the stage
 quadrature). The exact trace costs D vector-Jacobian products at each of three points per
-step, the reference's one probe one at every evaluation. Hutchinson's probes are drawn
+step, the reference's one probe one at every evaluation. The far-out rows' 1.8e-3 (16-D VP)
+is float32's: each step there is held to atol plus one ulp of the state's effect on log p,
+about 1.6e-4 nats for a 16-D row three times out, and a float64 copy of the same 50 rows had
+its worst at 1.3e-4 (throwaway, 2026-12-07); held to half that ulp the float32 worst was
+3.4e-4, but a 64-D VP row alone then took one step more than in its batch and moved by
+5.3e-4 nats. Hutchinson's probes are drawn
 per row from the seed and the row's values, so its batch effect is float rounding too (at
 most 6.1e-5 nats; 4.6-33 nats with probes drawn for the batch, in this file's history).
 The default's solver_error covers 97.4-100% of the rows, at rtol = atol = 1e-4 94.9-99.9%
