@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 from pathlib import Path
 
 from .common import RESULTS, number, table
@@ -164,6 +165,74 @@ def equal_trace_readings(payload: dict) -> dict:
             "effect": _exponent(max(e["batch_effect"] for e, _ in everything))}
 
 
+def trace_cost_rows(payload: dict) -> str:
+    rows = [[r["model"], *(number(r[key], 3) for key in
+                           ("drift_ms", "pullback_ms", "trace_ms", "jvp_trace_ms")),
+             f"{r['trace_per_evaluation']:.1f}",
+             *(number(r.get(key), 3) for key in ("reference_evaluations", "calls", "steps",
+                                                  "traced_per_row", "break_even_traced"))]
+            for r in payload["rows"]]
+    return table(["model", "drift ms", "drift + 1 pullback ms", "exact trace ms",
+                  "forward-mode trace ms", "trace / ref. evaluation", "ref. evaluations",
+                  "default calls", "default steps per row", "default traced per row",
+                  "break-even traced per row"], rows)
+
+
+def trace_cost_variance_rows(payload: dict) -> str:
+    rows = [[r["t"], number(r["whole_score"], 3), number(r["residual_alone"], 3),
+             f"{r['ratio']:.2f}"] for r in payload["rows"]]
+    return table(["t", "whole score", "residual alone", "ratio"], rows)
+
+
+def trace_cost_reading(payload: dict) -> str:
+    """The trace-cost table's reading, its figures taken from the rows."""
+    mixtures = [r for r in payload["rows"] if "break_even_traced" in r]
+    trained = [r for r in payload["rows"] if "break_even_traced" not in r]
+
+    def listed(key):
+        return _per_dimension([f"{r[key]:.1f} ({r['dim']} D)" for r in mixtures])
+
+    def dims(rows):
+        return _per_dimension([f"{r['dim']} D" for r in rows])
+    over = [r for r in mixtures if r["traced_per_row"] > r["break_even_traced"]]
+    starved = [r for r in mixtures if r["break_even_traced"] < r["steps"]]
+    under = [r for r in mixtures if r["traced_per_row"] <= r["break_even_traced"]]
+    slower = ", ".join(f"{r['jvp_trace_ms'] / r['trace_ms']:.1f}x" for r in mixtures + trained)
+    text = (f"the reference's whole solve costs as much as {listed('break_even_traced')} "
+            f"traced evaluations per row, where the default takes "
+            f"{listed('traced_per_row')} (three per accepted step, and three more for the "
+            f"estimate where a row has no usable previous step, its first among them) for "
+            f"{listed('steps')} accepted steps per row. In {dims(over)} the traces alone "
+            f"cost more than the reference's whole solve")
+    if starved:
+        text += (f"; in {dims(starved)} it buys fewer traces than a row takes steps for its "
+                 f"sample alone, so no rule that traced each step even once could match it "
+                 f"there")
+    for r in under:
+        share = r["traced_per_row"] / r["break_even_traced"]
+        text += (f". In {r['dim']} D the traces cost {share:.0%} of it, and the drift's "
+                 f"{r['calls']} batched calls (the slowest row's stages, where the reference "
+                 f"makes {r['reference_evaluations']} evaluations) take the default past it")
+    text += (f". Forward-mode took {slower} the vectorised pullbacks' time (the mixtures by "
+             f"dimension, then the trained network): the default keeps the pullbacks.")
+    return textwrap.fill(text, 92)
+
+
+def trace_variance_reading(payload: dict) -> str:
+    """The Hutchinson-variance table's reading, its figures taken from the rows."""
+    rows = payload["rows"]
+    small = [r for r in rows if r["t"] <= 0.1]
+    large = [r["ratio"] for r in rows if r["t"] > 0.1]
+    most = max(r["ratio"] for r in small)
+    text = (f"at t <= {small[-1]['t']:g}, where the variance is largest "
+            f"({number(small[0]['whole_score'], 2)} at t = {small[0]['t']:g}), taking the "
+            f"Gaussian part out leaves {1 / most:.2f} or more of it (a ratio of at most "
+            f"{most:.2f}); only at larger t, where the variance is small anyway, does it fall "
+            f"{min(large):.1f}-{max(large):.1f}x. The residual's own Jacobian carries "
+            f"Hutchinson's noise: the lever is not taken.")
+    return textwrap.fill(text, 92)
+
+
 def likelihood_section() -> str:
     main, wide = load("likelihood_rows"), load("likelihood_rows_64")
     trained = (load("likelihood_trained_table"), load("likelihood_trained_digits"),
@@ -172,6 +241,9 @@ def likelihood_section() -> str:
     widths = load("likelihood_trained_widths")
     equal_trace = load("likelihood_rows_exact_reference")
     by_dim = equal_trace_readings(equal_trace)
+    trace_cost, trace_variance = load("trace_cost"), load("trace_cost_variance")
+    trace_reading = trace_cost_reading(trace_cost)
+    variance_reading = trace_variance_reading(trace_variance)
     at_defaults = {r["model"]: r for r in widths["rows"] if r["recipe"] in ("log_prob", "default")}
     flow, default = at_defaults.pop("nsf"), at_defaults.pop("sdescore")
     narrower = at_defaults  # "sdescore, W wide" -> its row
@@ -246,10 +318,10 @@ default made 101 batched calls in 2 D (15 of them traced), 150 in 6 D (22) and 1
 (29), against the reference's 56, 86 and 110, and traced 34,960, 44,512 and 51,022 row
 evaluations (50,390, 68,000 and 84,000 with the stage quadrature), where the reference
 pulled back 56,000, 86,000 and 110,000 single probes; a row took 9.0, 11.5 and 13.6 steps
-on average and at most 12, 17 and 22. The trace itself is the cheapest of
-the ways measured on the 2-16 D mixtures (1000 rows, one call; 2026-12-07): the vectorised
-pullbacks took 1.35, 3.5 and 6.5 ms, forward-mode (`vmap` of `jvp`) 4.7, 6.7 and 11.4,
-and one pullback of a batch repeated D times 1.4, 5.2 and 15.4. A higher order takes more
+on average and at most 12, 17 and 22. What the trace costs, and what the reference's
+whole solve would buy of it, is in the trace-cost table below; one pullback of a batch
+repeated D times took 1.4, 5.2 and 15.4 ms on the 2-16 D mixtures (1000 rows, one call;
+throwaway, 2026-12-07), more than the vectorised pullbacks there. A higher order takes more
 evaluations, not fewer: torchdiffeq's dopri8 on each of 40 rows alone took 1.5-1.7 times
 dopri5's at rtol = atol = 1e-5 and 1e-6 (2-D VP, 16-D sub-VP) and about 4 times at 1e-7.
 Would scipy RK45's step-size controller (a step that passed close to its tolerance shrinks
@@ -268,6 +340,31 @@ above), over the 1e-4 a row may move with its batch (a likely cause, not checked
 step moves with the error ratio after every accepted step, where torchdiffeq's keeps the
 step for ratios of 0.59-1, so float rounding in a batch reaches more of the later steps).
 The controller stays torchdiffeq's.
+
+What one exact trace costs against the reference's evaluation, and what the reference's
+whole solve would buy of it: milliseconds per call on all rows at t = 0.3 (1000 rows of each
+VP mixture, the 114 test rows of a breast-cancer fit; medians, the four alternated) of the
+drift alone (a Runge-Kutta stage of the default), the drift and one pullback (the
+reference's evaluation), the exact trace by D vectorised pullbacks (the default's) and by D
+forward-mode products (`vmap` of `jvp`); then, for the mixtures, the reference's evaluations
+and the default's accepted steps, traced evaluations per row and batched calls in one solve,
+and the break-even: the traced evaluations per row that would cost as much as the
+reference's whole solve, with nothing else paid for.
+
+{provenance(trace_cost)}
+
+{trace_cost_rows(trace_cost)}
+
+Reading: {trace_reading}
+
+For the trace of a trained table's score only the network's residual would need probes, the
+divergence of `GaussianResidual`'s Gaussian part being analytic; Hutchinson's variance per
+Rademacher probe (twice the sum of the Jacobian's off-diagonal squares, median over the 114
+test rows) of the whole score and of the residual alone, on the same fit:
+
+{trace_cost_variance_rows(trace_variance)}
+
+Reading: {variance_reading}
 
 On trained models: sdescore and NSF fitted for 60 s each (one thread) on scikit-learn's
 breast-cancer table (455 training rows x 30 columns; sdescore's MLP), scored on its 114 test
