@@ -276,7 +276,8 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
             return flat_drift(t, rows)(v)
 
         def divergence(t, v, rows):
-            return row_trace(flat_drift(t, rows), v, rows, has_aux=True)[1]
+            drift, div, _ = row_trace(flat_drift(t, rows), v, rows, has_aux=True)
+            return div, drift
 
         solution = solve_per_row(flow, divergence, y, eps, sde.T, rtol=rtol, atol=atol,
                                  max_steps=max_steps, goal_rtol=atol / GOAL_SCALE)

@@ -24,7 +24,11 @@ through its four nodes and the previous step's first three (on a row's first ste
 the previous step was more than HISTORY_SPAN times longer, three more nodes inside the step)
 and held to atol with the state's. On top of that a caller holds each step's error in one
 quantity computed from the solution (a log-density: the integrals' mean plus a function of
-y, through its sensitivity to each column) to atol, which no torchdiffeq solver does.
+y, through its sensitivity to each column) to atol, which no torchdiffeq solver does. The
+state's error there is the larger of two estimates: the embedded 4th-order solution's
+difference, and the dense output's defect (its slope less the derivative at the two interior
+nodes, where the integrand's call evaluates the derivative anyway) integrated over the step,
+which sees what changes between the stages' times and the embedded pair can miss.
 """
 from __future__ import annotations
 
@@ -65,9 +69,11 @@ HISTORY_SPAN = 4.0
 class PerRowSolution:
     """y1: (n, D) the state at t1; integrals: (n, k) the running integrals over [t0, t1];
     goal_errors: (n,) the sum over each row's accepted steps of its estimated error in the
-    goal, ``abs(weights . y_error) + abs(mean of the integrals' errors)`` (y_error the
-    embedded 4th-order estimate, a bound on the scale of the 5th-order solution's error that
-    is kept; the integrals' that of the Gauss-Lobatto rule), and of its rounding,
+    goal, ``max(abs(weights . y_error), abs(weights . y_defect)) + abs(mean of the
+    integrals' errors)`` (y_error the embedded 4th-order estimate, a bound on the scale of
+    the 5th-order solution's error that is kept; y_defect the dense output's defect
+    integrated over the step, to first order the error of the solution kept; the integrals'
+    that of the Gauss-Lobatto rule), and of its rounding,
     ``u effect``, u the unit roundoff of y's dtype; steps: (n,) accepted steps;
     evaluations: batched calls of the derivative and of the integrand (all rows together)."""
 
@@ -86,11 +92,13 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
     flow(t (m,), y (m, D), rows (m,) int64) -> (f (m, D), weights (m, D)): the derivative of
     the rows ``rows`` of the batch (indices into y0) at their own times t, and the goal's
     first-order sensitivity to each column of y there (read at each step's end).
-    integrand(t (m,), y (m, D), rows) -> (k, m): the k integrands at those rows.
+    integrand(t (m,), y (m, D), rows) -> (g (k, m), f (m, D)): the k integrands at those
+    rows, and the derivative there (for the dense output's defect; a divergence's pass
+    computes it anyway).
 
     Each step holds y's error to ``atol + rtol |y|`` (root mean square over the columns),
-    the integrals' to atol (root mean square over the k), and the goal's,
-    ``abs(weights . y_error) + abs(mean_k integral_error_k)``, to ``atol + 2 u effect``
+    the integrals' to atol (root mean square over the k), and the goal's (``goal_errors``
+    of ``PerRowSolution``, one step's term) to ``atol + 2 u effect``
     (atol widened by one ulp of the state's effect on the goal, ``effect = sum_j
     abs(weights_j y_j) + mean_k abs(I_k)``, u the unit roundoff), or to ``goal_rtol
     effect`` where that is larger. A row stops at t1 exactly. Returns a ``PerRowSolution``.
@@ -113,7 +121,7 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
         return value.square().mean(dim).sqrt()
 
     k1 = call(flow, t, y, rows)[0]
-    g0 = call(integrand, t, y, rows)  # (k, n): the integrands at each row's current time
+    g0 = call(integrand, t, y, rows)[0]  # (k, n): the integrands at each row's current time
     count = g0.shape[0]
     h = _initial_step(lambda *a: call(flow, *a)[0], t, y, k1, rows, rms, rtol, atol, span)
     integrals = y.new_zeros(count, n, dtype=torch.float64)
@@ -147,13 +155,16 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
         # the quadrature only where the state's error passed: a rejected step costs no g
         passed = (ratio <= 1).nonzero().squeeze(1)
         if passed.numel():
-            value, quadrature_error, nodes = _lobatto_step(
+            value, quadrature_error, nodes, defect = _lobatto_step(
                 lambda *a: call(integrand, *a), history, active[passed], ta[passed],
                 ha[passed], ya[passed], y_new[passed], [k[passed] for k in stages],
                 g0[:, active[passed]])
             step_integrals[:, passed] = value
             ratio[passed] = torch.maximum(ratio[passed],
                                           (rms(quadrature_error, 0) / atol).to(ratio.dtype))
+            defect_error = (weights[passed].double() * defect).sum(1).abs()
+            goal_error[passed] = torch.maximum(goal_error[passed],
+                                               defect_error.to(goal_error.dtype))
             goal_error[passed] += quadrature_error.mean(0).abs().to(goal_error.dtype)
             ratio[passed] = torch.maximum(ratio[passed], goal_error[passed] / allowed[passed])
         accept = ratio <= 1
@@ -214,10 +225,15 @@ class _History:
 def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, g_start):
     """The integrals over one step of each of ``rows`` (m) by 4-point Gauss-Lobatto on the
     dense output, with the estimate of its error: returns (values (k, m), errors (k, m),
-    both float64, and the integrands at the step's four nodes (4, k, m): its start, the two
-    interior nodes and its end, in g's dtype). One batched call of ``integrand`` on the two
-    interior nodes, the end and, for rows without a usable previous step, three more
-    nodes."""
+    both float64, the integrands at the step's four nodes (4, k, m): its start, the two
+    interior nodes and its end, in g's dtype, and the dense output's defect integrated over
+    the step (m, D), float64). One batched call of ``integrand`` on the two interior nodes,
+    the end and, for rows without a usable previous step, three more nodes.
+
+    The defect u' - f(t, u) of the dense output u vanishes at both ends of the step (u
+    takes the derivative there from the first and last stages); the rule's interior nodes
+    integrate it, and its integral is to first order y1's error against the solution
+    through y0."""
     m = len(rows)
     hs = h.to(y0.dtype)[:, None]
     dense = _DenseOutput(y0, y1, stages, hs)
@@ -230,7 +246,11 @@ def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, 
         points.append(dense(tau)[fresh])
         times.append(start[fresh] + tau * h[fresh])
         which.append(rows[fresh])
-    values = integrand(torch.cat(times), torch.cat(points), torch.cat(which)).double()
+    values, derivatives = integrand(torch.cat(times), torch.cat(points), torch.cat(which))
+    values = values.double()
+    defect = h[:, None] * sum(
+        w * (dense.slope(tau) - derivatives[j * m:(j + 1) * m].double())
+        for j, (w, tau) in enumerate(zip(_LOBATTO_WEIGHTS[1:3], _LOBATTO)))
     own = [g_start.double()] + [values[:, j * m:(j + 1) * m] for j in range(len(taus))]
     extra = values[:, len(taus) * m:]
     # the estimate: the degree-6 interpolant's integral over the step, on these four nodes
@@ -250,7 +270,7 @@ def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, 
     samples = [*earlier_values, *own]
     value = h * sum(w * v for w, v in zip(_LOBATTO_WEIGHTS, own))
     error = h * sum(difference[:, j] * v for j, v in enumerate(samples))
-    return value, error, torch.stack(own).to(g_start.dtype)
+    return value, error, torch.stack(own).to(g_start.dtype), defect
 
 
 def _interpolatory_weights(nodes: torch.Tensor) -> torch.Tensor:
@@ -264,12 +284,13 @@ def _interpolatory_weights(nodes: torch.Tensor) -> torch.Tensor:
 
 class _DenseOutput:
     """Shampine's 4th-order interpolant of one Dormand-Prince step (torchdiffeq's dopri5
-    dense output): ``dense(tau)`` -> y at start + tau h, tau in [0, 1], (m, D) in y's dtype.
-    Its coefficients are taken in float64: they are differences of nearly equal multiples of
-    the state, whose float32 rounding would move a point by tens of ulps."""
+    dense output): ``dense(tau)`` -> y at start + tau h, tau in [0, 1], (m, D) in y's dtype;
+    ``dense.slope(tau)`` -> its derivative in t there, (m, D) float64. Its coefficients are
+    taken in float64: they are differences of nearly equal multiples of the state, whose
+    float32 rounding would move a point by tens of ulps."""
 
     def __init__(self, y0, y1, stages, hs):
-        self.dtype = y0.dtype
+        self.dtype, self.h = y0.dtype, hs.double()
         y0, y1, hs = y0.double(), y1.double(), hs.double()
         stages = [k.double() for k in stages]
         mid = y0 + hs * sum(w * k for w, k in zip(_MID, stages) if w)
@@ -277,6 +298,10 @@ class _DenseOutput:
         self.coefficients = (y0, f0, f1 - 4 * f0 - 11 * y0 - 5 * y1 + 16 * mid,
                              5 * f0 - 3 * f1 + 18 * y0 + 14 * y1 - 32 * mid,
                              2 * (f1 - f0) - 8 * (y1 + y0) + 16 * mid)
+
+    def slope(self, tau: float) -> torch.Tensor:
+        _, c1, c2, c3, c4 = self.coefficients
+        return (c1 + tau * (2 * c2 + tau * (3 * c3 + tau * 4 * c4))) / self.h
 
     def __call__(self, tau: float) -> torch.Tensor:
         total = self.coefficients[-1]
