@@ -382,34 +382,42 @@ whose error is at most the reported `solver_error`.
 
 Reading: at the defaults (dopri5 with a step size and error control per row, each step's
 error measured in log p through the score) every row is within 1.9e-4 nats of the truth in
-2-16 D and 6.5e-4 in 64 D, rows three times farther out within 1.8e-3, and a row's
-value moves with its batch only in float32's last digits (at most 6.9e-5 nats); at
-0.52-0.65x the reference recipe's points/s in 2 D, 0.45-0.54x in 6 D, 0.28-0.33x in 16 D and
-0.10-0.12x in 64 D, the last from one repeat beside the trained-model benchmarks on the
-other core, so only roughly (0.025-0.044x in the quiet run of 2026-12-06, with the stage
-quadrature). The exact trace costs D vector-Jacobian products at each of three points per
-step, the reference's one probe one at every evaluation. The far-out rows' 1.8e-3 (16-D VP)
-is float32's: each step there is held to atol plus one ulp of the state's effect on log p,
-about 1.6e-4 nats for a 16-D row three times out, and a float64 copy of the same 50 rows had
-its worst at 1.3e-4 (throwaway, 2026-12-07); held to half that ulp the float32 worst was
-3.4e-4, but a 64-D VP row alone then took one step more than in its batch and moved by
-5.3e-4 nats. Hutchinson's probes are drawn
+2-16 D and 5.8e-4 in 64 D, rows three times farther out within 4.4e-4 in 2-16 D and 1.9e-3
+in 64 D, and a row's value moves with its batch only in float32's last digits (at most
+6.1e-5 nats); at 0.57-0.60x the reference recipe's points/s in 2 D, 0.42-0.54x in 6 D,
+0.26-0.28x in 16 D and 0.09-0.11x in 64 D, the last from one repeat beside the trained-model
+benchmarks on the other core, so only roughly (0.025-0.044x in the quiet run of 2026-12-06,
+with the stage quadrature). The exact trace costs D vector-Jacobian products at each of three
+points per step, the reference's one probe one at every evaluation (the trace-cost table
+above). Since 2026-12-08 a step's error in x, weighed by the score, is the larger of the
+embedded pair's estimate and the dense output's defect integrated over the step (its slope
+less the drift at the two Gauss-Lobatto interior nodes, which the trace's pass evaluates
+anyway): in a throwaway A/B that day on the nine 2-16 D mixtures (1000 rows) it moved each
+mixture's mean steps per row by at most 1% and its worst row by at most 2e-5 nats, and
+took the far-out 16-D VP rows from 1.8e-3 to 2.3e-4 (4.4e-4 in this run). That 1.8e-3 had
+been put down to float32's rounding (a float64 copy of the same 50 rows had its worst at
+1.3e-4; throwaway, 2026-12-07): part of it was a step's error in x that the embedded pair
+missed. The speeds above against the previous run of this table (0.52-0.65x, 0.45-0.54x and
+0.28-0.33x, the same day) are within the noise between runs: the reference itself ran at
+0.62-1.48 times that run's points/s on the nine mixtures, and the A/B's steps moved by 1% at
+most. Hutchinson's probes are drawn
 per row from the seed and the row's values, so its batch effect is float rounding too (at
 most 6.1e-5 nats; 4.6-33 nats with probes drawn for the batch, in this file's history).
-The default's solver_error covers 97.4-100% of the rows, at rtol = atol = 1e-4 94.9-99.9%
-in 2-16 D and 93.5-100% in 64 D (78.5-99.9% with the stage quadrature before 2026-12-07: in a throwaway float64 solve of
+The default's solver_error covers 97.3-100% of the rows (99.3-100% in 64 D), at rtol = atol
+= 1e-4 97.4-100% in 2-16 D and 96.5-100% in 64 D (94.9-99.9% and 93.5-100% before the
+defect's estimate; 78.5-99.9% with the stage quadrature before 2026-12-07: in a throwaway float64 solve of
 the 2-D VP mixture at 1e-3 that day, the worst-covered row's second step, t from 0.07 to
 0.37, passed over the fall of a bump of the divergence, 3.8 at t = 0.08 and 0.3 at 0.18,
 and carried 4.5e-2 nats of quadrature error against an estimate of 2e-4, which both of
 dopri5's embedded rules missed alike).
-On the trained models it scores about a four-hundredth of NSF's rows per second on the
-30-column table (10.3 rows/s, 2.3e-3x, worst row 1.1e-4 nats, solver_error covering every
-row; 11.2 rows/s in a quieter run earlier on 2026-12-08; 7.2 rows/s in the last run of
-2026-12-07, with the stage quadrature, 6.1 in its first,
+On the trained models it scores about a five-hundredth of NSF's rows per second on the
+30-column table (10.4 rows/s, 2.1e-3x, worst row 1.1e-4 nats, solver_error covering every
+row; 10.3 and 11.2 rows/s in two runs earlier on 2026-12-08, before the defect's estimate;
+7.2 rows/s in the last run of 2026-12-07, with the stage quadrature, 6.1 in its first,
 before the envelope below, and 4.4 on 2026-12-03, before the trace ran on plain autograd;
-each for its own 60-s fit) and 3.0e-4 of them on the digits (0.31 rows/s against 0.25 in the
-last run of 2026-12-07 and 0.14 on 2026-12-03; worst of the 4 rows checked 1.2e-4 nats, all
-4 covered). These trained-model runs shared the machine with the 64-D run above, one on each
+each for its own 60-s fit) and 2.1e-4 of them on the digits (0.29 rows/s against 0.31 earlier
+on 2026-12-08, 0.25 in the last run of 2026-12-07 and 0.14 on 2026-12-03; worst of the 4 rows
+checked 5.5e-5 nats, all 4 covered). These trained-model runs shared the machine with the 64-D run above, one on each
 core. The table's exact likelihood is compute-bound: in a throwaway count on a 60-s fit of it
 (2026-12-08; the MLP 480 wide, 2.4 M parameters) a row took 145 evaluations of the drift and
 69 of its exact trace (179 evaluations, five in six traced, with the stage quadrature), at
@@ -436,8 +444,8 @@ Reading: narrower networks score more rows per second
 ({gains}), every row still within {worst_narrower} nats,
 yet the fastest is {fastest_gap:.0f} times slower than NSF, and the test NLL moves by
 {costs} nats against the default's (one fit each; the 256-wide fit's was 0.18 and 0.77 nats
-above the default's in the two runs before this one, of 2026-12-07 and earlier on 2026-12-08,
-and below it in this run, which shared the machine with the 64-D benchmark). On the small-tables split of the
+above the default's in two runs of 2026-12-07 and earlier on 2026-12-08, and 0.36 below it in
+the last run before this one; this run shared the machine with the 64-D benchmark). On the small-tables split of the
 same table (throwaway runs of 2026-12-07: `small_tables --tables breast-cancer` with
 `nets.default_width` capped, each beside an unpatched run, seeds 0 and 1, 20 s) a cap at
 256 cost 1.64 and 0.75 nats, one at 128 1.64 and 3.48 (SE 3.3 at seed 1: a collapsed test
@@ -446,13 +454,21 @@ row); on the 11-15-column tables the cap at 128 moved the 20-s NLL by -0.27 and 
 default width stays: on the small-tables split and at 128 and 64 wide here its NLL is what
 the narrower networks give up for speed.
 
-On the power-plant table the default is not exact row by row: its worst row is 8.8e-3 nats
-off and its solver_error covers 68.7% of the rows (on another 60-s fit earlier that day
-9.1e-3 and 34.0%; 6.6e-3 and 19.9% in the last run of 2026-12-07, with the stage quadrature;
-8.1e-3 and 17.9% before the envelope below); a float64 copy at atol = 1e-7 brings the worst
-row to 5.9e-5 (covered 95.0%; 79.6% on that other fit, 96.4% with the stage quadrature) at a
-fifth of the rows/s. The Gauss-Lobatto estimate measures the quadrature along each step's
-dense output, not what the step's own error in x does to the divergence along it. In throwaway 60-s fits of the
+On the power-plant table the default's worst row is 9.8e-4 nats off and its solver_error
+covers 94.6% of the rows. Before the dense output's defect was in each step's error
+(2026-12-08) the worst rows there were 8.8e-3 and 9.1e-3 nats, covered 68.7% and 34.0%, on
+two 60-s fits earlier that day (6.6e-3 and 19.9% in the last run of 2026-12-07, with the
+stage quadrature; 8.1e-3 and 17.9% before the envelope below). In a throwaway A/B on another
+60-s fit (2026-12-08, seed 0, 300 test rows, the truth at rtol = atol = 1e-8) the defect took
+the worst row from 2.2e-2 to 1.3e-3 nats and the coverage from 47% to 96% (float64 copy at the
+default tolerances: 6.9e-3 to 1.2e-3, 45% to 93%); the worst rows' errors, checked step by
+step against a float64 dopri8 solve of each step, came from the one step that passed over t
+= 0.025-0.031, where the network's drift wiggles within about 0.003 of t and the embedded
+pair's estimate was 5e-4 to 1e-2 of the step's error in log p (8.9e-3 nats estimated at
+4.2e-6 on the worst row). A float64 copy at atol = 1e-7 brings the worst row to 1.0e-5
+(covered 98.2%; 5.9e-5 and 95.0% before the defect) at a quarter of the rows/s. The estimate
+still measures the divergence along each step's dense output, not what the step's own error
+in x does to the divergence along it. In throwaway 60-s fits of the
 same file (2026-12-07, another split; seeds 0 and 1: worst rows 6.5e-3 and 3.9e-3, covered
 9.3% and 23%; on kin8nm 1.0e-2 and 30%) the network's departure from the Gaussian is
 constant below t = 0.028 and above t = 0.6 (its SiLUs saturated, the residual stream near

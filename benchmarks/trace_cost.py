@@ -17,7 +17,7 @@ variance per Rademacher probe of its score's trace (twice the off-diagonal Jacob
 squares, median over the rows) at several t, of the whole score and of the network's residual
 alone (the Gaussian part's divergence being analytic). Run from the project root:
 
-    python -m benchmarks.trace_cost [--points 1000] [--dims 2 6 16 64] [--repeats 5]
+    python -m benchmarks.trace_cost [--points 1000] [--dims 2 6 16 64] [--repeats 20]
                                     [--fit-seconds 60] [--out trace_cost]
 """
 from __future__ import annotations
@@ -161,7 +161,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 6, 16, 64])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--fit-seconds", type=float, default=60.0,
                         help="the breast-cancer fit's time; 0: no trained network")
     parser.add_argument("--out", default="trace_cost")
