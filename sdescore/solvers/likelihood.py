@@ -252,7 +252,9 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     order score . delta off), or, where the state's effect on the answer is above
     GOAL_SCALE nats (a float64 row far out), to atol per GOAL_SCALE nats of it. Its
     ``solver_error`` is ERROR_SAFETY times the sum over the row's steps of that last
-    estimate (the sample's from the 4th-order embedded solution).
+    estimate (the sample's the larger of the 4th-order embedded solution's and the dense
+    output's defect's at the quadrature's interior nodes, where the trace's pass evaluates
+    the drift).
     The other solvers are torchdiffeq's: adaptive (dopri8, bosh3, fehlberg2, adaptive_heun:
     rtol, atol, max_steps; one step size for the whole batch) or fixed-grid (euler, midpoint,
     heun3, rk4: ``steps`` equal steps), without an error estimate. score_of(rows) -> the score of
