@@ -461,11 +461,11 @@ two 60-s fits earlier that day (6.6e-3 and 19.9% in the last run of 2026-12-07, 
 stage quadrature; 8.1e-3 and 17.9% before the envelope below). In a throwaway A/B on another
 60-s fit (2026-12-08, seed 0, 300 test rows, the truth at rtol = atol = 1e-8) the defect took
 the worst row from 2.2e-2 to 1.3e-3 nats and the coverage from 47% to 96% (float64 copy at the
-default tolerances: 6.9e-3 to 1.2e-3, 45% to 93%); the worst rows' errors, checked step by
-step against a float64 dopri8 solve of each step, came from the one step that passed over t
-= 0.025-0.031, where the network's drift wiggles within about 0.003 of t and the embedded
-pair's estimate was 5e-4 to 1e-2 of the step's error in log p (8.9e-3 nats estimated at
-4.2e-6 on the worst row). A float64 copy at atol = 1e-7 brings the worst row to 1.0e-5
+default tolerances: 6.9e-3 to 1.2e-3, 45% to 93%); on each of the 12 worst rows (checked step
+by step against a float64 dopri8 solve of each step) most of the error came from the one
+step that covered t = 0.029-0.031, where the network's drift wiggles within about 0.003 of
+t, and that step's estimate (the embedded pair's and the quadrature's) was 1e-3 to 8e-3 of
+its error in log p (9.5e-3 nats estimated at 9.4e-6 on the worst row). A float64 copy at atol = 1e-7 brings the worst row to 1.0e-5
 (covered 98.2%; 5.9e-5 and 95.0% before the defect) at a quarter of the rows/s. The estimate
 still measures the divergence along each step's dense output, not what the step's own error
 in x does to the divergence along it. In throwaway 60-s fits of the

@@ -33,7 +33,7 @@ import sdescore
 from sdescore.datasets import random_mixture
 from sdescore.solvers import likelihood, per_row
 from sdescore.solvers.adapters import ProbabilityFlowODE
-from sdescore.solvers.likelihood import exact_divergence
+from sdescore.solvers.likelihood import draw_probes, exact_divergence
 
 from .common import rerun_command, write
 from .log_prob_levers import reference_log_prob
@@ -46,7 +46,7 @@ def call_costs(drift, y: torch.Tensor, repeats: int) -> dict:
     """ms per call on all rows of y (n, D): the drift, drift + one pullback, the exact trace
     by vmapped pullbacks and by vmapped forward-mode products (medians, alternated)."""
     n, dim = y.shape
-    probe = torch.randint(0, 2, y.shape, generator=torch.Generator().manual_seed(0)).to(y) * 2 - 1
+    (probe,) = draw_probes("rademacher", 1, y, torch.Generator().manual_seed(0))
     basis = torch.eye(dim, dtype=y.dtype).unsqueeze(1).expand(dim, n, dim)
 
     def one_pullback():

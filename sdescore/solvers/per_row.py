@@ -291,7 +291,7 @@ class _DenseOutput:
 
     def __init__(self, y0, y1, stages, hs):
         self.dtype, self.h = y0.dtype, hs.double()
-        y0, y1, hs = y0.double(), y1.double(), hs.double()
+        y0, y1, hs = y0.double(), y1.double(), self.h
         stages = [k.double() for k in stages]
         mid = y0 + hs * sum(w * k for w, k in zip(_MID, stages) if w)
         f0, f1 = hs * stages[0], hs * stages[-1]
