@@ -1,7 +1,7 @@
 """The per-row Dormand-Prince solver (solvers/per_row.py): its running integrals by
 Gauss-Lobatto quadrature on each step's dense output, their error estimated and held to atol,
-on integrals with closed forms; and the dense output's defect in the goal's error, on a
-feature in t that the stages straddle."""
+on integrals with closed forms, a bump among them that enters a step between its nodes; and
+the dense output's defect in the goal's error, on a feature in t that the stages straddle."""
 import math
 
 import pytest
@@ -107,6 +107,35 @@ def test_a_pulse_in_t_between_the_stages_is_seen_by_the_dense_outputs_defect():
                                                  - torch.erf((-centres - shift) / width))
     truth = math.exp(-1) + amplitude * torch.exp(-(1 - centres)) * pulse_part
     error = (solution.y1[:, 0] - truth).abs()
+    assert error.max() <= 10 * atol, error.max()
+    covered = (error <= 2 * solution.goal_errors).double().mean()
+    assert covered >= 0.95, covered
+
+
+def test_a_bump_in_the_integrand_that_enters_a_step_between_its_nodes_is_seen():
+    """The state does not move, so the quadrature's estimate alone sets the steps; the
+    integrand is cos(2 t) plus a bump exp(-((t - c) / 0.05)^2), one centre c per row spread
+    over the span. A long step over smooth ground reaches a bump that no node of the
+    previous step saw: extrapolated from that step alone the estimate left 43 of 200 rows
+    beyond 10 atol (1e-4 off at worst). With the step's midpoint in the estimate every row
+    is within 10 atol of the closed form (erf), and the reported error (twice the sum of the
+    steps' estimates, as log_prob reports it) covers at least 95% of the rows (70% before)."""
+    n, width, atol = 200, 0.05, 1e-7
+    centres = torch.linspace(0.2, 0.8, n, dtype=torch.float64)
+
+    def still(t, y, rows):
+        return torch.zeros_like(y), torch.zeros_like(y)
+
+    def bump(t, y, rows):
+        values = torch.exp(-((t - centres[rows]) / width) ** 2) + torch.cos(2 * t)
+        return values[None], torch.zeros_like(y)
+
+    solution = solve_per_row(still, bump, torch.zeros(n, 1, dtype=torch.float64), 0.0, 1.0,
+                             rtol=atol, atol=atol, max_steps=10_000)
+    truth = (width * math.sqrt(math.pi) / 2
+             * (torch.erf((1 - centres) / width) - torch.erf(-centres / width))
+             + math.sin(2) / 2)
+    error = (solution.integrals[:, 0] - truth).abs()
     assert error.max() <= 10 * atol, error.max()
     covered = (error <= 2 * solution.goal_errors).double().mean()
     assert covered >= 0.95, covered

@@ -17,18 +17,24 @@ the initial step (Hairer, Norsett and Wanner's rule) and the dense output (Shamp
 g_k(t, y(t)) dt, are not part of the Runge-Kutta state: their integrand may cost many times
 the derivative (a divergence, D pullbacks against one forward pass), so the stages evaluate
 the derivative alone and each accepted step integrates g by the 4-point Gauss-Lobatto rule
-(nodes 0, (5 -+ sqrt 5) / 10, 1 of the step; exact for quintics) on the dense output: three
-evaluations of g per step, the end's value reused as the next step's start, where integrals
-carried in the state take five. The rule's error is estimated by the degree-6 polynomial
-through its four nodes and the previous step's first three (on a row's first step, or where
-the previous step was more than HISTORY_SPAN times longer, three more nodes inside the step)
-and held to atol with the state's. On top of that a caller holds each step's error in one
+(nodes 0, (5 -+ sqrt 5) / 10, 1 of the step; exact for quintics) on the dense output: four
+evaluations of g per step (its three nodes after the start, the end's value reused as the
+next step's start, and its midpoint), where integrals carried in the state take five. The
+rule's error is estimated by the degree-6 polynomial through its four nodes and three more:
+the previous step's first three, or its two interior ones and this step's midpoint, the
+larger of the two (on a row's first step, or where the previous step was more than
+HISTORY_SPAN times longer, the midpoint and two more nodes inside the step). Extrapolated
+from the previous step alone the estimate misses a feature that enters the step between
+its nodes (a switch between a mixture's components in t: 1e-2 of the error on one 32-D
+step); the midpoint sees it. It is held to atol with the state's. On top of that a caller holds each step's error in one
 quantity computed from the solution (a log-density: the integrals' mean plus a function of
 y, through its sensitivity to each column) to atol, which no torchdiffeq solver does. The
 state's error there is the larger of two estimates: the embedded 4th-order solution's
 difference, and the dense output's defect (its slope less the derivative at the two interior
 nodes, where the integrand's call evaluates the derivative anyway) integrated over the step,
-which sees what changes between the stages' times and the embedded pair can miss.
+which sees what changes between the stages' times and the embedded pair can miss; within
+DEFECT_ROUNDING ulps of the state's effect the defect is the rounding of the derivative, and
+does not count.
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["HISTORY_SPAN", "PerRowSolution", "solve_per_row"]
+__all__ = ["DEFECT_ROUNDING", "HISTORY_SPAN", "PerRowSolution", "solve_per_row"]
 
 # Dormand and Prince (1980): nodes, stages, and 5th minus 4th-order weights; the last stage is
 # evaluated at the 5th-order solution (first same as last).
@@ -57,12 +63,18 @@ _SAFETY, _GROW, _SHRINK, _ORDER = 0.9, 10.0, 0.2, 5
 # 4-point Gauss-Lobatto: interior nodes and the weights of (0, interior, 1) on a unit step.
 _LOBATTO = ((5 - math.sqrt(5)) / 10, (5 + math.sqrt(5)) / 10)
 _LOBATTO_WEIGHTS = (1 / 12, 5 / 12, 5 / 12, 1 / 12)
-# Where a row has no usable previous step: three more nodes of its step for the estimate.
-_FRESH_NODES = (0.1, 0.5, 0.9)
+# Every step's midpoint, for the estimate; where a row has no usable previous step, two more
+# nodes of its step, the three this step's own.
+_MIDPOINT = 0.5
+_FRESH_NODES = (0.1, _MIDPOINT, 0.9)
 #: A previous step more than this many times the current one is not used for the quadrature's
 #: error estimate (the current step's own extra nodes are): interpolating through far nodes
 #: is ill-conditioned and says little about the current step.
 HISTORY_SPAN = 4.0
+#: The dense output's defect counts in a step's error only beyond this many times the
+#: rounding of the state's effect on the goal (u effect): below it, it is the rounding of
+#: a float32 derivative, which changes with the rows beside it and would move the steps.
+DEFECT_ROUNDING = 2.0
 
 
 @dataclass
@@ -162,7 +174,10 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
             step_integrals[:, passed] = value
             ratio[passed] = torch.maximum(ratio[passed],
                                           (rms(quadrature_error, 0) / atol).to(ratio.dtype))
-            defect_error = (weights[passed].double() * defect).sum(1).abs()
+            # the defect is a float32 evaluation less the dense output's slope: up to a
+            # few ulps of the state's effect it is rounding, which moves with the batch
+            defect_error = ((weights[passed].double() * defect).sum(1).abs()
+                            - DEFECT_ROUNDING * rounding[passed].double()).clamp(min=0)
             goal_error[passed] = torch.maximum(goal_error[passed],
                                                defect_error.to(goal_error.dtype))
             goal_error[passed] += quadrature_error.mean(0).abs().to(goal_error.dtype)
@@ -228,7 +243,7 @@ def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, 
     both float64, the integrands at the step's four nodes (4, k, m): its start, the two
     interior nodes and its end, in g's dtype, and the dense output's defect integrated over
     the step (m, D), float64). One batched call of ``integrand`` on the two interior nodes,
-    the end and, for rows without a usable previous step, three more nodes.
+    the end, the midpoint and, for rows without a usable previous step, two more nodes.
 
     The defect u' - f(t, u) of the dense output u vanishes at both ends of the step (u
     takes the derivative there from the first and last stages); the rule's interior nodes
@@ -239,10 +254,11 @@ def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, 
     dense = _DenseOutput(y0, y1, stages, hs)
     fresh = (~history.usable(rows, start, h)).nonzero().squeeze(1)
     taus = [*_LOBATTO, 1.0]
-    points = [dense(tau) for tau in _LOBATTO] + [y1]
-    times = [start + tau * h for tau in taus]
-    which = [rows] * len(taus)
-    for tau in _FRESH_NODES:
+    points = [dense(tau) for tau in _LOBATTO] + [y1, dense(_MIDPOINT)]
+    times = [start + tau * h for tau in (*taus, _MIDPOINT)]
+    which = [rows] * (len(taus) + 1)
+    outer = [tau for tau in _FRESH_NODES if tau != _MIDPOINT]
+    for tau in outer:
         points.append(dense(tau)[fresh])
         times.append(start[fresh] + tau * h[fresh])
         which.append(rows[fresh])
@@ -252,25 +268,43 @@ def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, 
         w * (dense.slope(tau) - derivatives[j * m:(j + 1) * m].double())
         for j, (w, tau) in enumerate(zip(_LOBATTO_WEIGHTS[1:3], _LOBATTO)))
     own = [g_start.double()] + [values[:, j * m:(j + 1) * m] for j in range(len(taus))]
-    extra = values[:, len(taus) * m:]
-    # the estimate: the degree-6 interpolant's integral over the step, on these four nodes
-    # and the previous step's first three (or three more of this step's), less the rule's,
-    # taken as one sum in float64 with the two rules' weights subtracted first (the two
-    # integrals agree to many digits, and their float32 difference would be rounding)
+    midpoint = values[:, len(taus) * m:(len(taus) + 1) * m]
+    extra = values[:, (len(taus) + 1) * m:].reshape(len(values), len(outer), len(fresh))
+    # two estimates, each the degree-6 interpolant's integral on the step's four nodes and
+    # three more, less the rule's: with the previous step's first three nodes, and with its
+    # two interior ones and this step's midpoint, which sees what enters the step between
+    # its nodes; the larger is kept. A row without a usable previous step takes three of
+    # its own (its outer nodes and the midpoint) for both.
     earlier = torch.stack([(history.times[j, rows] - start) / h for j in range(3)], 1)
     earlier_values = history.values[:, :, rows].double()
+    inner = torch.cat([earlier[:, 1:], torch.full_like(earlier[:, :1], _MIDPOINT)], 1)
+    inner_values = torch.cat([earlier_values[1:], midpoint[None]])
     if fresh.numel():
-        earlier[fresh] = torch.tensor(_FRESH_NODES, dtype=earlier.dtype, device=earlier.device)
-        for j in range(3):
-            earlier_values[j][:, fresh] = extra[:, j * len(fresh):(j + 1) * len(fresh)]
-    nodes = torch.cat([earlier, torch.tensor([0.0, *taus], dtype=earlier.dtype,
+        nodes = torch.tensor(_FRESH_NODES, dtype=earlier.dtype, device=earlier.device)
+        own_values = torch.stack([extra[:, 0], midpoint[:, fresh], extra[:, 1]])
+        for extra_nodes, extra_values in ((earlier, earlier_values), (inner, inner_values)):
+            extra_nodes[fresh] = nodes
+            extra_values[:, :, fresh] = own_values
+    value = h * sum(w * v for w, v in zip(_LOBATTO_WEIGHTS, own))
+    backward = _rule_error(earlier, earlier_values, own, h)
+    within = _rule_error(inner, inner_values, own, h)
+    error = torch.where(within.abs() > backward.abs(), within, backward)
+    return value, error, torch.stack(own).to(g_start.dtype), defect
+
+
+def _rule_error(earlier, earlier_values, own, h):
+    """The 4-point Gauss-Lobatto rule's error on a step, estimated by the degree-6
+    interpolant through its nodes and three more: earlier (m, 3) those nodes in units of the
+    step, earlier_values (3, k, m) and own (the rule's four nodes' values, each (k, m)) the
+    integrands there, h (m,); -> (k, m) float64. One sum in float64 with the two rules'
+    weights subtracted first: the two integrals agree to many digits, and their float32
+    difference would be rounding."""
+    m = earlier.shape[0]
+    nodes = torch.cat([earlier, torch.tensor([0.0, *_LOBATTO, 1.0], dtype=earlier.dtype,
                                              device=earlier.device).expand(m, 4)], 1)
     rule = torch.tensor((0.0,) * 3 + _LOBATTO_WEIGHTS, dtype=nodes.dtype, device=nodes.device)
     difference = _interpolatory_weights(nodes) - rule  # (m, 7)
-    samples = [*earlier_values, *own]
-    value = h * sum(w * v for w, v in zip(_LOBATTO_WEIGHTS, own))
-    error = h * sum(difference[:, j] * v for j, v in enumerate(samples))
-    return value, error, torch.stack(own).to(g_start.dtype), defect
+    return h * sum(difference[:, j] * v for j, v in enumerate([*earlier_values, *own]))
 
 
 def _interpolatory_weights(nodes: torch.Tensor) -> torch.Tensor:
