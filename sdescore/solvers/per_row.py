@@ -251,7 +251,7 @@ def _lobatto_step(integrand, history: _History, rows, start, h, y0, y1, stages, 
     through y0."""
     m = len(rows)
     hs = h.to(y0.dtype)[:, None]
-    dense = _DenseOutput(y0, y1, stages, hs)
+    dense = _DenseOutput(y0, stages, hs)
     fresh = (~history.usable(rows, start, h)).nonzero().squeeze(1)
     taus = [*_LOBATTO, 1.0]
     points = [dense(tau) for tau in _LOBATTO] + [y1, dense(_MIDPOINT)]
@@ -320,18 +320,21 @@ class _DenseOutput:
     """Shampine's 4th-order interpolant of one Dormand-Prince step (torchdiffeq's dopri5
     dense output): ``dense(tau)`` -> y at start + tau h, tau in [0, 1], (m, D) in y's dtype;
     ``dense.slope(tau)`` -> its derivative in t there, (m, D) float64. Its coefficients are
-    taken in float64: they are differences of nearly equal multiples of the state, whose
-    float32 rounding would move a point by tens of ulps."""
+    taken in float64 from the step's increments (h times the stages' sums), not from
+    differences of the states: those cancel to the increments, and carry the rounding of
+    the states' size, tens of ulps of |y| in every coefficient, which would swamp the slope
+    (and the defect built from it) on rows far out."""
 
-    def __init__(self, y0, y1, stages, hs):
+    def __init__(self, y0, stages, hs):
         self.dtype, self.h = y0.dtype, hs.double()
-        y0, y1, hs = y0.double(), y1.double(), self.h
         stages = [k.double() for k in stages]
-        mid = y0 + hs * sum(w * k for w, k in zip(_MID, stages) if w)
-        f0, f1 = hs * stages[0], hs * stages[-1]
-        self.coefficients = (y0, f0, f1 - 4 * f0 - 11 * y0 - 5 * y1 + 16 * mid,
-                             5 * f0 - 3 * f1 + 18 * y0 + 14 * y1 - 32 * mid,
-                             2 * (f1 - f0) - 8 * (y1 + y0) + 16 * mid)
+        step = self.h * sum(b * k for b, k in zip(_B, stages) if b)  # y1 - y0
+        half = self.h * sum(w * k for w, k in zip(_MID, stages) if w)  # y(mid) - y0
+        f0, f1 = self.h * stages[0], self.h * stages[-1]
+        # Shampine's coefficients with y1 = y0 + step and y(mid) = y0 + half substituted
+        self.coefficients = (y0.double(), f0, f1 - 4 * f0 - 5 * step + 16 * half,
+                             5 * f0 - 3 * f1 + 14 * step - 32 * half,
+                             2 * (f1 - f0) - 8 * step + 16 * half)
 
     def slope(self, tau: float) -> torch.Tensor:
         _, c1, c2, c3, c4 = self.coefficients
