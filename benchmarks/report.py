@@ -200,8 +200,9 @@ def trace_cost_reading(payload: dict) -> str:
     slower = ", ".join(f"{r['jvp_trace_ms'] / r['trace_ms']:.1f}x" for r in mixtures + trained)
     text = (f"the reference's whole solve costs as much as {listed('break_even_traced')} "
             f"traced evaluations per row, where the default takes "
-            f"{listed('traced_per_row')} (three per accepted step, and three more for the "
-            f"estimate where a row has no usable previous step, its first among them) for "
+            f"{listed('traced_per_row')} (four per accepted step, its midpoint for the "
+            f"estimate among them, and two more where a row has no usable previous step, its "
+            f"first among them) for "
             f"{listed('steps')} accepted steps per row. In {dims(over)} the traces alone "
             f"cost more than the reference's whole solve")
     if starved:
@@ -310,10 +311,32 @@ degree-6 polynomial through its nodes and the previous step's and held to atol. 
 throwaway runs of that day (1000 rows, each alternated three times with the reference) it
 took the default from 0.50-0.59x the reference to 0.55-0.69x in 2 D, from 0.33-0.45x to
 0.41-0.51x in 6 D and from 0.16-0.21x to 0.26-0.29x in 16 D, with worst rows alike (at most
-1.9e-4 nats). Taken in float32, that estimate was the rounding of two nearly equal integrals
+1.9e-4 nats). Since the second run of 2026-12-08 a fourth trace per step, at its midpoint,
+enters the estimate: the larger of the degree-6 interpolant's on the previous step's first
+three nodes and on its interior two with this midpoint. On ten mixtures the tables do not
+list (3-32 D, 1-10 components, sharp ones, VE up to sigma_max = 378, VP with beta_max = 10;
+300 rows each; throwaway, 2026-12-08) the worst row was 6.6e-4 nats off (32-D VP, beta_max
+= 10), and there a row alone and in a batch of four differed by 6.4e-4: on one step over t =
+0.567-0.752, where the divergence turns from one component to another, the rule was 6.5e-4
+off on the true path and the estimate from the previous step's nodes 6.5e-6 (with the
+midpoint 1.2e-4, enough to refuse the step); a batch of one rounded the score otherwise,
+the dense output's defect, then noise-dominated, moved that row's error ratio from 0.12 to
+0.22 and the steps onto that path. The defect now counts only beyond DEFECT_ROUNDING = 2 ulps
+of the state's effect on log p, and the dense output is built from the step's increments
+rather than from differences of the states, whose rounding (tens of ulps of |y| in each
+coefficient) had swamped the defect on rows far out: the float64 rows 1e6 times out below,
+held to the ulp, took about 5000 attempts a row before. On those ten mixtures the worst
+rows are now at most 8.4e-5 nats, a row's value alone against its batch at most
+3.6e-5 (1.7e-4 before), and under a score rounded at random (times 1 + 1e-7 z, three
+seeds, 40 rows of the 32-D mixture) the rows spread over 3.8e-5 (1.5e-4 before; the test
+suite checks it). Alternated three times in one process with the solver before (1000 rows,
+throwaway, 2026-12-08) it took 1.05-1.22 times the time on the nine mixtures of 2-16 D, for
+24-31% more traced evaluations per row (43.3 against 34.8 in 2-D VP, 66.5 against 51.0 in
+16-D VP) and steps within 2%; the worst rows fell from 3.8e-5 to 1.9e-4 nats to 2.9e-5 to
+7.4e-5, and solver_error covered all rows (97.3-100% before). Taken in float32, the quadrature's estimate was the rounding of two nearly equal integrals
 (quantised in steps of 4.8e-7 nats on a 64-D row) and moved the steps with the batch: a
 64-D VP row alone differed from its batch's value by 1.03e-4 nats, 5.3e-5 with the estimate
-summed in float64 as it now is. In a throwaway count (2026-12-08, VP, 1000 rows) the
+summed in float64 as it now is. In a throwaway count (2026-12-08, VP, 1000 rows, before the midpoint) the
 default made 101 batched calls in 2 D (15 of them traced), 150 in 6 D (22) and 199 in 16 D
 (29), against the reference's 56, 86 and 110, and traced 34,960, 44,512 and 51,022 row
 evaluations (50,390, 68,000 and 84,000 with the stage quadrature), where the reference
@@ -381,43 +404,48 @@ whose error is at most the reported `solver_error`.
 {trained_rows(*trained)}
 
 Reading: at the defaults (dopri5 with a step size and error control per row, each step's
-error measured in log p through the score) every row is within 1.9e-4 nats of the truth in
-2-16 D and 5.8e-4 in 64 D, rows three times farther out within 4.4e-4 in 2-16 D and 1.9e-3
-in 64 D, and a row's value moves with its batch only in float32's last digits (at most
-6.1e-5 nats); at 0.57-0.60x the reference recipe's points/s in 2 D, 0.42-0.54x in 6 D,
-0.26-0.28x in 16 D and 0.09-0.11x in 64 D, the last from one repeat beside the trained-model
-benchmarks on the other core, so only roughly (0.025-0.044x in the quiet run of 2026-12-06,
-with the stage quadrature). The exact trace costs D vector-Jacobian products at each of three
-points per step, the reference's one probe one at every evaluation (the trace-cost table
-above). Since 2026-12-08 a step's error in x, weighed by the score, is the larger of the
-embedded pair's estimate and the dense output's defect integrated over the step (its slope
-less the drift at the two Gauss-Lobatto interior nodes, which the trace's pass evaluates
-anyway): in a throwaway A/B that day on the nine 2-16 D mixtures (1000 rows) it moved each
-mixture's mean steps per row by at most 1% and its worst row by at most 2e-5 nats, and
-took the far-out 16-D VP rows from 1.8e-3 to 2.3e-4 (4.4e-4 in this run). That 1.8e-3 had
-been put down to float32's rounding (a float64 copy of the same 50 rows had its worst at
-1.3e-4; throwaway, 2026-12-07): part of it was a step's error in x that the embedded pair
-missed. The speeds above against the previous run of this table (0.52-0.65x, 0.45-0.54x and
-0.28-0.33x, the same day) are within the noise between runs: the reference itself ran at
-0.62-1.48 times that run's points/s on the nine mixtures, and the A/B's steps moved by 1% at
-most. Hutchinson's probes are drawn
+error measured in log p through the score) every row is within 7.4e-5 nats of the truth in
+2-16 D and 1.1e-4 in 64 D, rows three times farther out within 4.6e-4 in 2-16 D and 2.2e-3
+in 64 D (a float32 row at log p = -1509, 18 ulps of it: its float64 copy is 2.6e-5 off,
+and its solver_error of 9.8e-3 covers it), and a row's value moves with its batch only in float32's last digits (at most
+3.1e-5 nats in 2-16 D, 6.1e-5 in 64 D); at 0.49-0.52x the reference recipe's points/s in 2 D,
+0.34-0.49x in 6 D, 0.20-0.25x in 16 D and 0.06-0.08x in 64 D, the last from one repeat beside
+the trained-model benchmarks on the other core, so only roughly (0.025-0.044x in the quiet
+run of 2026-12-06, with the stage quadrature). The exact trace costs D vector-Jacobian
+products at each of four points per step, the reference's one probe one at every
+evaluation (the trace-cost table above). Against the run before the midpoint entered the
+estimate (earlier on 2026-12-08: worst rows 1.9e-4 nats in 2-16 D, at 0.57-0.60x,
+0.42-0.54x and 0.26-0.28x the reference) the rows are 2-5 times closer, for the fourth
+trace per step (1.05-1.22 times the time in the A/B above, within the noise between runs
+of this table). Since 2026-12-08 a step's error in x, weighed by the score, is the larger of
+the embedded pair's estimate and the dense output's defect integrated over the step (its
+slope less the drift at the two Gauss-Lobatto interior nodes, which the trace's pass
+evaluates anyway): in a throwaway A/B that day on the nine 2-16 D mixtures (1000 rows) it
+moved each mixture's mean steps per row by at most 1% and its worst row by at most 2e-5
+nats, and took the far-out 16-D VP rows from 1.8e-3 to 2.3e-4 (3.4e-4 in this run). That
+1.8e-3 had been put down to float32's rounding (a float64 copy of the same 50 rows had its
+worst at 1.3e-4; throwaway, 2026-12-07): part of it was a step's error in x that the
+embedded pair missed. Hutchinson's probes are drawn
 per row from the seed and the row's values, so its batch effect is float rounding too (at
-most 6.1e-5 nats; 4.6-33 nats with probes drawn for the batch, in this file's history).
-The default's solver_error covers 97.3-100% of the rows (99.3-100% in 64 D), at rtol = atol
-= 1e-4 97.4-100% in 2-16 D and 96.5-100% in 64 D (94.9-99.9% and 93.5-100% before the
-defect's estimate; 78.5-99.9% with the stage quadrature before 2026-12-07: in a throwaway float64 solve of
+most 2.5e-5 nats in 2-16 D, 6.1e-5 in 64 D; 4.6-33 nats with probes drawn for the batch, in
+this file's history).
+The default's solver_error covers every row in 2-64 D (97.3-100% before the midpoint), at
+rtol = atol = 1e-4 99.2-100% in 2-16 D and 99.1-100% in 64 D (97.4-100% and
+96.5-100% before it; 94.9-99.9% and 93.5-100% before the defect's estimate; 78.5-99.9% with
+the stage quadrature before 2026-12-07: in a throwaway float64 solve of
 the 2-D VP mixture at 1e-3 that day, the worst-covered row's second step, t from 0.07 to
 0.37, passed over the fall of a bump of the divergence, 3.8 at t = 0.08 and 0.3 at 0.18,
 and carried 4.5e-2 nats of quadrature error against an estimate of 2e-4, which both of
 dopri5's embedded rules missed alike).
 On the trained models it scores about a five-hundredth of NSF's rows per second on the
-30-column table (10.4 rows/s, 2.1e-3x, worst row 1.1e-4 nats, solver_error covering every
-row; 10.3 and 11.2 rows/s in two runs earlier on 2026-12-08, before the defect's estimate;
+30-column table (7.7 rows/s, 1.7e-3x, worst row 1.4e-4 nats, solver_error covering every
+row; 10.4 rows/s earlier on 2026-12-08, before the midpoint's trace, 10.3 and 11.2 in two
+runs before the defect's estimate;
 7.2 rows/s in the last run of 2026-12-07, with the stage quadrature, 6.1 in its first,
 before the envelope below, and 4.4 on 2026-12-03, before the trace ran on plain autograd;
-each for its own 60-s fit) and 2.1e-4 of them on the digits (0.29 rows/s against 0.31 earlier
-on 2026-12-08, 0.25 in the last run of 2026-12-07 and 0.14 on 2026-12-03; worst of the 4 rows
-checked 5.5e-5 nats, all 4 covered). These trained-model runs shared the machine with the 64-D run above, one on each
+each for its own 60-s fit) and 1.3e-4 of them on the digits (0.19 rows/s against 0.29 and
+0.31 earlier on 2026-12-08, before the midpoint, 0.25 in the last run of 2026-12-07 and 0.14
+on 2026-12-03; worst of the 4 rows checked 6.3e-5 nats, all 4 covered). These trained-model runs shared the machine with the 64-D run above, one on each
 core. The table's exact likelihood is compute-bound: in a throwaway count on a 60-s fit of it
 (2026-12-08; the MLP 480 wide, 2.4 M parameters) a row took 145 evaluations of the drift and
 69 of its exact trace (179 evaluations, five in six traced, with the stage quadrature), at
@@ -444,8 +472,9 @@ Reading: narrower networks score more rows per second
 ({gains}), every row still within {worst_narrower} nats,
 yet the fastest is {fastest_gap:.0f} times slower than NSF, and the test NLL moves by
 {costs} nats against the default's (one fit each; the 256-wide fit's was 0.18 and 0.77 nats
-above the default's in two runs of 2026-12-07 and earlier on 2026-12-08, and 0.36 below it in
-the last run before this one; this run shared the machine with the 64-D benchmark). On the small-tables split of the
+above the default's in two runs of 2026-12-07 and the first of 2026-12-08, then 0.36 below
+and 1.07 above it in the two runs before this one; this run shared the machine with the 64-D
+benchmark). On the small-tables split of the
 same table (throwaway runs of 2026-12-07: `small_tables --tables breast-cancer` with
 `nets.default_width` capped, each beside an unpatched run, seeds 0 and 1, 20 s) a cap at
 256 cost 1.64 and 0.75 nats, one at 128 1.64 and 3.48 (SE 3.3 at seed 1: a collapsed test
@@ -454,8 +483,9 @@ row); on the 11-15-column tables the cap at 128 moved the 20-s NLL by -0.27 and 
 default width stays: on the small-tables split and at 128 and 64 wide here its NLL is what
 the narrower networks give up for speed.
 
-On the power-plant table the default's worst row is 9.8e-4 nats off and its solver_error
-covers 94.6% of the rows. Before the dense output's defect was in each step's error
+On the power-plant table the default's worst row is 1.3e-3 nats off and its solver_error
+covers 98.4% of the rows (9.8e-4 and 94.6% on the fit earlier on 2026-12-08, before the
+midpoint; each run fits its own network). Before the dense output's defect was in each step's error
 (2026-12-08) the worst rows there were 8.8e-3 and 9.1e-3 nats, covered 68.7% and 34.0%, on
 two 60-s fits earlier that day (6.6e-3 and 19.9% in the last run of 2026-12-07, with the
 stage quadrature; 8.1e-3 and 17.9% before the envelope below). In a throwaway A/B on another
@@ -465,8 +495,9 @@ default tolerances: 6.9e-3 to 1.2e-3, 45% to 93%); on each of the 12 worst rows 
 by step against a float64 dopri8 solve of each step) most of the error came from the one
 step that covered t = 0.029-0.031, where the network's drift wiggles within about 0.003 of
 t, and that step's estimate (the embedded pair's and the quadrature's) was 1e-3 to 8e-3 of
-its error in log p (9.5e-3 nats estimated at 9.4e-6 on the worst row). A float64 copy at atol = 1e-7 brings the worst row to 1.0e-5
-(covered 98.2%; 5.9e-5 and 95.0% before the defect) at a quarter of the rows/s. The estimate
+its error in log p (9.5e-3 nats estimated at 9.4e-6 on the worst row). A float64 copy at atol = 1e-7 brings the worst row to 2.6e-6
+(covering every row; 1.0e-5 and 98.2% before the midpoint, 5.9e-5 and 95.0% before the
+defect) at a sixth of the rows/s. The estimate
 still measures the divergence along each step's dense output, not what the step's own error
 in x does to the divergence along it. In throwaway 60-s fits of the
 same file (2026-12-07, another split; seeds 0 and 1: worst rows 6.5e-3 and 3.9e-3, covered
