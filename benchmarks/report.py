@@ -333,10 +333,12 @@ suite checks it). Alternated three times in one process with the solver before (
 throwaway, 2026-12-08) it took 1.05-1.22 times the time on the nine mixtures of 2-16 D, for
 24-31% more traced evaluations per row (43.3 against 34.8 in 2-D VP, 66.5 against 51.0 in
 16-D VP) and steps within 2%; the worst rows fell from 3.8e-5 to 1.9e-4 nats to 2.9e-5 to
-7.4e-5, and solver_error covered all rows (97.3-100% before). Taken in float32, the quadrature's estimate was the rounding of two nearly equal integrals
+7.4e-5, and solver_error covered all rows (97.3-100% before). Taken in float32, the
+quadrature's estimate was the rounding of two nearly equal integrals
 (quantised in steps of 4.8e-7 nats on a 64-D row) and moved the steps with the batch: a
 64-D VP row alone differed from its batch's value by 1.03e-4 nats, 5.3e-5 with the estimate
-summed in float64 as it now is. In a throwaway count (2026-12-08, VP, 1000 rows, before the midpoint) the
+summed in float64 as it now is. In a throwaway count (2026-12-08, VP, 1000 rows, before the
+midpoint) the
 default made 101 batched calls in 2 D (15 of them traced), 150 in 6 D (22) and 199 in 16 D
 (29), against the reference's 56, 86 and 110, and traced 34,960, 44,512 and 51,022 row
 evaluations (50,390, 68,000 and 84,000 with the stage quadrature), where the reference
@@ -407,7 +409,8 @@ Reading: at the defaults (dopri5 with a step size and error control per row, eac
 error measured in log p through the score) every row is within 7.4e-5 nats of the truth in
 2-16 D and 1.1e-4 in 64 D, rows three times farther out within 4.6e-4 in 2-16 D and 2.2e-3
 in 64 D (a float32 row at log p = -1509, 18 ulps of it: its float64 copy is 2.6e-5 off,
-and its solver_error of 9.8e-3 covers it), and a row's value moves with its batch only in float32's last digits (at most
+and its solver_error of 9.8e-3 covers it), and a row's value moves with its batch only in
+float32's last digits (at most
 3.1e-5 nats in 2-16 D, 6.1e-5 in 64 D); at 0.49-0.52x the reference recipe's points/s in 2 D,
 0.34-0.49x in 6 D, 0.20-0.25x in 16 D and 0.06-0.08x in 64 D, the last from one repeat beside
 the trained-model benchmarks on the other core, so only roughly (0.025-0.044x in the quiet

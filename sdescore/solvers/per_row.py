@@ -26,9 +26,10 @@ larger of the two (on a row's first step, or where the previous step was more th
 HISTORY_SPAN times longer, the midpoint and two more nodes inside the step). Extrapolated
 from the previous step alone the estimate misses a feature that enters the step between
 its nodes (a switch between a mixture's components in t: 1e-2 of the error on one 32-D
-step); the midpoint sees it. It is held to atol with the state's. On top of that a caller holds each step's error in one
-quantity computed from the solution (a log-density: the integrals' mean plus a function of
-y, through its sensitivity to each column) to atol, which no torchdiffeq solver does. The
+step); the midpoint sees it. It is held to atol with the state's. On top of that a caller
+holds each step's error in one quantity computed from the solution (a log-density: the
+integrals' mean plus a function of y, through its sensitivity to each column) to atol,
+which no torchdiffeq solver does. The
 state's error there is the larger of two estimates: the embedded 4th-order solution's
 difference, and the dense output's defect (its slope less the derivative at the two interior
 nodes, where the integrand's call evaluates the derivative anyway) integrated over the step,
@@ -63,8 +64,8 @@ _SAFETY, _GROW, _SHRINK, _ORDER = 0.9, 10.0, 0.2, 5
 # 4-point Gauss-Lobatto: interior nodes and the weights of (0, interior, 1) on a unit step.
 _LOBATTO = ((5 - math.sqrt(5)) / 10, (5 + math.sqrt(5)) / 10)
 _LOBATTO_WEIGHTS = (1 / 12, 5 / 12, 5 / 12, 1 / 12)
-# Every step's midpoint, for the estimate; where a row has no usable previous step, two more
-# nodes of its step, the three this step's own.
+# Every step's midpoint is traced for the quadrature's estimate; where a row has no usable
+# previous step, the estimate takes it and two more nodes of the step (_FRESH_NODES).
 _MIDPOINT = 0.5
 _FRESH_NODES = (0.1, _MIDPOINT, 0.9)
 #: A previous step more than this many times the current one is not used for the quadrature's
@@ -174,8 +175,9 @@ def solve_per_row(flow, integrand, y0: torch.Tensor, t0: float, t1: float, *, rt
             step_integrals[:, passed] = value
             ratio[passed] = torch.maximum(ratio[passed],
                                           (rms(quadrature_error, 0) / atol).to(ratio.dtype))
-            # the defect is a float32 evaluation less the dense output's slope: up to a
-            # few ulps of the state's effect it is rounding, which moves with the batch
+            # the defect is the derivative evaluated at a rounded point less the dense
+            # output's slope: up to a few ulps of the state's effect it is rounding, which
+            # moves with the batch
             defect_error = ((weights[passed].double() * defect).sum(1).abs()
                             - DEFECT_ROUNDING * rounding[passed].double()).clamp(min=0)
             goal_error[passed] = torch.maximum(goal_error[passed],
