@@ -244,7 +244,7 @@ def ode_log_prob(sde, score_of, shape, x: torch.Tensor, row_trace: RowTrace, *, 
     solver "dopri5" (the default): Dormand-Prince with a step size and an error control per
     row (``per_row.solve_per_row``), so that a row's value does not depend on its batch; its
     stages evaluate the drift alone, and each step's divergence integral is a Gauss-Lobatto
-    quadrature on the step's dense output (the trace at three points per step). Per step
+    quadrature on the step's dense output (the trace at four points per step). Per step
     the sample is held to ``atol + rtol |x|``, the divergence integral to atol nats whatever
     its size (a relative tolerance on it loosens with the dimension), and so is the step's
     error in the final answer: the quadrature's plus the sample's through the score at the
