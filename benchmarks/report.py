@@ -324,8 +324,10 @@ the dense output's defect, then noise-dominated, moved that row's error ratio fr
 0.22 and the steps onto that path. The defect now counts only beyond DEFECT_ROUNDING = 2 ulps
 of the state's effect on log p, and the dense output is built from the step's increments
 rather than from differences of the states, whose rounding (tens of ulps of |y| in each
-coefficient) had swamped the defect on rows far out: the float64 rows 1e6 times out below,
-held to the ulp, took about 5000 attempts a row before. On those ten mixtures the worst
+coefficient) had swamped the defect on rows far out: the first of the float64 rows 1e6 times
+out below, held to the ulp and scored alone, did not finish in max_steps = 5000 attempts
+before, and takes 727 now (throwaway, 2026-12-08; in their batch of five the table's calls
+are unchanged). On those ten mixtures the worst
 rows are now at most 8.4e-5 nats, a row's value alone against its batch at most
 3.6e-5 (1.7e-4 before), and under a score rounded at random (times 1 + 1e-7 z, three
 seeds, 40 rows of the 32-D mixture) the rows spread over 3.8e-5 (1.5e-4 before; the test

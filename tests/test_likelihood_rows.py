@@ -136,7 +136,7 @@ def test_a_rows_value_does_not_move_with_the_rounding_of_its_score():
     1 + 1e-7 z, z a fresh standard normal at every call, drawn from three seeds. Before the
     dense output's defect was taken net of its rounding and the midpoint was in the
     quadrature's estimate, the rows' values spread over up to 1.5e-4 nats (their steps
-    followed the noise onto paths whose error the estimate missed); 3.4e-5 since."""
+    followed the noise onto paths whose error the estimate missed); 3.8e-5 since."""
     mixture = random_mixture(32, 4, seed=4)
     sde = sdescore.get_sde("vp", beta_max=10.0)
     exact = mixture.score_fn(sde)

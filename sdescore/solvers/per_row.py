@@ -85,8 +85,9 @@ class PerRowSolution:
     goal, ``max(abs(weights . y_error), abs(weights . y_defect)) + abs(mean of the
     integrals' errors)`` (y_error the embedded 4th-order estimate, a bound on the scale of
     the 5th-order solution's error that is kept; y_defect the dense output's defect
-    integrated over the step, to first order the error of the solution kept; the integrals'
-    that of the Gauss-Lobatto rule), and of its rounding,
+    integrated over the step, to first order the error of the solution kept, its goal term
+    less DEFECT_ROUNDING u effect and at least 0; the integrals' the larger of the
+    Gauss-Lobatto rule's two estimates), and of its rounding,
     ``u effect``, u the unit roundoff of y's dtype; steps: (n,) accepted steps;
     evaluations: batched calls of the derivative and of the integrand (all rows together)."""
 
